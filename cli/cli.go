@@ -1,0 +1,310 @@
+// Package cli is agora's command line: it parses flags into option
+// structs, calls spec, compiler and plan, and keeps the human and --json
+// views apart. Every command returns an exit code: 0 success, 1 error, 2
+// (plan with -detailed-exitcode) work to do.
+package cli
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+
+	"github.com/agorabench/agora/compiler"
+	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/spec"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitError   = 1
+	ExitChanges = 2
+)
+
+// Version is agora's version, set at link time with
+// -ldflags "-X github.com/agorabench/agora/cli.Version=…".
+var Version = "devel"
+
+const usage = `agora plans and runs experiments that compare language models as
+synthetic-data generators (AgoraBench).
+
+Usage:
+  agora <command> [flags] [args]
+
+Commands:
+  plan     compile a spec into a costed execution plan
+  show     render a saved plan
+  schema   print the CUE schema specs are checked against
+  init     write a starter spec
+  version  print agora's version
+
+Run "agora <command> -h" for a command's flags.
+`
+
+// Main runs agora with args (without the program name) and returns the
+// exit code. It never panics: an internal error is reported as one.
+func Main(args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "agora: internal error: %v\nThis is a bug in agora; please report it with the command you ran.\n", r)
+			if os.Getenv("AGORA_DEBUG") != "" {
+				fmt.Fprintf(stderr, "%s", debug.Stack())
+			}
+			code = ExitError
+		}
+	}()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return ExitError
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "plan":
+		return runPlan(ctx, rest, stdout, stderr)
+	case "show":
+		return runShow(rest, stdout, stderr)
+	case "schema":
+		return runSchema(rest, stdout, stderr)
+	case "init":
+		return runInit(rest, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "agora %s\n", Version)
+		return ExitOK
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "agora: unknown command %q\n\n%s", cmd, usage)
+	return ExitError
+}
+
+// newFlags makes a flag set that reports errors instead of exiting.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: agora %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, allowing flags after positional arguments, as
+// in "agora plan agora.cue -json".
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func flagErr(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	return ExitError
+}
+
+type planOptions struct {
+	spec             string
+	out              string
+	json             bool
+	detailedExitCode bool
+}
+
+func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o planOptions
+	fs := newFlags("plan", "plan [SPEC] [-out FILE] [-json] [-detailed-exitcode]", stderr)
+	fs.StringVar(&o.out, "out", "", "save the plan to `FILE` for `agora apply` and `agora show`")
+	fs.BoolVar(&o.json, "json", false, "print the plan as JSON")
+	fs.BoolVar(&o.detailedExitCode, "detailed-exitcode", false, "exit 2 when the plan has steps to run, 0 when it has none")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagErr(err)
+	}
+	switch len(pos) {
+	case 0:
+		o.spec = "agora.cue"
+	case 1:
+		o.spec = pos[0]
+	default:
+		fmt.Fprintf(stderr, "agora plan: want one spec file, got %d: %s\n", len(pos), strings.Join(pos, " "))
+		return ExitError
+	}
+	p, code := compile(ctx, o.spec, stderr)
+	if p == nil {
+		return code
+	}
+	if o.json {
+		if err := p.WriteJSON(stdout); err != nil {
+			fmt.Fprintf(stderr, "agora plan: %v\n", err)
+			return ExitError
+		}
+	} else if err := p.Render(stdout); err != nil {
+		fmt.Fprintf(stderr, "agora plan: %v\n", err)
+		return ExitError
+	}
+	if msg := p.BudgetError(); msg != "" {
+		for _, line := range strings.Split(msg, "\n") {
+			fmt.Fprintf(stderr, "%s: %s\n", o.spec, line)
+		}
+		if o.out != "" {
+			fmt.Fprintf(stderr, "agora plan: not saving %s: the plan exceeds its budgets\n", o.out)
+		}
+		return ExitError
+	}
+	if o.out != "" {
+		if err := p.Save(o.out); err != nil {
+			fmt.Fprintf(stderr, "agora plan: %v\n", err)
+			return ExitError
+		}
+		if !o.json {
+			fmt.Fprintf(stdout, "Saved the plan to %s; apply it exactly with \"agora apply %s\".\n", o.out, o.out)
+		}
+	}
+	if o.detailedExitCode && p.ToRun() > 0 {
+		return ExitChanges
+	}
+	return ExitOK
+}
+
+// compile loads and compiles a spec, printing diagnostics; it returns a
+// nil plan and the exit code on failure.
+func compile(ctx context.Context, path string, stderr io.Writer) (*plan.Plan, int) {
+	exp, err := spec.Load(path)
+	if err != nil {
+		var ds spec.Diagnostics
+		if errors.As(err, &ds) {
+			for _, d := range ds {
+				fmt.Fprintln(stderr, d.String())
+			}
+			n := len(ds)
+			fmt.Fprintf(stderr, "agora: %s has %d error%s\n", path, n, plural(n))
+		} else {
+			fmt.Fprintf(stderr, "agora: %v\n", err)
+		}
+		return nil, ExitError
+	}
+	p, err := compiler.Compile(ctx, exp, compiler.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return nil, ExitError
+	}
+	return p, ExitOK
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func runShow(args []string, stdout, stderr io.Writer) int {
+	var asJSON bool
+	fs := newFlags("show", "show PLANFILE [-json]", stderr)
+	fs.BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagErr(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "agora show: want one plan file (made by \"agora plan -out FILE\")")
+		return ExitError
+	}
+	p, err := plan.Read(pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "agora show: %v\n", err)
+		return ExitError
+	}
+	if asJSON {
+		err = p.WriteJSON(stdout)
+	} else {
+		err = p.Render(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "agora show: %v\n", err)
+		return ExitError
+	}
+	return ExitOK
+}
+
+func runSchema(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("schema", "schema", stderr)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagErr(err)
+	}
+	if len(pos) > 0 {
+		fmt.Fprintln(stderr, "agora schema: takes no arguments")
+		return ExitError
+	}
+	stdout.Write(spec.Schema())
+	return ExitOK
+}
+
+//go:embed starter.cue
+var starter []byte
+
+func runInit(args []string, stdout, stderr io.Writer) int {
+	var force bool
+	fs := newFlags("init", "init [FILE] [-force]", stderr)
+	fs.BoolVar(&force, "force", false, "overwrite FILE if it exists")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagErr(err)
+	}
+	path := "agora.cue"
+	switch len(pos) {
+	case 0:
+	case 1:
+		path = pos[0]
+	default:
+		fmt.Fprintln(stderr, "agora init: want at most one file name")
+		return ExitError
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			fmt.Fprintf(stderr, "agora init: %s already exists; use -force to overwrite it\n", path)
+		} else {
+			fmt.Fprintf(stderr, "agora init: %v\n", err)
+		}
+		return ExitError
+	}
+	if _, err := f.Write(starter); err != nil {
+		f.Close()
+		fmt.Fprintf(stderr, "agora init: %v\n", err)
+		return ExitError
+	}
+	if err := f.Close(); err != nil {
+		fmt.Fprintf(stderr, "agora init: %v\n", err)
+		return ExitError
+	}
+	fmt.Fprintf(stdout, "Wrote %s. Next: agora plan %s\n", path, path)
+	return ExitOK
+}

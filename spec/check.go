@@ -1,0 +1,486 @@
+package spec
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"cuelang.org/go/cue"
+)
+
+// sel builds a selector path from labels; ints become list indexes.
+func sel(labels ...any) []cue.Selector {
+	out := make([]cue.Selector, len(labels))
+	for i, l := range labels {
+		switch l := l.(type) {
+		case int:
+			out[i] = cue.Index(l)
+		case string:
+			out[i] = cue.Str(l)
+		}
+	}
+	return out
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// checkKeyEnv makes sure an api_key_env names a variable. The value is
+// never echoed: a user who pasted the key itself must not see it in logs.
+func (l *loader) checkKeyEnv(v string, sels []cue.Selector) {
+	if envNameRE.MatchString(v) && !looksLikeSecret(v) {
+		return
+	}
+	l.at(sels, "must be the name of an environment variable holding the key (e.g. OPENAI_API_KEY), not the key itself; the value is not shown")
+}
+
+func looksLikeSecret(v string) bool {
+	return strings.HasPrefix(v, "sk-") || strings.HasPrefix(v, "sk_") || len(v) > 64
+}
+
+// knownGPUs are dense bf16 peak TFLOPS per GPU, from the vendors' data
+// sheets (without sparsity).
+var knownGPUs = map[string]float64{
+	"H100-80GB": 989,
+	"H100":      989,
+	"H100-PCIe": 756,
+	"H200":      989,
+	"GH200":     989,
+	"B200":      2250,
+	"A100-80GB": 312,
+	"A100-40GB": 312,
+	"A100":      312,
+	"L40S":      362,
+	"L4":        121,
+	"A10G":      70,
+	"MI300X":    1307,
+}
+
+// PeakTFLOPS returns the GPU's dense bf16 peak, or 0 when agora does not
+// know it.
+func PeakTFLOPS(h Hardware) float64 {
+	if h.PeakTFLOPS > 0 {
+		return h.PeakTFLOPS
+	}
+	return knownGPUs[h.GPU]
+}
+
+// complete applies built-ins and defaults that CUE cannot express and
+// checks references across the spec.
+func (l *loader) complete(exp *Experiment) {
+	if exp.Generators == nil {
+		exp.Generators = map[string]*Generator{}
+	}
+	if exp.Settings == nil {
+		exp.Settings = map[string]*Setting{}
+	}
+	if len(exp.Generators) == 0 {
+		l.add(l.posOf(nil), "generators", "no generators declared: add at least one under generators")
+	}
+	if len(exp.Settings) == 0 {
+		l.add(l.posOf(nil), "settings", "no settings declared: add one, e.g. settings: \"math-ig\": {} (built in: %s)", strings.Join(BuiltinSettings(), ", "))
+	}
+	for _, name := range sortedKeys(exp.Generators) {
+		l.completeGenerator(name, exp.Generators[name])
+	}
+	l.completeBenchmarks(exp)
+	for _, name := range sortedKeys(exp.Settings) {
+		l.completeSetting(exp, name)
+	}
+	l.checkGrid(exp)
+	l.checkStudent(exp)
+	for _, name := range sortedKeys(exp.Budgets.PerGenerator) {
+		if _, ok := exp.Generators[name]; !ok {
+			l.at(sel("budgets", "per_generator", name), "unknown generator %q%s", name, didYouMean(name, sortedKeys(exp.Generators)))
+		}
+	}
+}
+
+func (l *loader) completeGenerator(name string, g *Generator) {
+	g.Name = name
+	p := sel("generators", name, "provider")
+	set := 0
+	for _, b := range []bool{g.Provider.OpenAI != nil, g.Provider.VLLM != nil, g.Provider.Plugin != ""} {
+		if b {
+			set++
+		}
+	}
+	if set != 1 {
+		l.at(p, "set exactly one of openai, vllm or plugin (found %d)", set)
+		return
+	}
+	if g.Provider.SHA256 != "" && g.Provider.Plugin == "" {
+		l.at(append(p, cue.Str("sha256")), "sha256 pins a plugin binary; this generator has no plugin")
+	}
+	if o := g.Provider.OpenAI; o != nil {
+		l.checkKeyEnv(o.APIKeyEnv, append(p, cue.Str("openai"), cue.Str("api_key_env")))
+	}
+	if g.Provider.VLLM == nil && g.Price == nil {
+		l.at(sel("generators", name), "missing price: a generator reached through an API needs price: {input: …, output: …} in dollars per 1M tokens so the plan can be costed (use 0 for a free endpoint)")
+	}
+	if v := g.Provider.VLLM; v != nil && v.GPUs < v.TensorParallel {
+		l.at(append(p, cue.Str("vllm"), cue.Str("gpus")), "gpus (%d) is less than tensor_parallel (%d)", v.GPUs, v.TensorParallel)
+	}
+}
+
+func (l *loader) completeBenchmarks(exp *Experiment) {
+	ev := &exp.Evaluation
+	if ev.Benchmarks == nil {
+		ev.Benchmarks = map[string]*Benchmark{}
+	}
+	for _, name := range BuiltinBenchmarks() {
+		b := builtinBenchmarks[name]
+		user, ok := ev.Benchmarks[name]
+		if !ok {
+			user = &Benchmark{}
+			ev.Benchmarks[name] = user
+		}
+		if user.Harness == "" {
+			user.Harness = b.Harness
+		}
+		if user.Items == 0 {
+			user.Items = b.Items
+		}
+		if user.OutputTokens == 0 {
+			user.OutputTokens = b.OutputTokens
+		}
+		if user.Judge == nil && builtinJudges[name] != nil {
+			user.Judge = builtinJudges[name]()
+		}
+	}
+	for _, name := range sortedKeys(ev.Benchmarks) {
+		b := ev.Benchmarks[name]
+		b.Name = name
+		at := sel("evaluation", "benchmarks", name)
+		if b.Harness == "" {
+			l.at(at, "benchmark %q has no harness: set harness to \"lm-eval\", \"evalplus\", \"alpaca_eval\", \"arena-hard-auto\" or \"command\"", name)
+			continue
+		}
+		if b.Harness == HarnessCommand && b.Command == "" {
+			l.at(at, "harness \"command\" needs command: the evaluation command template")
+		}
+		if b.Items == 0 {
+			l.at(at, "missing items: the number of test problems of %q, needed for the estimate", name)
+		}
+		if b.OutputTokens == 0 {
+			b.OutputTokens = 512
+		}
+		if harnessNeedsJudge[b.Harness] && b.Judge == nil {
+			l.at(at, "harness %q scores with an LLM judge: set judge: {model, price}", b.Harness)
+		}
+		if j := b.Judge; j != nil {
+			l.checkKeyEnv(j.APIKeyEnv, append(at, cue.Str("judge"), cue.Str("api_key_env")))
+			if j.InputTokens == 0 {
+				j.InputTokens = defaultJudgeInput
+			}
+			if j.OutputTokens == 0 {
+				j.OutputTokens = defaultJudgeOutput
+			}
+		}
+	}
+}
+
+func (l *loader) completeSetting(exp *Experiment, name string) {
+	user := exp.Settings[name]
+	at := sel("settings", name)
+	s := user
+	if b, ok := builtinSetting(name); ok {
+		s = b
+		if user.Domain != "" {
+			s.Domain = user.Domain
+		}
+		if user.Method != "" {
+			s.Method = user.Method
+		}
+		if user.SeedData != (SeedData{}) {
+			s.SeedData = user.SeedData
+		}
+		if user.Instances != 0 {
+			s.Instances = user.Instances
+		}
+		if user.Prompt != (Prompt{}) {
+			s.Prompt = user.Prompt
+		}
+		if user.Benchmarks != nil {
+			s.Benchmarks = user.Benchmarks
+		}
+		if user.Estimate.InputTokens != 0 {
+			s.Estimate.InputTokens = user.Estimate.InputTokens
+		}
+		if user.Estimate.OutputTokens != 0 {
+			s.Estimate.OutputTokens = user.Estimate.OutputTokens
+		}
+		if user.Estimate.Acceptance != 0 {
+			s.Estimate.Acceptance = user.Estimate.Acceptance
+		}
+		exp.Settings[name] = s
+	} else {
+		var missing []string
+		if s.Domain == "" {
+			missing = append(missing, "domain")
+		}
+		if s.Method == "" {
+			missing = append(missing, "method")
+		}
+		if s.SeedData == (SeedData{}) {
+			missing = append(missing, "seed_data")
+		}
+		if len(missing) > 0 {
+			hint := ""
+			if m := suggest(name, BuiltinSettings()); m != "" {
+				hint = fmt.Sprintf("; did you mean the built-in %q?", m)
+			}
+			l.at(at, "%q is not a built-in setting, so it needs %s%s", name, strings.Join(missing, ", "), hint)
+			return
+		}
+		if s.Benchmarks == nil {
+			s.Benchmarks = map[string][]string{DomainMath: mathBenchmarks, DomainCode: codeBenchmarks, DomainInstruction: ifBenchmarks}[s.Domain]
+		}
+	}
+	s.Name = name
+	if s.Instances == 0 {
+		s.Instances = DefaultInstances
+	}
+	if s.Estimate.InputTokens == 0 {
+		s.Estimate.InputTokens = defaultInputTokens[s.Method]
+	}
+	if s.Estimate.OutputTokens == 0 {
+		s.Estimate.OutputTokens = defaultOutputTokens[s.Method]
+	}
+	if s.Estimate.Acceptance == 0 {
+		s.Estimate.Acceptance = DefaultAcceptance
+	}
+	if s.Prompt.File == "" && s.Prompt.Variant == "" {
+		s.Prompt.Variant = VariantFreeForm
+	}
+	if s.Prompt.File != "" && s.Prompt.Variant != "" {
+		l.at(append(at, cue.Str("prompt")), "set prompt.file or prompt.variant, not both: variant selects a built-in meta-prompt")
+	}
+	l.completeSeed(s, append(at, cue.Str("seed_data")))
+	if s.Prompt.File != "" {
+		l.readPrompt(s, append(at, cue.Str("prompt"), cue.Str("file")))
+	}
+	if len(s.Benchmarks) == 0 {
+		l.at(append(at, cue.Str("benchmarks")), "no benchmarks: a setting's students must be evaluated on at least one")
+	}
+	for i, b := range s.Benchmarks {
+		if _, ok := exp.Evaluation.Benchmarks[b]; !ok {
+			l.at(append(at, cue.Str("benchmarks"), cue.Index(i)), "unknown benchmark %q%s (built in: %s; declare others under evaluation.benchmarks)",
+				b, didYouMean(b, sortedKeys(exp.Evaluation.Benchmarks)), strings.Join(BuiltinBenchmarks(), ", "))
+		}
+	}
+}
+
+func (l *loader) completeSeed(s *Setting, at []cue.Selector) {
+	sd := &s.SeedData
+	switch {
+	case sd.HF != "" && sd.Path != "":
+		l.at(at, "set seed_data.hf or seed_data.path, not both")
+		return
+	case sd.HF == "" && sd.Path == "":
+		l.at(at, "seed_data needs hf (a Hugging Face dataset id) or path (a local JSONL, JSON or Parquet file)")
+		return
+	case sd.HF != "":
+		if sd.Revision == "" {
+			sd.Revision = defaultSeedRev
+		}
+		if sd.Split == "" {
+			sd.Split = defaultSeedSplit
+		}
+		if sd.Size == 0 {
+			l.at(at, "missing size: the number of seed items of %s, needed for the estimate", sd.HF)
+		}
+		return
+	}
+	if sd.Revision != "" || sd.Split != "" {
+		l.at(at, "revision and split apply to a Hugging Face dataset, not to a local path")
+	}
+	full := sd.Path
+	if !filepath.IsAbs(full) {
+		full = filepath.Join(l.dir, full)
+	}
+	ext := strings.ToLower(filepath.Ext(full))
+	if ext != ".jsonl" && ext != ".json" && ext != ".parquet" {
+		l.at(append(at, cue.Str("path")), "unsupported seed file %q: use .jsonl, .json or .parquet", sd.Path)
+		return
+	}
+	f, err := os.Open(full)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			l.at(append(at, cue.Str("path")), "seed file %s does not exist", full)
+		} else {
+			l.at(append(at, cue.Str("path")), "read seed file: %v", err)
+		}
+		return
+	}
+	defer f.Close()
+	h := sha256.New()
+	var count int
+	var cerr error
+	switch ext {
+	case ".jsonl":
+		count, cerr = countJSONL(io.TeeReader(f, h))
+	case ".json":
+		count, cerr = countJSONArray(io.TeeReader(f, h))
+	default:
+		_, cerr = io.Copy(h, f)
+		count = -1
+	}
+	if cerr != nil {
+		l.at(append(at, cue.Str("path")), "seed file %s: %v", full, cerr)
+		return
+	}
+	sd.Digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	switch {
+	case count >= 0 && sd.Size == 0:
+		sd.Size = count
+	case count < 0 && sd.Size == 0:
+		l.at(at, "missing size: the number of seed items in %s, needed for the estimate", sd.Path)
+	}
+	if sd.Size == 0 {
+		l.at(append(at, cue.Str("path")), "seed file %s has no items", sd.Path)
+	}
+}
+
+// countJSONL counts the non-blank lines of a JSONL stream and checks that
+// each is a JSON object.
+func countJSONL(r io.Reader) (int, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	n, line := 0, 0
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		if b[0] != '{' || !json.Valid(b) {
+			return 0, fmt.Errorf("line %d is not a JSON object", line)
+		}
+		n++
+	}
+	return n, sc.Err()
+}
+
+// countJSONArray counts the elements of a JSON array.
+func countJSONArray(r io.Reader) (int, error) {
+	dec := json.NewDecoder(r)
+	tok, err := dec.Token()
+	if err != nil {
+		return 0, fmt.Errorf("not JSON: %w", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return 0, fmt.Errorf("want a JSON array of objects")
+	}
+	n := 0
+	for dec.More() {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return 0, fmt.Errorf("item %d: %w", n, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+func (l *loader) readPrompt(s *Setting, at []cue.Selector) {
+	full := s.Prompt.File
+	if !filepath.IsAbs(full) {
+		full = filepath.Join(l.dir, full)
+	}
+	b, err := os.ReadFile(full)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			l.at(at, "prompt file %s does not exist", full)
+		} else {
+			l.at(at, "read prompt file: %v", err)
+		}
+		return
+	}
+	s.Prompt.Text = string(b)
+}
+
+func (l *loader) checkGrid(exp *Experiment) {
+	g := &exp.Grid
+	gens, sets := sortedKeys(exp.Generators), sortedKeys(exp.Settings)
+	checkRefs := func(field string, names []string, known map[string]bool, all []string, kind string) {
+		seen := map[string]bool{}
+		for i, n := range names {
+			if !known[n] {
+				l.at(sel("grid", field, i), "unknown %s %q%s", kind, n, didYouMean(n, all))
+			}
+			if seen[n] {
+				l.at(sel("grid", field, i), "%s %q is listed twice", kind, n)
+			}
+			seen[n] = true
+		}
+	}
+	genSet, setSet := setOf(gens), setOf(sets)
+	checkRefs("generators", g.Generators, genSet, gens, "generator")
+	checkRefs("settings", g.Settings, setSet, sets, "setting")
+	for _, list := range []struct {
+		field string
+		cells []Cell
+	}{{"exclude", g.Exclude}, {"include", g.Include}} {
+		for i, c := range list.cells {
+			if c.Generator != "" && !genSet[c.Generator] {
+				l.at(sel("grid", list.field, i, "generator"), "unknown generator %q%s", c.Generator, didYouMean(c.Generator, gens))
+			}
+			if c.Setting != "" && !setSet[c.Setting] {
+				l.at(sel("grid", list.field, i, "setting"), "unknown setting %q%s", c.Setting, didYouMean(c.Setting, sets))
+			}
+			if list.field == "include" && (c.Generator == "" || c.Setting == "") {
+				l.at(sel("grid", list.field, i), "an included cell needs both generator and setting")
+			}
+		}
+	}
+	for i, n := range g.Instances {
+		for _, m := range g.Instances[:i] {
+			if m == n {
+				l.at(sel("grid", "instances", i), "instance count %d is listed twice", n)
+			}
+		}
+	}
+}
+
+func (l *loader) checkStudent(exp *Experiment) {
+	st := &exp.Student
+	if st.Trainer == TrainerCommand && st.Command == "" {
+		l.at(sel("student", "trainer"), "trainer \"command\" needs student.command: the training command template")
+	}
+	if st.Trainer != TrainerCommand && st.Command != "" {
+		l.at(sel("student", "command"), "command is used only with trainer: \"command\" (trainer is %q)", st.Trainer)
+	}
+	if PeakTFLOPS(st.Hardware) <= 0 {
+		known := sortedKeys(knownGPUs)
+		l.at(sel("student", "hardware", "gpu"), "unknown GPU %q%s: set hardware.peak_tflops (dense bf16 TFLOPS) so training time can be estimated",
+			st.Hardware.GPU, didYouMean(st.Hardware.GPU, known))
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func setOf(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}

@@ -1,0 +1,297 @@
+package spec
+
+// Experiment is a validated spec, with every default and built-in applied.
+type Experiment struct {
+	Name       string                `json:"name,omitempty"`
+	Generators map[string]*Generator `json:"generators"`
+	Settings   map[string]*Setting   `json:"settings"`
+	Grid       Grid                  `json:"grid"`
+	Student    Student               `json:"student"`
+	Evaluation Evaluation            `json:"evaluation"`
+	Budgets    Budgets               `json:"budgets"`
+
+	// Source describes the file the experiment was loaded from.
+	Source Source `json:"-"`
+}
+
+// Source identifies a spec file and its content.
+type Source struct {
+	// File is the path as the user gave it.
+	File string
+	// Dir is the directory relative paths in the spec resolve against.
+	Dir string
+	// Digest is "sha256:" and the hex digest of the file's bytes.
+	Digest string
+}
+
+// Generator is a language model used as a data generator.
+type Generator struct {
+	Name     string   `json:"-"`
+	Provider Provider `json:"provider"`
+	Model    string   `json:"model"`
+	Price    *Price   `json:"price,omitempty"`
+	Limits   Limits   `json:"limits"`
+	Sampling Sampling `json:"sampling"`
+}
+
+// Provider says how a generator is reached; exactly one of OpenAI, VLLM
+// and Plugin is set.
+type Provider struct {
+	OpenAI *OpenAI `json:"openai,omitempty"`
+	VLLM   *VLLM   `json:"vllm,omitempty"`
+	Plugin string  `json:"plugin,omitempty"`
+	SHA256 string  `json:"sha256,omitempty"`
+}
+
+// Kind names the provider: "openai", "vllm" or "plugin:NAME".
+func (p Provider) Kind() string {
+	switch {
+	case p.OpenAI != nil:
+		return "openai"
+	case p.VLLM != nil:
+		return "vllm"
+	case p.Plugin != "":
+		return "plugin:" + p.Plugin
+	}
+	return ""
+}
+
+// OpenAI is an OpenAI-compatible HTTP endpoint.
+type OpenAI struct {
+	BaseURL   string `json:"base_url"`
+	APIKeyEnv string `json:"api_key_env"`
+	Batch     bool   `json:"batch"`
+}
+
+// VLLM is a model served locally by vLLM.
+type VLLM struct {
+	Path                 string   `json:"path,omitempty"`
+	TensorParallel       int      `json:"tensor_parallel"`
+	GPUs                 int      `json:"gpus"`
+	Replicas             int      `json:"replicas"`
+	MaxModelLen          int      `json:"max_model_len,omitempty"`
+	GPUMemoryUtilization float64  `json:"gpu_memory_utilization,omitempty"`
+	DType                string   `json:"dtype"`
+	Seed                 *int     `json:"seed,omitempty"`
+	ExtraArgs            []string `json:"extra_args,omitempty"`
+	Executor             string   `json:"executor"`
+	ThroughputTokensPerS float64  `json:"throughput_tokens_per_s"`
+}
+
+// Price is dollars per one million tokens.
+type Price struct {
+	Input         float64 `json:"input"`
+	Output        float64 `json:"output"`
+	BatchDiscount float64 `json:"batch_discount,omitempty"`
+}
+
+// Limits are a provider's rate limits.
+type Limits struct {
+	RPM         int `json:"rpm,omitempty"`
+	TPM         int `json:"tpm,omitempty"`
+	Concurrency int `json:"concurrency,omitempty"`
+}
+
+// Sampling holds the decoding parameters sent with every request.
+type Sampling struct {
+	Temperature *float64       `json:"temperature,omitempty"`
+	TopP        *float64       `json:"top_p,omitempty"`
+	MaxTokens   int            `json:"max_tokens"`
+	Stop        []string       `json:"stop,omitempty"`
+	Seed        *int           `json:"seed,omitempty"`
+	Extra       map[string]any `json:"extra,omitempty"`
+}
+
+// Domains, methods and prompt variants.
+const (
+	DomainMath         = "math"
+	DomainCode         = "code"
+	DomainInstruction  = "instruction_following"
+	MethodInstance     = "instance_generation"
+	MethodResponse     = "response_generation"
+	MethodQuality      = "quality_enhancement"
+	VariantFreeForm    = "free-form"
+	VariantJSON        = "json"
+	DefaultInstances   = 10000
+	DefaultAcceptance  = 0.9
+	ExecutorLocal      = "local"
+	ExecutorSlurm      = "slurm"
+	TrainerTRL         = "trl"
+	TrainerAxolotl     = "axolotl"
+	TrainerCommand     = "command"
+	BudgetExpected     = "expected"
+	BudgetWorstCase    = "worst_case"
+	HarnessLMEval      = "lm-eval"
+	HarnessEvalPlus    = "evalplus"
+	HarnessAlpacaEval  = "alpaca_eval"
+	HarnessArenaHard   = "arena-hard-auto"
+	HarnessCommand     = "command"
+	defaultSeedRev     = "main"
+	defaultSeedSplit   = "train"
+	defaultJudgeInput  = 1000
+	defaultJudgeOutput = 200
+)
+
+// Setting is one data-generation task: a domain, a method and seed data.
+type Setting struct {
+	Name       string       `json:"-"`
+	Builtin    bool         `json:"-"`
+	Domain     string       `json:"domain,omitempty"`
+	Method     string       `json:"method,omitempty"`
+	SeedData   SeedData     `json:"seed_data"`
+	Instances  int          `json:"instances,omitempty"`
+	Prompt     Prompt       `json:"prompt"`
+	Benchmarks []string     `json:"benchmarks,omitempty"`
+	Estimate   ItemEstimate `json:"estimate"`
+}
+
+// SeedData is where a setting's seed items come from: a Hugging Face
+// dataset or a local file.
+type SeedData struct {
+	HF       string `json:"hf,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Split    string `json:"split,omitempty"`
+	Path     string `json:"path,omitempty"`
+	Size     int    `json:"size,omitempty"`
+
+	// Digest is the local file's "sha256:…" digest, filled in by Load.
+	Digest string `json:"-"`
+}
+
+// Ref is a stable reference to the seed data: the dataset id at its
+// revision, or the local file's digest.
+func (s SeedData) Ref() string {
+	if s.Path != "" {
+		return "file:" + s.Digest
+	}
+	return "hf:" + s.HF + "@" + s.Revision + "#" + s.Split
+}
+
+// Prompt selects the meta-prompt.
+type Prompt struct {
+	Variant string `json:"variant,omitempty"`
+	File    string `json:"file,omitempty"`
+
+	// Text is the content of File, read by Load.
+	Text string `json:"-"`
+}
+
+// ItemEstimate are the per-request token assumptions behind estimates.
+type ItemEstimate struct {
+	InputTokens  int     `json:"input_tokens,omitempty"`
+	OutputTokens int     `json:"output_tokens,omitempty"`
+	Acceptance   float64 `json:"acceptance,omitempty"`
+}
+
+// Grid selects the cells of the experiment.
+type Grid struct {
+	Generators []string `json:"generators,omitempty"`
+	Settings   []string `json:"settings,omitempty"`
+	Instances  []int    `json:"instances,omitempty"`
+	Variants   []string `json:"variants,omitempty"`
+	Seeds      []int    `json:"seeds,omitempty"`
+	Exclude    []Cell   `json:"exclude,omitempty"`
+	Include    []Cell   `json:"include,omitempty"`
+}
+
+// Cell is a pattern over grid cells; a zero field matches anything.
+type Cell struct {
+	Generator string `json:"generator,omitempty"`
+	Setting   string `json:"setting,omitempty"`
+	Instances int    `json:"instances,omitempty"`
+	Variant   string `json:"variant,omitempty"`
+	Seed      *int   `json:"seed,omitempty"`
+}
+
+// Student is the model trained on each generated data set.
+type Student struct {
+	Base            string          `json:"base"`
+	Reference       string          `json:"reference"`
+	ParamsBillion   float64         `json:"params_billion"`
+	Trainer         string          `json:"trainer"`
+	Command         string          `json:"command,omitempty"`
+	Hyperparameters Hyperparameters `json:"hyperparameters"`
+	Hardware        Hardware        `json:"hardware"`
+	Executor        string          `json:"executor"`
+	Slurm           *Slurm          `json:"slurm,omitempty"`
+}
+
+// Hyperparameters of supervised fine-tuning; the defaults are the paper's.
+type Hyperparameters struct {
+	Epochs                    int            `json:"epochs"`
+	MaxSeqLength              int            `json:"max_seq_length"`
+	LearningRate              float64        `json:"learning_rate"`
+	PerDeviceBatchSize        int            `json:"per_device_batch_size"`
+	GradientAccumulationSteps int            `json:"gradient_accumulation_steps"`
+	Seed                      int            `json:"seed"`
+	DType                     string         `json:"dtype"`
+	Extra                     map[string]any `json:"extra,omitempty"`
+}
+
+// Hardware is what one training job runs on.
+type Hardware struct {
+	GPU         string  `json:"gpu"`
+	GPUsPerNode int     `json:"gpus_per_node"`
+	Nodes       int     `json:"nodes"`
+	TimeLimit   string  `json:"time_limit"`
+	CPUsPerTask int     `json:"cpus_per_task,omitempty"`
+	Mem         string  `json:"mem,omitempty"`
+	PeakTFLOPS  float64 `json:"peak_tflops,omitempty"`
+	Utilization float64 `json:"utilization"`
+}
+
+// GPUs is the total number of GPUs of one job.
+func (h Hardware) GPUs() int { return h.GPUsPerNode * h.Nodes }
+
+// Slurm holds scheduler options.
+type Slurm struct {
+	Partition  string   `json:"partition,omitempty"`
+	Account    string   `json:"account,omitempty"`
+	QOS        string   `json:"qos,omitempty"`
+	Directives []string `json:"directives,omitempty"`
+	Container  string   `json:"container,omitempty"`
+	Modules    []string `json:"modules,omitempty"`
+}
+
+// Evaluation says how models are evaluated.
+type Evaluation struct {
+	Executor             string                `json:"executor"`
+	Slurm                *Slurm                `json:"slurm,omitempty"`
+	GPUs                 int                   `json:"gpus"`
+	ThroughputTokensPerS float64               `json:"throughput_tokens_per_s"`
+	Benchmarks           map[string]*Benchmark `json:"benchmarks,omitempty"`
+}
+
+// Benchmark is one evaluation benchmark and the harness that runs it.
+type Benchmark struct {
+	Name         string `json:"-"`
+	Harness      string `json:"harness,omitempty"`
+	Command      string `json:"command,omitempty"`
+	Items        int    `json:"items,omitempty"`
+	OutputTokens int    `json:"output_tokens,omitempty"`
+	Judge        *Judge `json:"judge,omitempty"`
+}
+
+// Judge is the LLM judge of a benchmark scored by a model.
+type Judge struct {
+	Model        string `json:"model"`
+	BaseURL      string `json:"base_url"`
+	APIKeyEnv    string `json:"api_key_env"`
+	Price        Price  `json:"price"`
+	InputTokens  int    `json:"input_tokens,omitempty"`
+	OutputTokens int    `json:"output_tokens,omitempty"`
+}
+
+// Budgets cap what a plan may spend.
+type Budgets struct {
+	USD          float64                `json:"usd,omitempty"`
+	GPUHours     float64                `json:"gpu_hours,omitempty"`
+	PerGenerator map[string]*BudgetPair `json:"per_generator,omitempty"`
+	Check        string                 `json:"check"`
+}
+
+// BudgetPair caps one generator.
+type BudgetPair struct {
+	USD      float64 `json:"usd,omitempty"`
+	GPUHours float64 `json:"gpu_hours,omitempty"`
+}
