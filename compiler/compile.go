@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,8 +129,6 @@ func (c *compiler) build() error {
 	return c.err
 }
 
-var actionRE = regexp.MustCompile(`(?s)\{\{.*?\}\}`)
-
 func (c *compiler) template(s *spec.Setting, variant string) (*template, error) {
 	key := s.Name + "\x00" + variant
 	if t, ok := c.templates[key]; ok {
@@ -147,7 +144,7 @@ func (c *compiler) template(s *spec.Setting, variant string) (*template, error) 
 	if err != nil {
 		return nil, fmt.Errorf("meta-prompt: %w", err)
 	}
-	tt := &template{digest: t.Digest(), static: actionRE.ReplaceAllString(t.Text, "")}
+	tt := &template{digest: t.Digest(), static: t.StaticText()}
 	c.templates[key] = tt
 	return tt, nil
 }

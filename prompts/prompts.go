@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -291,4 +292,13 @@ func (fi *fieldInfo) check(in Input) error {
 		}
 	}
 	return nil
+}
+
+var actionRE = regexp.MustCompile(`(?s)\{\{.*?\}\}`)
+
+// StaticText is Text without its template actions: roughly the part of the
+// prompt sent unchanged with every request (a range body counts once).
+// Plan estimates count its tokens.
+func (t *Template) StaticText() string {
+	return actionRE.ReplaceAllString(t.Text, "")
 }
