@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"go/format"
 	"os"
 	"sort"
 	"strings"
@@ -51,6 +52,12 @@ func TestPrecomputed(t *testing.T) {
 			fmt.Fprintf(&b, "\t%q: %d,\n", k, want[k])
 		}
 		b.WriteString("}\n")
+		src, err := format.Source(b.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Reset()
+		b.Write(src)
 		if err := os.WriteFile("precomputed.go", b.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
