@@ -139,7 +139,11 @@ func (c *compiler) template(s *spec.Setting, variant string) (*template, error) 
 	if variant == variantFile {
 		t, err = prompts.Parse(s.Prompt.File, s.Prompt.Text)
 	} else {
-		t, err = prompts.Builtin(s.Domain, s.Method, variant)
+		domain, method := s.Domain, s.Method
+		if b := s.Prompt.Builtin; b != "" {
+			domain, method, _ = strings.Cut(b, ".")
+		}
+		t, err = prompts.Builtin(domain, method, variant)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("meta-prompt: %w", err)

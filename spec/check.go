@@ -10,13 +10,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
 	"cuelang.org/go/cue"
+
+	"github.com/agorabench/agora/prompts"
 )
 
 // sel builds a selector path from labels; ints become list indexes.
@@ -124,6 +128,9 @@ func (l *loader) completeGenerator(name string, g *Generator) {
 	}
 	if o := g.Provider.OpenAI; o != nil {
 		l.checkKeyEnv(o.APIKeyEnv, append(p, cue.Str("openai"), cue.Str("api_key_env")))
+		if u, err := url.Parse(o.BaseURL); err == nil && u.User != nil {
+			l.at(append(p, cue.Str("openai"), cue.Str("base_url")), "base_url must not carry credentials: put the key in the environment variable named by api_key_env (the URL is not shown)")
+		}
 	}
 	if g.Provider.VLLM == nil && g.Price == nil {
 		l.at(sel("generators", name), "missing price: a generator reached through an API needs price: {input: …, output: …} in dollars per 1M tokens so the plan can be costed (use 0 for a free endpoint)")
@@ -202,8 +209,22 @@ func (l *loader) completeSetting(exp *Experiment, name string) {
 		if user.Method != "" {
 			s.Method = user.Method
 		}
-		if user.SeedData != (SeedData{}) {
-			s.SeedData = user.SeedData
+		switch sd := user.SeedData; {
+		case sd.HF != "" || sd.Path != "":
+			// Other seed data: the built-in's revision, split and size
+			// do not apply to it.
+			s.SeedData = sd
+		case sd != (SeedData{}):
+			// The built-in's dataset at another revision, split or size.
+			if sd.Revision != "" {
+				s.SeedData.Revision = sd.Revision
+			}
+			if sd.Split != "" {
+				s.SeedData.Split = sd.Split
+			}
+			if sd.Size != 0 {
+				s.SeedData.Size = sd.Size
+			}
 		}
 		if user.Instances != 0 {
 			s.Instances = user.Instances
@@ -263,8 +284,20 @@ func (l *loader) completeSetting(exp *Experiment, name string) {
 	if s.Prompt.File == "" && s.Prompt.Variant == "" {
 		s.Prompt.Variant = VariantFreeForm
 	}
-	if s.Prompt.File != "" && s.Prompt.Variant != "" {
-		l.at(append(at, cue.Str("prompt")), "set prompt.file or prompt.variant, not both: variant selects a built-in meta-prompt")
+	if s.Prompt.File != "" && (s.Prompt.Variant != "" || s.Prompt.Builtin != "") {
+		l.at(append(at, cue.Str("prompt")), "set prompt.file or a built-in meta-prompt (builtin, variant), not both")
+	}
+	if b := s.Prompt.Builtin; b != "" {
+		dm := strings.SplitN(b, ".", 2)
+		if _, err := prompts.Builtin(dm[0], dm[1], VariantFreeForm); err != nil {
+			var names []string
+			for _, n := range prompts.Names() {
+				if strings.HasSuffix(n, "."+VariantFreeForm) {
+					names = append(names, strings.TrimSuffix(n, "."+VariantFreeForm))
+				}
+			}
+			l.at(append(at, cue.Str("prompt"), cue.Str("builtin")), "unknown built-in meta-prompt %q%s", b, didYouMean(b, names))
+		}
 	}
 	l.completeSeed(s, append(at, cue.Str("seed_data")))
 	if s.Prompt.File != "" {
@@ -406,6 +439,17 @@ func (l *loader) readPrompt(s *Setting, at []cue.Selector) {
 			l.at(at, "read prompt file: %v", err)
 		}
 		return
+	}
+	t, err := prompts.Parse(s.Prompt.File, string(b))
+	if err != nil {
+		l.at(at, "%s", strings.TrimPrefix(err.Error(), "prompts: "))
+		return
+	}
+	need := map[string][]string{MethodInstance: {"Demonstrations"}, MethodResponse: {"Instruction"}, MethodQuality: {"Instruction", "Response"}}[s.Method]
+	for _, f := range need {
+		if !slices.Contains(t.Fields(), f) {
+			l.at(at, "%s: method %s needs {{.%s}} in its meta-prompt", s.Prompt.File, s.Method, f)
+		}
 	}
 	s.Prompt.Text = string(b)
 }

@@ -169,6 +169,9 @@ func (s SeedData) Ref() string {
 
 // Prompt selects the meta-prompt.
 type Prompt struct {
+	// Builtin names the built-in meta-prompt as "domain.method"; the
+	// setting's own domain and method when empty.
+	Builtin string `json:"builtin,omitempty"`
 	Variant string `json:"variant,omitempty"`
 	File    string `json:"file,omitempty"`
 
