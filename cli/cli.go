@@ -145,6 +145,10 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch len(pos) {
 	case 0:
 		o.spec = "agora.cue"
+		if _, err := os.Stat(o.spec); errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintln(stderr, `agora plan: no agora.cue in this directory: name a spec ("agora plan FILE") or write a starter with "agora init"`)
+			return ExitError
+		}
 	case 1:
 		o.spec = pos[0]
 	default:

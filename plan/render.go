@@ -34,7 +34,7 @@ func (p *Plan) Render(w io.Writer) error {
 			if s.Action == ActionNoop {
 				mark = "="
 			}
-			fmt.Fprintf(tw, "  %s %s\t%s\t%s\t%s\n", mark, s.Address, s.ID[:8], s.Executor, stepCost(s))
+			fmt.Fprintf(tw, "  %s %s\t%s\t%s\t%s\n", mark, s.Address, shortID(s.ID), s.Executor, stepCost(s))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -55,22 +55,36 @@ func (p *Plan) Render(w io.Writer) error {
 // Summary is the plan's closing line, e.g. "Plan: 282 steps to run (54
 // generate, 54 train, 120 evaluate, 54 score)."
 func (p *Plan) Summary() string {
-	run := p.ToRun()
+	create := map[string]int{}
+	run := 0
+	for _, s := range p.Steps {
+		if s.Action != ActionNoop {
+			create[s.Kind]++
+			run++
+		}
+	}
 	done := len(p.Steps) - run
 	if run == 0 {
-		return fmt.Sprintf("No changes: all %d steps are done.", len(p.Steps))
+		return fmt.Sprintf("No changes: all %s are done.", steps(len(p.Steps)))
 	}
 	var parts []string
 	for _, k := range Kinds {
-		if n := p.Counts.Create[k]; n > 0 {
+		if n := create[k]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, k))
 		}
 	}
-	s := fmt.Sprintf("Plan: %d steps to run (%s)", run, strings.Join(parts, ", "))
+	s := fmt.Sprintf("Plan: %s to run (%s)", steps(run), strings.Join(parts, ", "))
 	if done > 0 {
 		s += fmt.Sprintf(", %d already done", done)
 	}
 	return s + "."
+}
+
+func steps(n int) string {
+	if n == 1 {
+		return "1 step"
+	}
+	return fmt.Sprintf("%d steps", n)
 }
 
 func stageTitle(kind string) string {
@@ -207,6 +221,15 @@ func Count(n int64) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// shortID is the first 8 characters of a step ID, enough to tell steps
+// apart on screen (a hand-edited plan file may hold a shorter one).
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
 }
 
 func shortDigest(d string) string {

@@ -102,6 +102,9 @@ func (l *loader) complete(exp *Experiment) {
 		l.completeSetting(exp, name)
 	}
 	l.checkGrid(exp)
+	if len(l.diags) == 0 {
+		l.checkGridSelects(exp)
+	}
 	l.checkStudent(exp)
 	for _, name := range sortedKeys(exp.Budgets.PerGenerator) {
 		if _, ok := exp.Generators[name]; !ok {
@@ -113,14 +116,22 @@ func (l *loader) complete(exp *Experiment) {
 func (l *loader) completeGenerator(name string, g *Generator) {
 	g.Name = name
 	p := sel("generators", name, "provider")
-	set := 0
-	for _, b := range []bool{g.Provider.OpenAI != nil, g.Provider.VLLM != nil, g.Provider.Plugin != ""} {
-		if b {
-			set++
+	var set []string
+	for _, k := range []struct {
+		name string
+		set  bool
+	}{{"openai", g.Provider.OpenAI != nil}, {"vllm", g.Provider.VLLM != nil}, {"plugin", g.Provider.Plugin != ""}} {
+		if k.set {
+			set = append(set, k.name)
 		}
 	}
-	if set != 1 {
-		l.at(p, "set exactly one of openai, vllm or plugin (found %d)", set)
+	switch len(set) {
+	case 0:
+		l.at(p, "set one of openai, vllm or plugin")
+		return
+	case 1:
+	default:
+		l.at(p, "set only one of openai, vllm or plugin, not %s", strings.Join(set, " and "))
 		return
 	}
 	if g.Provider.SHA256 != "" && g.Provider.Plugin == "" {
@@ -261,7 +272,7 @@ func (l *loader) completeSetting(exp *Experiment, name string) {
 			if m := suggest(name, BuiltinSettings()); m != "" {
 				hint = fmt.Sprintf("; did you mean the built-in %q?", m)
 			}
-			l.at(at, "%q is not a built-in setting, so it needs %s%s", name, strings.Join(missing, ", "), hint)
+			l.at(at, "%q is not a built-in setting, so it needs %s%s", name, joinAnd(missing), hint)
 			return
 		}
 		if s.Benchmarks == nil {
@@ -495,6 +506,82 @@ func (l *loader) checkGrid(exp *Experiment) {
 			}
 		}
 	}
+	for i, v := range g.Variants {
+		if slices.Contains(g.Variants[:i], v) {
+			l.at(sel("grid", "variants", i), "variant %q is listed twice", v)
+		}
+	}
+	for i, n := range g.Seeds {
+		if slices.Contains(g.Seeds[:i], n) {
+			l.at(sel("grid", "seeds", i), "seed %d is listed twice", n)
+		}
+	}
+}
+
+// defaultGridSeed is the seed of every cell when grid.seeds is empty, as
+// in the compiler's expansion.
+const defaultGridSeed = 42
+
+// checkGridSelects reports a grid whose exclude patterns remove every cell
+// it would otherwise select. It follows the compiler's expansion, which
+// would otherwise fail with no position to point at.
+func (l *loader) checkGridSelects(exp *Experiment) {
+	g := exp.Grid
+	if len(g.Exclude) == 0 || len(g.Include) > 0 {
+		return
+	}
+	gens := g.Generators
+	if len(gens) == 0 {
+		gens = sortedKeys(exp.Generators)
+	}
+	sets := g.Settings
+	if len(sets) == 0 {
+		sets = sortedKeys(exp.Settings)
+	}
+	seeds := g.Seeds
+	if len(seeds) == 0 {
+		seeds = []int{defaultGridSeed}
+	}
+	matches := func(p Cell, gen, set string, n int, variant string, seed int) bool {
+		return (p.Generator == "" || p.Generator == gen) && (p.Setting == "" || p.Setting == set) &&
+			(p.Instances == 0 || p.Instances == n) && (p.Variant == "" || p.Variant == variant) &&
+			(p.Seed == nil || *p.Seed == seed)
+	}
+	cells := 0
+	for _, gen := range gens {
+		for _, set := range sets {
+			s := exp.Settings[set]
+			if s == nil {
+				return
+			}
+			counts := g.Instances
+			if len(counts) == 0 {
+				counts = []int{s.Instances}
+			}
+			variants := g.Variants
+			switch {
+			case s.Prompt.File != "":
+				variants = []string{"file"}
+			case len(variants) == 0:
+				variants = []string{s.Prompt.Variant}
+			}
+			for _, n := range counts {
+				for _, v := range variants {
+					for _, seed := range seeds {
+						cells++
+						if !slices.ContainsFunc(g.Exclude, func(p Cell) bool { return matches(p, gen, set, n, v, seed) }) {
+							return
+						}
+					}
+				}
+			}
+		}
+	}
+	what := fmt.Sprintf("all %d cells", cells)
+	if cells == 1 {
+		what = "its only cell"
+	}
+	l.at(sel("grid", "exclude"), "the grid selects no cells: grid.exclude removes %s", what)
 }
 
 func (l *loader) checkStudent(exp *Experiment) {
@@ -506,9 +593,12 @@ func (l *loader) checkStudent(exp *Experiment) {
 		l.at(sel("student", "command"), "command is used only with trainer: \"command\" (trainer is %q)", st.Trainer)
 	}
 	if PeakTFLOPS(st.Hardware) <= 0 {
-		known := sortedKeys(knownGPUs)
-		l.at(sel("student", "hardware", "gpu"), "unknown GPU %q%s: set hardware.peak_tflops (dense bf16 TFLOPS) so training time can be estimated",
-			st.Hardware.GPU, didYouMean(st.Hardware.GPU, known))
+		const fix = "set hardware.peak_tflops (dense bf16 TFLOPS) so training time can be estimated"
+		if m := suggest(st.Hardware.GPU, sortedKeys(knownGPUs)); m != "" {
+			l.at(sel("student", "hardware", "gpu"), "unknown GPU %q; did you mean %q? Or %s", st.Hardware.GPU, m, fix)
+		} else {
+			l.at(sel("student", "hardware", "gpu"), "unknown GPU %q: %s", st.Hardware.GPU, fix)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
 	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/parser"
 	"cuelang.org/go/cue/token"
 )
 
@@ -75,13 +77,19 @@ func (l *loader) load(src []byte) (*Experiment, Diagnostics) {
 		// The schema is embedded and tested; this is a bug in agora.
 		return nil, Diagnostics{{File: schemaFile, Msg: "internal error: " + err.Error()}}
 	}
+	if _, err := parser.ParseFile(l.file, src); err != nil {
+		// Only the first syntax error: the parser's recovery after it is
+		// guesswork, and what follows is often an echo of the first.
+		l.addCUE(firstError(err))
+		return nil, l.diags
+	}
 	l.user = ctx.CompileBytes(src, cue.Filename(l.file))
 	if err := l.user.Err(); err != nil {
 		l.addCUE(err)
 		return nil, l.diags
 	}
-	if l.user.IncompleteKind() != cue.StructKind {
-		l.add(token.NoPos, "", "a spec must be a CUE struct (fields at the top level)")
+	if k := l.user.IncompleteKind(); k != cue.StructKind {
+		l.add(l.user.Pos(), "", "a spec must be a CUE struct (fields at the top level), not %s", kindName(k))
 		return nil, l.diags
 	}
 	l.value = schema.LookupPath(cue.MakePath(cue.Def("Experiment"))).Unify(l.user)
@@ -174,6 +182,33 @@ func quoteLabels(path []string) []string {
 	return out
 }
 
+// firstError returns the error of err that comes first in the file.
+func firstError(err error) error {
+	errs := cueerrors.Errors(err)
+	if len(errs) == 0 {
+		return err
+	}
+	first := errs[0]
+	for _, e := range errs[1:] {
+		if e.Position().Before(first.Position()) {
+			first = e
+		}
+	}
+	return first
+}
+
+// kindName names a kind with its article, for messages: "a list".
+func kindName(k cue.Kind) string {
+	switch s := k.String(); {
+	case k == cue.NullKind, k == cue.BottomKind:
+		return s
+	case strings.ContainsAny(s[:1], "aeiou"):
+		return "an " + s
+	default:
+		return "a " + s
+	}
+}
+
 // addCUE records every error in err.
 func (l *loader) addCUE(err error) {
 	for _, e := range cueerrors.Errors(err) {
@@ -183,11 +218,17 @@ func (l *loader) addCUE(err error) {
 			pos = l.posOf(sels)
 		}
 		f, a := e.Msg()
+		msg := fmt.Sprintf(f, a...)
+		if msg == "" || strings.Contains(msg, "%!") {
+			// Not a CUE error (e.g. one from Decode): it has no message
+			// of its own.
+			msg = e.Error()
+		}
 		path := ""
 		if len(sels) > 0 {
 			path = cue.MakePath(sels...).String()
 		}
-		l.add(pos, path, "%s", fmt.Sprintf(f, a...))
+		l.add(pos, path, "%s", msg)
 	}
 }
 
@@ -323,6 +364,21 @@ func (l *loader) walk(v cue.Value, sels []cue.Selector) int {
 		l.addValueErr(err, sels)
 		return 1
 	}
+	// Values CUE holds exactly but Go cannot: Decode would fail with no
+	// position.
+	switch {
+	case err != nil:
+	case v.Kind() == cue.IntKind:
+		if _, ierr := v.Int64(); ierr != nil {
+			l.at(sels, "integer %v is out of range (at most %d)", v, int64(math.MaxInt64))
+			return 1
+		}
+	case v.Kind() == cue.FloatKind:
+		if _, ferr := v.Float64(); ferr != nil {
+			l.at(sels, "number %v is out of range for a 64-bit float", v)
+			return 1
+		}
+	}
 	return n
 }
 
@@ -352,7 +408,7 @@ func (l *loader) addValueErr(err error, sels []cue.Selector) {
 	if !strings.Contains(msg, "errors in empty disjunction") {
 		for _, e := range errs {
 			f, a := e.Msg()
-			l.add(pos, path, "%s", friendly(fmt.Sprintf(f, a...)))
+			l.add(pos, path, "%s", friendly(fmt.Sprintf(f, a...), l.user.LookupPath(cue.MakePath(sels...))))
 		}
 		return
 	}
@@ -411,10 +467,30 @@ var mismatchRE = regexp.MustCompile(`^conflicting values (.+) and (.+) \(mismatc
 
 // friendly rewrites CUE's type-mismatch message, which names the user's
 // value and the schema's type in either order, as "want TYPE, got VALUE".
-func friendly(msg string) string {
+// user is the user's value of the field, when the file has one: its kind
+// tells which side is which. A struct or list is named by its kind only:
+// the schema's struct, spelt out, is a wall of text.
+func friendly(msg string, user cue.Value) string {
 	m := mismatchRE.FindStringSubmatch(msg)
 	if m == nil {
 		return msg
+	}
+	if user.Exists() {
+		k := user.Kind()
+		want := ""
+		switch k.String() {
+		case m[3]:
+			want = m[4]
+		case m[4]:
+			want = m[3]
+		}
+		switch {
+		case want == "":
+		case k == cue.StructKind || k == cue.ListKind || k == cue.NullKind:
+			return fmt.Sprintf("want %s, got %s", want, k)
+		default:
+			return fmt.Sprintf("want %s, got %s %v", want, k, user)
+		}
 	}
 	val, typ, valKind := m[1], m[2], m[3]
 	if isTypeName(m[1]) && !isTypeName(m[2]) {
