@@ -169,9 +169,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitError
 	}
 	if msg := p.BudgetError(); msg != "" {
-		for _, line := range strings.Split(msg, "\n") {
-			fmt.Fprintf(stderr, "%s: %s\n", o.spec, line)
-		}
+		fmt.Fprintln(stderr, msg)
 		if o.out != "" {
 			fmt.Fprintf(stderr, "agora plan: not saving %s: the plan exceeds its budgets\n", o.out)
 		}

@@ -25,8 +25,9 @@ func checkBudgets(exp *spec.Experiment, p *plan.Plan) {
 		}
 		return gt.USD
 	}
-	add := func(name, unit string, limit, est float64, top []plan.Contributor) {
-		bud := plan.Budget{Name: name, Unit: unit, Limit: limit, Estimate: est, Basis: basis, OK: est <= limit}
+	add := func(name, unit string, limit, est float64, top []plan.Contributor, path string) {
+		bud := plan.Budget{Name: name, Unit: unit, Limit: limit, Estimate: est, Basis: basis, OK: est <= limit,
+			Source: exp.Source.Position(path)}
 		if !bud.OK {
 			bud.Over = est - limit
 		}
@@ -48,7 +49,7 @@ func checkBudgets(exp *spec.Experiment, p *plan.Plan) {
 		if worst {
 			est = t.WorstUSD
 		}
-		add("usd", "usd", b.USD, est, top)
+		add("usd", "usd", b.USD, est, top, "budgets.usd")
 	}
 	if b.GPUHours > 0 {
 		var top []plan.Contributor
@@ -56,7 +57,7 @@ func checkBudgets(exp *spec.Experiment, p *plan.Plan) {
 			top = append(top, plan.Contributor{Name: name, Amount: gt.GPUHours})
 		}
 		top = append(top, plan.Contributor{Name: sharedName, Amount: t.Shared.GPUHours})
-		add("gpu_hours", "gpu_hours", b.GPUHours, t.GPUHours, top)
+		add("gpu_hours", "gpu_hours", b.GPUHours, t.GPUHours, top, "budgets.gpu_hours")
 	}
 	for _, name := range sortedKeys(b.PerGenerator) {
 		pg := b.PerGenerator[name]
@@ -76,10 +77,10 @@ func checkBudgets(exp *spec.Experiment, p *plan.Plan) {
 					return e.WorstUSD
 				}
 				return e.USD
-			}))
+			}), spec.BudgetPath(name, "usd"))
 		}
 		if pg.GPUHours > 0 {
-			add("gpu_hours:"+name, "gpu_hours", pg.GPUHours, gt.GPUHours, stepsBy(func(e plan.Estimate) float64 { return e.GPUHours }))
+			add("gpu_hours:"+name, "gpu_hours", pg.GPUHours, gt.GPUHours, stepsBy(func(e plan.Estimate) float64 { return e.GPUHours }), spec.BudgetPath(name, "gpu_hours"))
 		}
 	}
 }

@@ -144,6 +144,8 @@ type Budget struct {
 	OK    bool   `json:"ok"`
 	// Over is how much the estimate exceeds the limit (0 when OK).
 	Over float64 `json:"over,omitempty"`
+	// Source is where the spec sets the budget, "file:line:col".
+	Source string `json:"source,omitempty"`
 	// Top are the largest contributors, biggest first.
 	Top []Contributor `json:"top,omitempty"`
 }

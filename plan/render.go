@@ -165,15 +165,20 @@ func (p *Plan) renderBudgets(ew *errWriter) {
 	tw.Flush()
 }
 
-// BudgetError describes every exceeded budget, with its largest
-// contributors, or returns "" when all hold.
+// BudgetError describes every exceeded budget, one a line, each at the
+// position that sets it and with its largest contributors; "" when all
+// hold.
 func (p *Plan) BudgetError() string {
 	var lines []string
 	for _, b := range p.Budgets {
 		if b.OK {
 			continue
 		}
-		line := fmt.Sprintf("budget %s exceeded: %s estimate is %s, over the %s limit by %s",
+		line := ""
+		if b.Source != "" {
+			line = b.Source + ": "
+		}
+		line += fmt.Sprintf("budget %s exceeded: %s estimate is %s, over the %s limit by %s",
 			b.Name, strings.ReplaceAll(b.Basis, "_", "-"), Amount(b.Unit, b.Estimate), Amount(b.Unit, b.Limit), Amount(b.Unit, b.Over))
 		if len(b.Top) > 0 {
 			var top []string

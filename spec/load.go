@@ -54,8 +54,32 @@ func LoadBytes(name string, src []byte, dir string) (*Experiment, error) {
 	if len(ds) > 0 {
 		return nil, ds.sorted()
 	}
-	exp.Source = Source{File: name, Dir: dir, Digest: "sha256:" + hex.EncodeToString(sum[:])}
+	exp.Source = Source{File: name, Dir: dir, Digest: "sha256:" + hex.EncodeToString(sum[:]), positions: l.budgetPositions(exp)}
 	return exp, nil
+}
+
+// budgetPositions records where each budget is set, so that a plan over a
+// budget can point at the line that sets it.
+func (l *loader) budgetPositions(exp *Experiment) map[string]string {
+	pos := map[string]string{}
+	record := func(sels []cue.Selector) {
+		if p := l.posOf(sels); p.IsValid() {
+			pos[cue.MakePath(sels...).String()] = fmt.Sprintf("%s:%d:%d", l.file, p.Line(), p.Column())
+		}
+	}
+	record(sel("budgets", "usd"))
+	record(sel("budgets", "gpu_hours"))
+	for name := range exp.Budgets.PerGenerator {
+		record(sel("budgets", "per_generator", name, "usd"))
+		record(sel("budgets", "per_generator", name, "gpu_hours"))
+	}
+	return pos
+}
+
+// BudgetPath is the CUE path of a generator's budget in unit ("usd" or
+// "gpu_hours"), as Source.Position takes it.
+func BudgetPath(generator, unit string) string {
+	return cue.MakePath(sel("budgets", "per_generator", generator, unit)...).String()
 }
 
 type loader struct {

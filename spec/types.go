@@ -22,6 +22,17 @@ type Source struct {
 	Dir string
 	// Digest is "sha256:" and the hex digest of the file's bytes.
 	Digest string
+
+	positions map[string]string
+}
+
+// Position returns "file:line:col" of the field at the CUE path (e.g.
+// budgets.usd) when the loader recorded it, else the file name.
+func (s Source) Position(path string) string {
+	if p, ok := s.positions[path]; ok {
+		return p
+	}
+	return s.File
 }
 
 // Generator is a language model used as a data generator.
