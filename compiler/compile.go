@@ -161,7 +161,7 @@ func (c *compiler) add(s plan.Step, owner string) string {
 	if i, ok := c.byID[s.ID]; ok {
 		prev := c.steps[i]
 		if prev.Generator != s.Generator && s.Kind == plan.KindGenerate {
-			c.warnings = append(c.warnings, fmt.Sprintf("generators %q and %q are identical (same provider, model and sampling); their steps are shared", prev.Generator, s.Generator))
+			c.warn(fmt.Sprintf("generators %q and %q are identical (same provider, model and sampling); their steps are shared", prev.Generator, s.Generator))
 		}
 		return s.ID
 	}

@@ -43,7 +43,7 @@ func (c *compiler) estimateGenerate(g *spec.Generator, s *spec.Setting, cl cell,
 	promptTokens, method := c.tok.Count(g.Model, tpl.static)
 	perIn := int64(promptTokens + s.Estimate.InputTokens)
 	perOut := int64(min(s.Estimate.OutputTokens, g.Sampling.MaxTokens))
-	requests := int64(math.Ceil(float64(cl.Instances) / s.Estimate.Acceptance))
+	requests := requestsFor(cl.Instances, s.Estimate.Acceptance)
 	e := plan.Estimate{
 		InputTokens:  requests * perIn,
 		OutputTokens: requests * perOut,
@@ -63,6 +63,17 @@ func (c *compiler) estimateGenerate(g *spec.Generator, s *spec.Setting, cl cell,
 		e.GPUHours = wall * float64(v.GPUs*v.Replicas)
 	}
 	return e
+}
+
+// requestsFor is ceil(n / acceptance), read in decimal: binary floating
+// point makes 700 / 0.7 come out as 1000.0000000000001, which must not
+// cost a request more.
+func requestsFor(n int, acceptance float64) int64 {
+	q := float64(n) / acceptance
+	if r := math.Round(q); math.Abs(q-r) <= 1e-12*r {
+		return int64(r)
+	}
+	return int64(math.Ceil(q))
 }
 
 func usd(in, out int64, priceIn, priceOut float64) float64 {

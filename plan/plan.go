@@ -249,5 +249,16 @@ func Read(path string) (*Plan, error) {
 	if err := dec.Decode(&p); err != nil {
 		return nil, fmt.Errorf("%s: not a plan file: %v", path, err)
 	}
+	// WriteJSON indents the inputs with the rest of the document; compact
+	// them back to the canonical bytes the step IDs hash.
+	for i := range p.Steps {
+		if in := p.Steps[i].Inputs; len(in) > 0 {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, in); err != nil {
+				return nil, fmt.Errorf("%s: step %s: inputs: %v", path, p.Steps[i].Address, err)
+			}
+			p.Steps[i].Inputs = buf.Bytes()
+		}
+	}
 	return &p, nil
 }

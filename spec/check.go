@@ -276,7 +276,8 @@ func (l *loader) completeSetting(exp *Experiment, name string) {
 			return
 		}
 		if s.Benchmarks == nil {
-			s.Benchmarks = map[string][]string{DomainMath: mathBenchmarks, DomainCode: codeBenchmarks, DomainInstruction: ifBenchmarks}[s.Domain]
+			// A copy: the experiment must not share the built-in lists.
+			s.Benchmarks = slices.Clone(map[string][]string{DomainMath: mathBenchmarks, DomainCode: codeBenchmarks, DomainInstruction: ifBenchmarks}[s.Domain])
 		}
 	}
 	s.Name = name

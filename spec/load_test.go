@@ -244,6 +244,16 @@ settings: {
 	if got := exp.Settings["other"]; !reflect.DeepEqual(got, want) {
 		t.Errorf("other:\n got %+v\nwant %+v", got, want)
 	}
+	// The default lists are the experiment's own: changing them changes
+	// neither the built-in settings nor the next load.
+	exp.Settings["mine"].Benchmarks[0] = "changed"
+	again := load(t, minimal+"settings: mine: {domain: \"code\", method: \"quality_enhancement\", seed_data: {hf: \"me/code\", size: 50}}\n")
+	if got := again.Settings["mine"].Benchmarks; !reflect.DeepEqual(got, []string{"mbpp", "humaneval"}) {
+		t.Errorf("benchmarks after a change to an earlier load = %v", got)
+	}
+	if got := load(t, minimal+"settings: \"code-rg\": {}\n").Settings["code-rg"].Benchmarks; !reflect.DeepEqual(got, []string{"mbpp", "humaneval"}) {
+		t.Errorf("code-rg benchmarks after a change to an earlier load = %v", got)
+	}
 }
 
 func TestBuiltinBenchmarks(t *testing.T) {
