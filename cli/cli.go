@@ -12,13 +12,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 
 	"github.com/agorabench/agora/compiler"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/state"
 )
 
 // Exit codes.
@@ -39,11 +40,15 @@ Usage:
   agora <command> [flags] [args]
 
 Commands:
-  plan     compile a spec into a costed execution plan
-  show     render a saved plan
-  schema   print the CUE schema specs are checked against
-  init     write a starter spec
-  version  print agora's version
+  plan          compile a spec into a costed execution plan
+  apply         run a saved plan, or plan a spec and run it once approved
+  status        show what the state records: steps, instances, spend
+  export        write a generate step's dataset as JSONL
+  force-unlock  remove a stale state lock
+  show          render a saved plan
+  schema        print the CUE schema specs are checked against
+  init          write a starter spec
+  version       print agora's version
 
 Run "agora <command> -h" for a command's flags.
 `
@@ -60,8 +65,9 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 			code = ExitError
 		}
 	}()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	// No signal handling here: planning is quick and an interrupt may kill
+	// it; apply installs its own two-stage handler.
+	ctx := context.Background()
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return ExitError
@@ -70,6 +76,14 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 	switch cmd {
 	case "plan":
 		return runPlan(ctx, rest, stdout, stderr)
+	case "apply":
+		return runApply(ctx, rest, stdout, stderr)
+	case "status":
+		return runStatus(ctx, rest, stdout, stderr)
+	case "export":
+		return runExport(ctx, rest, stdout, stderr)
+	case "force-unlock":
+		return runForceUnlock(rest, stdout, stderr)
 	case "show":
 		return runShow(rest, stdout, stderr)
 	case "schema":
@@ -195,23 +209,32 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func compile(ctx context.Context, path string, stderr io.Writer) (*plan.Plan, int) {
 	exp, err := spec.Load(path)
 	if err != nil {
-		var ds spec.Diagnostics
-		if errors.As(err, &ds) {
-			for _, d := range ds {
-				fmt.Fprintln(stderr, d.String())
-			}
-			n := len(ds)
-			fmt.Fprintf(stderr, "agora: %s has %d error%s\n", path, n, plural(n))
-		} else {
-			fmt.Fprintf(stderr, "agora: %v\n", err)
-		}
+		printLoadError(stderr, path, err)
 		return nil, ExitError
 	}
-	p, err := compiler.Compile(ctx, exp, compiler.Options{})
+	// Steps the state records as done plan as noop.
+	var opts compiler.Options
+	var serial int64
+	dir := stateDir(exp)
+	if _, err := os.Stat(filepath.Join(dir, "state.db")); err == nil {
+		store, err := state.Open(ctx, dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "agora: %v\n", err)
+			return nil, ExitError
+		}
+		defer store.Close()
+		if serial, err = store.Serial(ctx); err != nil {
+			fmt.Fprintf(stderr, "agora: %v\n", err)
+			return nil, ExitError
+		}
+		opts.Recorded = store
+	}
+	p, err := compiler.Compile(ctx, exp, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return nil, ExitError
 	}
+	p.StateSerial = serial
 	return p, ExitOK
 }
 

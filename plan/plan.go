@@ -43,13 +43,16 @@ type Plan struct {
 	Experiment string `json:"experiment,omitempty"`
 	// Spec identifies the file the plan was compiled from; apply refuses a
 	// plan whose spec changed since.
-	Spec     SpecRef  `json:"spec"`
-	Steps    []Step   `json:"steps"`
-	Totals   Totals   `json:"totals"`
-	Budgets  []Budget `json:"budgets"`
-	Warnings []string `json:"warnings,omitempty"`
-	Assume   Assumed  `json:"assumptions"`
-	Counts   Counts   `json:"counts"`
+	Spec SpecRef `json:"spec"`
+	// StateSerial is the state's serial when the plan was made; apply
+	// refuses the plan when the state has changed since.
+	StateSerial int64    `json:"state_serial"`
+	Steps       []Step   `json:"steps"`
+	Totals      Totals   `json:"totals"`
+	Budgets     []Budget `json:"budgets"`
+	Warnings    []string `json:"warnings,omitempty"`
+	Assume      Assumed  `json:"assumptions"`
+	Counts      Counts   `json:"counts"`
 }
 
 // SpecRef names a spec file and its content digest.

@@ -1,0 +1,426 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/agorabench/agora/compiler"
+	"github.com/agorabench/agora/engine"
+	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/state"
+)
+
+// stateDir is where a spec's state lives: .agora beside it.
+func stateDir(exp *spec.Experiment) string {
+	return filepath.Join(exp.Source.Dir, ".agora")
+}
+
+// isPlanFile reports whether path holds a saved plan rather than a spec.
+func isPlanFile(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var probe struct {
+		FormatVersion *string `json:"format_version"`
+	}
+	if err := json.NewDecoder(io.LimitReader(f, 64<<20)).Decode(&probe); err != nil {
+		return false
+	}
+	return probe.FormatVersion != nil
+}
+
+type applyOptions struct {
+	target      string
+	autoApprove bool
+	parallelism int
+	maxAttempts int
+}
+
+func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o applyOptions
+	fs := newFlags("apply", "apply [PLANFILE | SPEC] [-auto-approve] [-parallelism N]", stderr)
+	fs.BoolVar(&o.autoApprove, "auto-approve", false, "apply without asking for approval")
+	fs.IntVar(&o.parallelism, "parallelism", 8, "run at most `N` steps at once")
+	fs.IntVar(&o.maxAttempts, "max-attempts", 10, "give an instance up after `N` rejected completions")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagErr(err)
+	}
+	switch len(pos) {
+	case 0:
+		o.target = "agora.cue"
+	case 1:
+		o.target = pos[0]
+	default:
+		fmt.Fprintf(stderr, "agora apply: want one plan or spec file, got %d\n", len(pos))
+		return ExitError
+	}
+	if _, err := os.Stat(o.target); err != nil {
+		fmt.Fprintf(stderr, "agora apply: %s: no such file\n", o.target)
+		return ExitError
+	}
+
+	// A saved plan is applied exactly; a spec is planned and approved first.
+	var saved *plan.Plan
+	specPath := o.target
+	if isPlanFile(o.target) {
+		saved, err = plan.Read(o.target)
+		if err != nil {
+			fmt.Fprintf(stderr, "agora apply: %v\n", err)
+			return ExitError
+		}
+		specPath = saved.Spec.File
+	}
+	exp, err := spec.Load(specPath)
+	if err != nil {
+		printLoadError(stderr, specPath, err)
+		return ExitError
+	}
+	if saved != nil && saved.Spec.Digest != exp.Source.Digest {
+		fmt.Fprintf(stderr, "agora apply: %s is stale: %s changed since the plan was made; run \"agora plan -out %s\" again\n", o.target, specPath, o.target)
+		return ExitError
+	}
+
+	dir := stateDir(exp)
+	lock, err := state.AcquireLock(dir, "agora apply")
+	if err != nil {
+		fmt.Fprintf(stderr, "agora apply: %v\n", err)
+		return ExitError
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			lock.Release()
+		}
+	}
+	defer release()
+	store, err := state.Open(ctx, dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora apply: %v\n", err)
+		return ExitError
+	}
+	defer store.Close()
+
+	serial, err := store.Serial(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora apply: %v\n", err)
+		return ExitError
+	}
+	p := saved
+	if p != nil {
+		if p.StateSerial != serial {
+			fmt.Fprintf(stderr, "agora apply: %s is stale: the state changed since the plan was made (serial %d, now %d); run \"agora plan -out %s\" again\n", o.target, p.StateSerial, serial, o.target)
+			return ExitError
+		}
+	} else {
+		p, err = compiler.Compile(ctx, exp, compiler.Options{Recorded: store})
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", specPath, err)
+			return ExitError
+		}
+		p.StateSerial = serial
+		if err := p.Render(stdout); err != nil {
+			fmt.Fprintf(stderr, "agora apply: %v\n", err)
+			return ExitError
+		}
+	}
+	if msg := p.BudgetError(); msg != "" {
+		fmt.Fprintln(stderr, msg)
+		return ExitError
+	}
+	if p.ToRun() == 0 {
+		fmt.Fprintln(stdout, "Nothing to do: every step is done.")
+		return ExitOK
+	}
+	if saved == nil && !o.autoApprove {
+		ok, err := approve(stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "agora apply: %v\n", err)
+			return ExitError
+		}
+		if !ok {
+			fmt.Fprintln(stderr, "agora apply: cancelled: only \"yes\" approves the plan")
+			return ExitError
+		}
+	}
+
+	spent, byGen, err := store.Spend(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora apply: %v\n", err)
+		return ExitError
+	}
+	// The first interrupt stops sending and lets requests in flight land in
+	// the state; the second quits at once (every write is a transaction, so
+	// the state stays consistent).
+	stop := make(chan struct{})
+	hard, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		n := 0
+		for range sigs {
+			n++
+			if n == 1 {
+				fmt.Fprintln(stderr, "\nStopping: no new requests; waiting for those in flight to be recorded (interrupt again to quit at once)")
+				close(stop)
+				continue
+			}
+			fmt.Fprintln(stderr, "Quitting; run agora apply again to resume")
+			cancel()
+			release()
+			os.Exit(130)
+		}
+	}()
+
+	eng := engine.New(exp, p, store, spent, byGen, engine.Options{
+		Dir:         dir,
+		Parallelism: o.parallelism,
+		MaxAttempts: o.maxAttempts,
+		Providers:   newProvider,
+		Seeds:       seedLoader{dir: exp.Source.Dir, cache: filepath.Join(dir, "cache", "hf")},
+		Stop:        stop,
+		Progress:    stderr,
+		TTY:         isTerminal(stderr),
+	})
+	res, err := eng.Apply(hard)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora apply: %v\n", err)
+		return ExitError
+	}
+	fmt.Fprintf(stdout, "\nApply finished: %d step%s done in this run.\n", len(res.Done), plural(len(res.Done)))
+	if n := len(res.Skipped); n > 0 && res.Err() == nil {
+		fmt.Fprintf(stdout, "%d step%s not run:\n", n, plural(n))
+		for _, a := range firstLines(res.Skipped, 10) {
+			fmt.Fprintf(stdout, "  %s\n", a)
+		}
+	}
+	if err := res.Err(); err != nil {
+		fmt.Fprintf(stderr, "agora apply: %v\n", err)
+		return ExitError
+	}
+	return ExitOK
+}
+
+func firstLines(m map[string]string, n int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	var out []string
+	for i, k := range keys {
+		if i == n {
+			out = append(out, fmt.Sprintf("… and %d more", len(keys)-n))
+			break
+		}
+		out = append(out, fmt.Sprintf("%s: %s", k, m[k]))
+	}
+	return out
+}
+
+// approve asks on stdin, terraform-style.
+func approve(stdout io.Writer) (bool, error) {
+	fmt.Fprint(stdout, "\nApply this plan? Only \"yes\" will be accepted: ")
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("read approval: %w", err)
+	}
+	if errors.Is(err, io.EOF) && strings.TrimSpace(line) == "" {
+		return false, errors.New("no approval on standard input: answer \"yes\" or pass -auto-approve")
+	}
+	return strings.TrimSpace(line) == "yes", nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func printLoadError(stderr io.Writer, path string, err error) {
+	var ds spec.Diagnostics
+	if errors.As(err, &ds) {
+		for _, d := range ds {
+			fmt.Fprintln(stderr, d.String())
+		}
+		fmt.Fprintf(stderr, "agora: %s has %d error%s\n", path, len(ds), plural(len(ds)))
+		return
+	}
+	fmt.Fprintf(stderr, "agora: %v\n", err)
+}
+
+// openState opens the state of the spec at specPath for reading.
+func openState(ctx context.Context, specPath string) (*spec.Experiment, *state.Store, error) {
+	exp, err := spec.Load(specPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir := stateDir(exp)
+	if _, err := os.Stat(filepath.Join(dir, "state.db")); err != nil {
+		return exp, nil, fmt.Errorf("no state in %s yet: run agora apply first", dir)
+	}
+	store, err := state.Open(ctx, dir)
+	if err != nil {
+		return exp, nil, err
+	}
+	return exp, store, nil
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", "status [SPEC]", stderr)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagErr(err)
+	}
+	specPath := "agora.cue"
+	if len(pos) == 1 {
+		specPath = pos[0]
+	} else if len(pos) > 1 {
+		fmt.Fprintln(stderr, "agora status: want at most one spec file")
+		return ExitError
+	}
+	_, store, err := openState(ctx, specPath)
+	if err != nil {
+		var ds spec.Diagnostics
+		if errors.As(err, &ds) {
+			printLoadError(stderr, specPath, err)
+		} else {
+			fmt.Fprintf(stderr, "agora status: %v\n", err)
+		}
+		return ExitError
+	}
+	defer store.Close()
+	steps, err := store.Steps(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora status: %v\n", err)
+		return ExitError
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tSTATUS\tDONE\tACCEPTED\tREJECTED\tTOKENS IN/OUT\tCOST\tREJECTED COST\tERROR")
+	var cost float64
+	for _, s := range steps {
+		cost += s.CostUSD
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%s/%s\t%s\t%s\t%s\n", s.Address, s.Status, min(s.Accepted, s.Target), s.Target,
+			s.Accepted, s.Rejected, plan.Count(s.InputTokens), plan.Count(s.OutputTokens), plan.Dollars(s.CostUSD), plan.Dollars(s.RejectedCostUSD), oneLine(s.Error))
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "\n%d step%s recorded, %s spent.\n", len(steps), plural(len(steps)), plan.Dollars(cost))
+	return ExitOK
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+func runForceUnlock(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("force-unlock", "force-unlock [SPEC]", stderr)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagErr(err)
+	}
+	specPath := "agora.cue"
+	if len(pos) == 1 {
+		specPath = pos[0]
+	} else if len(pos) > 1 {
+		fmt.Fprintln(stderr, "agora force-unlock: want at most one spec file")
+		return ExitError
+	}
+	exp, err := spec.Load(specPath)
+	if err != nil {
+		printLoadError(stderr, specPath, err)
+		return ExitError
+	}
+	info, err := state.ForceUnlock(stateDir(exp))
+	if err != nil {
+		fmt.Fprintf(stderr, "agora force-unlock: %v\n", err)
+		return ExitError
+	}
+	fmt.Fprintf(stdout, "Removed the lock held by %q (pid %d, %s) since %s.\n", info.Command, info.PID, info.Owner, info.Started.Format("2006-01-02T15:04:05Z07:00"))
+	return ExitOK
+}
+
+func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var specPath, out string
+	fs := newFlags("export", "export STEP [-spec SPEC] [-o FILE]", stderr)
+	fs.StringVar(&specPath, "spec", "agora.cue", "the spec whose state holds the step")
+	fs.StringVar(&out, "o", "", "write to `FILE` instead of standard output")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagErr(err)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "agora export: name one generate step by address or ID prefix (see agora status)")
+		return ExitError
+	}
+	_, store, err := openState(ctx, specPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora export: %v\n", err)
+		return ExitError
+	}
+	defer store.Close()
+	steps, err := store.Steps(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora export: %v\n", err)
+		return ExitError
+	}
+	var match []state.StepState
+	for _, s := range steps {
+		if s.Address == pos[0] || (len(pos[0]) >= 4 && strings.HasPrefix(s.ID, pos[0])) {
+			match = append(match, s)
+		}
+	}
+	switch {
+	case len(match) == 0:
+		fmt.Fprintf(stderr, "agora export: no recorded step %q (see agora status)\n", pos[0])
+		return ExitError
+	case len(match) > 1:
+		fmt.Fprintf(stderr, "agora export: %q matches %d steps; give more of the ID\n", pos[0], len(match))
+		return ExitError
+	case match[0].Kind != plan.KindGenerate:
+		fmt.Fprintf(stderr, "agora export: %s is a %s step; only generate steps have datasets\n", match[0].Address, match[0].Kind)
+		return ExitError
+	}
+	m := match[0]
+	step := plan.Step{ID: m.ID, Address: m.Address, Kind: m.Kind, Generator: m.Generator, Setting: m.Setting}
+	w := stdout
+	if out != "" {
+		f, err := os.Create(out)
+		if err != nil {
+			fmt.Fprintf(stderr, "agora export: %v\n", err)
+			return ExitError
+		}
+		defer f.Close()
+		w = f
+	}
+	if err := engine.WriteDataset(ctx, store, step, w); err != nil {
+		fmt.Fprintf(stderr, "agora export: %v\n", err)
+		return ExitError
+	}
+	if m.Accepted < m.Target {
+		fmt.Fprintf(stderr, "agora export: %s is incomplete: %d of %d instances\n", m.Address, m.Accepted, m.Target)
+	}
+	return ExitOK
+}

@@ -1,0 +1,314 @@
+// Package engine applies a plan: it walks the plan's DAG with bounded
+// parallelism, runs each step through the runner for its kind, records
+// every step and every paid response in the state before counting it,
+// enforces the dollar budgets at run time, shows progress, and stops
+// cleanly on interrupt. Rerunning resumes where the state says it stopped.
+//
+// The engine knows no provider: generate steps reach models through the
+// small Provider interface defined here.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/state"
+)
+
+// Message is one chat message.
+type Message struct{ Role, Content string }
+
+// Completion is a provider's answer to one request.
+type Completion struct {
+	Text, FinishReason, Model, SystemFingerprint, ID string
+	PromptTokens, CompletionTokens                  int
+}
+
+// Provider completes chat requests. Complete returns at most one billable
+// completion per call; transient failures are retried inside it, and an
+// error means the step cannot go on (bad key, unknown model, outage) or ctx
+// ended.
+type Provider interface {
+	Complete(ctx context.Context, msgs []Message) (Completion, error)
+}
+
+// Store is what the engine needs of the state.
+type Store interface {
+	Completed(ctx context.Context, ids []string) (map[string]bool, error)
+	BeginStep(ctx context.Context, info state.StepInfo) error
+	FinishStep(ctx context.Context, id, output string) error
+	FailStep(ctx context.Context, id, msg string) error
+	Append(ctx context.Context, g state.Generation) error
+	AcceptedSlots(ctx context.Context, stepID string) (map[int]bool, error)
+	NextAttempt(ctx context.Context, stepID string, slot int) (int, error)
+	Accepted(ctx context.Context, stepID string, fn func(state.Generation) error) error
+	RecordSeed(ctx context.Context, ref, digest string) error
+}
+
+// Options configure an apply.
+type Options struct {
+	// Dir is the state directory (.agora); datasets go to Dir/datasets.
+	Dir string
+	// Parallelism bounds the steps running at once (default 8).
+	Parallelism int
+	// MaxAttempts bounds the requests per instance before it is given up
+	// (default 10).
+	MaxAttempts int
+	// Providers returns the provider of a generator.
+	Providers func(g *spec.Generator) (Provider, error)
+	// Seeds loads a setting's seed items.
+	Seeds SeedLoader
+	// Stop is closed to stop sending new requests (the first Ctrl-C);
+	// requests in flight finish and are recorded. Cancelling Apply's ctx
+	// abandons them (the second Ctrl-C).
+	Stop <-chan struct{}
+	// Progress receives progress lines; nil for none.
+	Progress io.Writer
+	// TTY redraws progress in place instead of printing periodic lines.
+	TTY bool
+	// Interval between progress updates (default 1 s on a TTY, 10 s
+	// otherwise).
+	Interval time.Duration
+}
+
+// Result says what an apply did.
+type Result struct {
+	Done    []string // addresses completed in this run
+	Failed  map[string]string
+	Skipped map[string]string // steps not run, and why
+	Budget  *BudgetError      // the budget that stopped the run, if any
+	Stopped bool              // interrupted
+}
+
+// Err summarises a result that did not complete every step as an error.
+func (r *Result) Err() error {
+	var lines []string
+	if r.Budget != nil {
+		lines = append(lines, r.Budget.Error())
+	}
+	for _, a := range sortedKeys(r.Failed) {
+		lines = append(lines, fmt.Sprintf("step %s failed: %s", a, r.Failed[a]))
+	}
+	if r.Stopped {
+		lines = append(lines, "interrupted: what was received is recorded; run agora apply again to resume")
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	if n := len(r.Skipped); n > 0 {
+		lines = append(lines, fmt.Sprintf("%d step%s not run: %s", n, plural(n), strings.Join(firstN(sortedKeys(r.Skipped), 5), ", ")))
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+// runner runs one kind of step.
+type runner interface {
+	run(ctx context.Context, s plan.Step) error
+}
+
+// Engine applies one plan.
+type Engine struct {
+	exp    *spec.Experiment
+	plan   *plan.Plan
+	store  Store
+	ledger *Ledger
+	opts   Options
+	prog   *progress
+
+	mu        sync.Mutex
+	providers map[string]Provider
+}
+
+// New prepares an apply of p, compiled from exp, against store. spent and
+// spentBy are the dollars the state has already recorded.
+func New(exp *spec.Experiment, p *plan.Plan, store Store, spent float64, spentBy map[string]float64, opts Options) *Engine {
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = 8
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 10
+	}
+	per := map[string]float64{}
+	for name, b := range exp.Budgets.PerGenerator {
+		if b.USD > 0 {
+			per[name] = b.USD
+		}
+	}
+	e := &Engine{
+		exp: exp, plan: p, store: store, opts: opts,
+		ledger:    NewLedger(exp.Budgets.USD, per, spent, spentBy),
+		providers: map[string]Provider{},
+		prog:      newProgress(opts.Progress, opts.TTY, opts.Interval, exp.Budgets.USD),
+	}
+	e.prog.spent = func() float64 {
+		total, _ := e.ledger.Spent("")
+		return total
+	}
+	return e
+}
+
+// Apply runs every step of the plan that is not done and that has a
+// runner, in dependency order.
+func (e *Engine) Apply(ctx context.Context) (*Result, error) {
+	res := &Result{Failed: map[string]string{}, Skipped: map[string]string{}}
+	ids := make([]string, len(e.plan.Steps))
+	byID := map[string]plan.Step{}
+	for i, s := range e.plan.Steps {
+		ids[i] = s.ID
+		byID[s.ID] = s
+	}
+	done, err := e.store.Completed(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	runners := map[string]runner{plan.KindGenerate: &generateRunner{e: e}}
+
+	e.prog.start()
+	defer e.prog.stop()
+
+	type outcome struct {
+		id  string
+		err error
+	}
+	results := make(chan outcome)
+	started := map[string]bool{}
+	blocked := map[string]string{}
+	running := 0
+	stopping := false
+	for {
+		if !stopping && e.stopped() {
+			stopping = true
+			res.Stopped = true
+		}
+		// Start every ready step, up to the parallelism.
+		for _, s := range e.plan.Steps {
+			if stopping || res.Budget != nil || running >= e.opts.Parallelism {
+				break
+			}
+			if done[s.ID] || started[s.ID] || blocked[s.ID] != "" {
+				continue
+			}
+			ready := true
+			for _, n := range s.Needs {
+				if !done[n] {
+					ready = false
+					if why := blocked[n]; why != "" {
+						blocked[s.ID] = "needs " + byID[n].Address
+					}
+				}
+			}
+			if !ready {
+				continue
+			}
+			r, ok := runners[s.Kind]
+			if !ok {
+				blocked[s.ID] = fmt.Sprintf("no %s executor in this version of agora", s.Kind)
+				continue
+			}
+			started[s.ID] = true
+			running++
+			go func(s plan.Step) {
+				results <- outcome{s.ID, r.run(ctx, s)}
+			}(s)
+		}
+		if running == 0 {
+			break
+		}
+		o := <-results
+		running--
+		s := byID[o.id]
+		var be *BudgetError
+		switch {
+		case o.err == nil:
+			done[o.id] = true
+			res.Done = append(res.Done, s.Address)
+		case errors.As(o.err, &be):
+			res.Budget = be
+			blocked[o.id] = "budget"
+		case errors.Is(o.err, errStopped) || ctx.Err() != nil:
+			res.Stopped = true
+			blocked[o.id] = "interrupted"
+		default:
+			res.Failed[s.Address] = o.err.Error()
+			blocked[o.id] = "failed"
+		}
+	}
+	for _, s := range e.plan.Steps {
+		if !done[s.ID] {
+			if _, failed := res.Failed[s.Address]; failed {
+				continue
+			}
+			why := blocked[s.ID]
+			if why == "" {
+				why = "not started"
+			}
+			res.Skipped[s.Address] = why
+		}
+	}
+	return res, nil
+}
+
+// errStopped ends a step because sending was stopped.
+var errStopped = errors.New("stopped")
+
+func (e *Engine) stopped() bool {
+	if e.opts.Stop == nil {
+		return false
+	}
+	select {
+	case <-e.opts.Stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// provider returns the generator's provider, one per generator so its
+// rate limits hold across steps.
+func (e *Engine) provider(g *spec.Generator) (Provider, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p, ok := e.providers[g.Name]; ok {
+		return p, nil
+	}
+	if e.opts.Providers == nil {
+		return nil, fmt.Errorf("no provider for generator %s", g.Name)
+	}
+	p, err := e.opts.Providers(g)
+	if err != nil {
+		return nil, err
+	}
+	e.providers[g.Name] = p
+	return p, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func firstN(xs []string, n int) []string {
+	if len(xs) > n {
+		return append(xs[:n:n], fmt.Sprintf("and %d more", len(xs)-n))
+	}
+	return xs
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -1,0 +1,351 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agorabench/agora/generation"
+	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/prompts"
+	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/state"
+)
+
+// SeedLoader loads a setting's seed items and the digest of their data.
+type SeedLoader interface {
+	Load(ctx context.Context, s *spec.Setting) (items []generation.SeedItem, digest string, err error)
+}
+
+// defaultConcurrency is the number of requests a generate step keeps in
+// flight when the generator sets no limit.
+const defaultConcurrency = 16
+
+// perMessageOverhead bounds the tokens a chat template adds per message.
+const perMessageOverhead = 8
+
+type generateRunner struct{ e *Engine }
+
+// exhaustedError says instances were given up after every attempt failed.
+type exhaustedError struct {
+	slots  int
+	reason string
+}
+
+func (x *exhaustedError) Error() string {
+	return fmt.Sprintf("%d instance%s rejected on every attempt (last reason: %s)", x.slots, plural(x.slots), x.reason)
+}
+
+func (r *generateRunner) run(ctx context.Context, s plan.Step) error {
+	e := r.e
+	g, set := e.exp.Generators[s.Generator], e.exp.Settings[s.Setting]
+	if g == nil || set == nil {
+		return fmt.Errorf("the spec has no generator %q or setting %q: the plan is stale", s.Generator, s.Setting)
+	}
+	task, err := r.task(ctx, s, set)
+	if err != nil {
+		return err
+	}
+	prov, err := e.provider(g)
+	if err != nil {
+		return err
+	}
+	if err := e.store.BeginStep(ctx, state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting, Target: s.Instances}); err != nil {
+		return fmt.Errorf("record step: %w", err)
+	}
+	accepted, err := e.store.AcceptedSlots(ctx, s.ID)
+	if err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	var todo []int
+	for slot := 0; slot < s.Instances; slot++ {
+		if !accepted[slot] {
+			todo = append(todo, slot)
+		}
+	}
+	sp := e.prog.add(s.Address, s.Instances, len(accepted), s.Generator)
+	defer e.prog.remove(sp)
+
+	workers := g.Limits.Concurrency
+	if workers <= 0 {
+		workers = defaultConcurrency
+	}
+	workers = min(workers, len(todo))
+	slots := make(chan int)
+	var (
+		mu        sync.Mutex
+		firstErr  error
+		exhausted int
+		lastWhy   string
+		wg        sync.WaitGroup
+	)
+	quit := make(chan struct{})
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+			close(quit)
+		}
+	}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for slot := range slots {
+				err := r.slot(ctx, s, g, task, prov, sp, slot)
+				var x *exhaustedError
+				switch {
+				case err == nil:
+				case errors.As(err, &x):
+					mu.Lock()
+					exhausted++
+					lastWhy = x.reason
+					mu.Unlock()
+				default:
+					fail(err)
+				}
+			}
+		}()
+	}
+feed:
+	for _, slot := range todo {
+		select {
+		case slots <- slot:
+		case <-quit:
+			break feed
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(slots)
+	wg.Wait()
+	switch {
+	case firstErr != nil:
+		if !errors.Is(firstErr, errStopped) {
+			_ = e.store.FailStep(context.WithoutCancel(ctx), s.ID, firstErr.Error())
+		}
+		return firstErr
+	case ctx.Err() != nil:
+		return errStopped
+	case exhausted > 0:
+		err := &exhaustedError{slots: exhausted, reason: lastWhy}
+		_ = e.store.FailStep(context.WithoutCancel(ctx), s.ID, err.Error()+"; run agora apply again to retry them")
+		return err
+	}
+	out := filepath.Join(e.opts.Dir, "datasets", s.ID+".jsonl")
+	if err := writeDatasetFile(ctx, e.store, s, out); err != nil {
+		return err
+	}
+	if err := e.store.FinishStep(ctx, s.ID, out); err != nil {
+		return fmt.Errorf("record step: %w", err)
+	}
+	return nil
+}
+
+// task prepares the generation task of a step: seed items and meta-prompt.
+func (r *generateRunner) task(ctx context.Context, s plan.Step, set *spec.Setting) (*generation.Task, error) {
+	e := r.e
+	if e.opts.Seeds == nil {
+		return nil, errors.New("no seed loader")
+	}
+	items, digest, err := e.opts.Seeds.Load(ctx, set)
+	if err != nil {
+		return nil, fmt.Errorf("seed data: %w", err)
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("seed data of %s has no items", set.Name)
+	}
+	if err := e.store.RecordSeed(ctx, set.SeedData.Ref(), digest); err != nil {
+		return nil, fmt.Errorf("record seed digest: %w", err)
+	}
+	var tpl *prompts.Template
+	if set.Prompt.File != "" {
+		tpl, err = prompts.Parse(set.Prompt.File, set.Prompt.Text)
+	} else {
+		domain, method := set.Domain, set.Method
+		if b := set.Prompt.Builtin; b != "" {
+			domain, method, _ = strings.Cut(b, ".")
+		}
+		tpl, err = prompts.Builtin(domain, method, s.Variant)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("meta-prompt: %w", err)
+	}
+	seed := int64(0)
+	if s.Seed != nil {
+		seed = int64(*s.Seed)
+	}
+	return &generation.Task{Domain: set.Domain, Method: set.Method, Variant: s.Variant, Template: tpl,
+		Seed: seed, Seeds: items, Instances: s.Instances}, nil
+}
+
+// slot obtains one accepted instance for slot, retrying rejected
+// completions up to MaxAttempts. Every response is recorded before its
+// cost is booked.
+func (r *generateRunner) slot(ctx context.Context, s plan.Step, g *spec.Generator, task *generation.Task, prov Provider, sp *stepProgress, slot int) error {
+	e := r.e
+	attempt, err := e.store.NextAttempt(ctx, s.ID, slot)
+	if err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	reason := "no attempts left"
+	for ; attempt <= e.opts.MaxAttempts; attempt++ {
+		if e.stopped() || ctx.Err() != nil {
+			return errStopped
+		}
+		req, err := task.Request(slot, attempt)
+		if err != nil {
+			return fmt.Errorf("build request: %w", err)
+		}
+		msgs := make([]Message, len(req.Messages))
+		for i, m := range req.Messages {
+			msgs[i] = Message{Role: m.Role, Content: m.Content}
+		}
+		res, err := e.ledger.Reserve(g.Name, worstCase(msgs, g))
+		if err != nil {
+			return err
+		}
+		started := time.Now()
+		c, err := prov.Complete(ctx, msgs)
+		if err != nil {
+			res.Settle(0)
+			if ctx.Err() != nil {
+				return errStopped
+			}
+			return err
+		}
+		cost := price(g, c.PromptTokens, c.CompletionTokens)
+		inst, verr := task.Result(req, generation.Completion{Text: c.Text, FinishReason: c.FinishReason})
+		rec := state.Generation{
+			StepID: s.ID, Slot: slot, Attempt: attempt, Accepted: verr == nil,
+			Raw: c.Text, Model: c.Model, SystemFingerprint: c.SystemFingerprint, RequestID: c.ID, FinishReason: c.FinishReason,
+			PromptDigest: task.Template.Digest(), SeedItemID: req.SeedItemID,
+			InputTokens: c.PromptTokens, OutputTokens: c.CompletionTokens, CostUSD: cost,
+			StartedAt: started, Duration: time.Since(started),
+		}
+		if verr == nil {
+			rec.Instruction, rec.Response = inst.Instruction, inst.Response
+		} else {
+			rec.RejectReason = verr.Error()
+			var rj *generation.Rejection
+			if errors.As(verr, &rj) {
+				rec.RejectReason = rj.Reason
+			}
+			reason = rec.RejectReason
+		}
+		// Durable before counted: the record survives a crash from here on.
+		if err := e.store.Append(context.WithoutCancel(ctx), rec); err != nil {
+			res.Settle(cost)
+			return fmt.Errorf("record response: %w", err)
+		}
+		res.Settle(cost)
+		sp.record(c.PromptTokens, c.CompletionTokens, cost, verr == nil)
+		if verr == nil {
+			return nil
+		}
+	}
+	return &exhaustedError{slots: 1, reason: reason}
+}
+
+// worstCase bounds a request's cost before it is sent: a byte-level BPE
+// token covers at least one byte, so the prompt's bytes (plus the chat
+// template's overhead) bound its tokens, and the completion is bounded by
+// max_tokens.
+func worstCase(msgs []Message, g *spec.Generator) float64 {
+	prompt := 3
+	for _, m := range msgs {
+		prompt += len(m.Content) + len(m.Role) + perMessageOverhead
+	}
+	return price(g, prompt, g.Sampling.MaxTokens)
+}
+
+// price is the dollar cost of a request at the generator's prices.
+func price(g *spec.Generator, in, out int) float64 {
+	if g.Price == nil {
+		return 0
+	}
+	return (float64(in)*g.Price.Input + float64(out)*g.Price.Output) / 1e6
+}
+
+// DatasetRecord is one line of a generated dataset: chat format that
+// trainers read unchanged, plus provenance.
+type DatasetRecord struct {
+	Messages          []Message `json:"messages"`
+	Generator         string    `json:"generator"`
+	Setting           string    `json:"setting"`
+	Step              string    `json:"step"`
+	Slot              int       `json:"slot"`
+	Model             string    `json:"model"`
+	SystemFingerprint string    `json:"system_fingerprint,omitempty"`
+	PromptDigest      string    `json:"prompt_digest"`
+	SeedItemID        string    `json:"seed_item_id,omitempty"`
+	Usage             struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+	} `json:"usage"`
+	CostUSD float64 `json:"cost_usd"`
+}
+
+// MarshalJSON writes messages with lowercase keys.
+func (m Message) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	}{m.Role, m.Content})
+}
+
+// WriteDataset writes the accepted instances of a generate step as JSONL.
+func WriteDataset(ctx context.Context, store Store, s plan.Step, w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	err := store.Accepted(ctx, s.ID, func(g state.Generation) error {
+		rec := DatasetRecord{
+			Messages:  []Message{{Role: "user", Content: g.Instruction}, {Role: "assistant", Content: g.Response}},
+			Generator: s.Generator, Setting: s.Setting, Step: s.ID, Slot: g.Slot, Model: g.Model,
+			SystemFingerprint: g.SystemFingerprint, PromptDigest: g.PromptDigest, SeedItemID: g.SeedItemID, CostUSD: g.CostUSD,
+		}
+		rec.Usage.PromptTokens, rec.Usage.CompletionTokens = g.InputTokens, g.OutputTokens
+		return enc.Encode(rec)
+	})
+	if err != nil {
+		return fmt.Errorf("write dataset: %w", err)
+	}
+	return bw.Flush()
+}
+
+// writeDatasetFile writes the dataset to path atomically.
+func writeDatasetFile(ctx context.Context, store Store, s plan.Step, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("write dataset: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".dataset-*")
+	if err != nil {
+		return fmt.Errorf("write dataset: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := WriteDataset(ctx, store, s, tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write dataset: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write dataset: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write dataset: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+package engine
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+)
+
+// progress shows a line per running step: done/total, requests/s,
+// tokens/s, dollars spent (of the budget), rejects and ETA. On a terminal
+// the lines are redrawn in place; otherwise they are printed periodically.
+type progress struct {
+	w        io.Writer
+	tty      bool
+	interval time.Duration
+	limit    float64
+	spent    func() float64
+
+	mu     sync.Mutex
+	steps  []*stepProgress
+	drawn  int // lines drawn last time (TTY)
+	quit   chan struct{}
+	doneCh chan struct{}
+}
+
+type stepProgress struct {
+	address, generator string
+	total              int
+	mu                 sync.Mutex
+	accepted, rejected int
+	requests           int
+	tokens             int64
+	cost               float64
+	resumed            int
+	started            time.Time
+}
+
+func newProgress(w io.Writer, tty bool, interval time.Duration, limit float64) *progress {
+	if interval <= 0 {
+		interval = 10 * time.Second
+		if tty {
+			interval = time.Second
+		}
+	}
+	return &progress{w: w, tty: tty, interval: interval, limit: limit}
+}
+
+func (p *progress) start() {
+	if p.w == nil {
+		return
+	}
+	p.quit = make(chan struct{})
+	p.doneCh = make(chan struct{})
+	go func() {
+		defer close(p.doneCh)
+		t := time.NewTicker(p.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p.draw()
+			case <-p.quit:
+				return
+			}
+		}
+	}()
+}
+
+func (p *progress) stop() {
+	if p.w == nil || p.quit == nil {
+		return
+	}
+	close(p.quit)
+	<-p.doneCh
+	p.draw()
+}
+
+func (p *progress) add(address string, total, done int, generator string) *stepProgress {
+	sp := &stepProgress{address: address, total: total, resumed: done, accepted: done, generator: generator, started: time.Now()}
+	p.mu.Lock()
+	p.steps = append(p.steps, sp)
+	p.mu.Unlock()
+	return sp
+}
+
+func (p *progress) remove(sp *stepProgress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, s := range p.steps {
+		if s == sp {
+			p.steps = append(p.steps[:i], p.steps[i+1:]...)
+			break
+		}
+	}
+	if p.w != nil && !p.tty {
+		fmt.Fprintln(p.w, sp.line(time.Now()))
+	}
+}
+
+func (sp *stepProgress) record(in, out int, cost float64, ok bool) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.requests++
+	sp.tokens += int64(in + out)
+	sp.cost += cost
+	if ok {
+		sp.accepted++
+	} else {
+		sp.rejected++
+	}
+}
+
+func (sp *stepProgress) line(now time.Time) string {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	el := now.Sub(sp.started).Seconds()
+	if el <= 0 {
+		el = 1e-9
+	}
+	rps := float64(sp.requests) / el
+	tps := float64(sp.tokens) / el
+	eta := "-"
+	if gained := sp.accepted - sp.resumed; gained > 0 && sp.accepted < sp.total {
+		left := time.Duration(float64(sp.total-sp.accepted) / (float64(gained) / el) * float64(time.Second))
+		eta = left.Round(time.Second).String()
+	} else if sp.accepted >= sp.total {
+		eta = "done"
+	}
+	return fmt.Sprintf("%s  %d/%d  %.1f req/s  %.0f tok/s  $%.2f  rejects %d  ETA %s",
+		sp.address, sp.accepted, sp.total, rps, tps, sp.cost, sp.rejected, eta)
+}
+
+func (p *progress) draw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	var lines []string
+	for _, s := range p.steps {
+		lines = append(lines, s.line(now))
+	}
+	if p.spent != nil {
+		budget := ""
+		if p.limit > 0 {
+			budget = fmt.Sprintf(" of $%.2f", p.limit)
+		}
+		lines = append(lines, fmt.Sprintf("spent $%.2f%s", p.spent(), budget))
+	}
+	if p.tty {
+		var b strings.Builder
+		if p.drawn > 0 {
+			fmt.Fprintf(&b, "\x1b[%dF", p.drawn)
+		}
+		b.WriteString("\x1b[J")
+		for _, l := range lines {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+		io.WriteString(p.w, b.String())
+		p.drawn = len(lines)
+		return
+	}
+	if len(p.steps) == 0 {
+		return
+	}
+	for _, l := range lines {
+		fmt.Fprintln(p.w, l)
+	}
+}
