@@ -5,6 +5,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	_ "embed"
 	"errors"
@@ -173,6 +174,11 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if p == nil {
 		return code
 	}
+	// One write per tabwriter cell is thousands of system calls for a
+	// large plan: buffer standard output.
+	bw := bufio.NewWriter(stdout)
+	defer bw.Flush()
+	stdout = bw
 	if o.json {
 		if err := p.WriteJSON(stdout); err != nil {
 			fmt.Fprintf(stderr, "agora plan: %v\n", err)
@@ -262,6 +268,9 @@ func runShow(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agora show: %v\n", err)
 		return ExitError
 	}
+	bw := bufio.NewWriter(stdout)
+	defer bw.Flush()
+	stdout = bw
 	if asJSON {
 		err = p.WriteJSON(stdout)
 	} else {

@@ -29,7 +29,7 @@ type Message struct{ Role, Content string }
 // Completion is a provider's answer to one request.
 type Completion struct {
 	Text, FinishReason, Model, SystemFingerprint, ID string
-	PromptTokens, CompletionTokens                  int
+	PromptTokens, CompletionTokens                   int
 }
 
 // Provider completes chat requests. Complete returns at most one billable
