@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 	"github.com/agorabench/agora/compiler"
 	"github.com/agorabench/agora/engine"
 	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/providers"
 	"github.com/agorabench/agora/spec"
 	"github.com/agorabench/agora/state"
 )
@@ -192,8 +194,8 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Dir:         dir,
 		Parallelism: o.parallelism,
 		MaxAttempts: o.maxAttempts,
-		Providers:   newProvider,
-		Seeds:       seedLoader{dir: exp.Source.Dir, cache: filepath.Join(dir, "cache", "hf")},
+		Providers:   providers.New(providers.Tuning{}),
+		Seeds:       providers.Seeds{Dir: exp.Source.Dir, CacheDir: filepath.Join(dir, "cache", "hf")},
 		Stop:        stop,
 		Progress:    stderr,
 		TTY:         isTerminal(stderr),
@@ -222,7 +224,7 @@ func firstLines(m map[string]string, n int) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sortStrings(keys)
+	sort.Strings(keys)
 	var out []string
 	for i, k := range keys {
 		if i == n {

@@ -122,6 +122,7 @@ type Engine struct {
 	ledger *Ledger
 	opts   Options
 	prog   *progress
+	soft   context.Context // ends when sending must stop
 
 	mu        sync.Mutex
 	providers map[string]Provider
@@ -170,6 +171,20 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
 	runners := map[string]runner{plan.KindGenerate: &generateRunner{e: e}}
+
+	// soft ends when sending must stop: the first interrupt, or ctx.
+	soft, cancelSoft := context.WithCancel(ctx)
+	defer cancelSoft()
+	if e.opts.Stop != nil {
+		go func() {
+			select {
+			case <-e.opts.Stop:
+				cancelSoft()
+			case <-soft.Done():
+			}
+		}()
+	}
+	e.soft = soft
 
 	e.prog.start()
 	defer e.prog.stop()

@@ -210,8 +210,11 @@ func (r *generateRunner) slot(ctx context.Context, s plan.Step, g *spec.Generato
 		for i, m := range req.Messages {
 			msgs[i] = Message{Role: m.Role, Content: m.Content}
 		}
-		res, err := e.ledger.Reserve(g.Name, worstCase(msgs, g))
+		res, err := e.ledger.Reserve(e.soft, g.Name, worstCase(msgs, g))
 		if err != nil {
+			if e.soft.Err() != nil {
+				return errStopped
+			}
 			return err
 		}
 		started := time.Now()

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"sync"
 )
 
@@ -11,70 +13,104 @@ import (
 // recorded plus spend that is reserved never exceeds a limit, so under any
 // concurrency and any retry pattern the recorded spend stays within the
 // budget.
+//
+// Amounts are kept in integer nanodollars, so that a thousand reservations
+// of a cent add up to exactly ten dollars; reservations round up, spend to
+// the nearest nanodollar.
 type Ledger struct {
 	mu       sync.Mutex
-	limit    float64            // total dollars; 0 = none
-	perGen   map[string]float64 // per-generator dollars; absent = none
-	spent    float64
-	spentBy  map[string]float64
-	reserved float64
-	resBy    map[string]float64
+	limit    int64            // total; 0 = none
+	perGen   map[string]int64 // per generator; absent = none
+	spent    int64
+	spentBy  map[string]int64
+	reserved int64
+	resBy    map[string]int64
+	changed  chan struct{} // closed and replaced when a reservation settles
 }
+
+const nano = 1e9
+
+func toNanoUp(usd float64) int64          { return int64(math.Ceil(usd * nano)) }
+func toNano(usd float64) int64            { return int64(math.Round(usd * nano)) }
+func fromNano(n int64) float64            { return float64(n) / nano }
+func fits(used, amount, limit int64) bool { return used+amount <= limit }
 
 // NewLedger starts a ledger with the spend already recorded in the state.
 func NewLedger(limit float64, perGenerator map[string]float64, spent float64, spentBy map[string]float64) *Ledger {
-	l := &Ledger{limit: limit, perGen: map[string]float64{}, spent: spent, spentBy: map[string]float64{}, resBy: map[string]float64{}}
+	l := &Ledger{limit: toNano(limit), perGen: map[string]int64{}, spent: toNano(spent), spentBy: map[string]int64{},
+		resBy: map[string]int64{}, changed: make(chan struct{})}
 	for k, v := range perGenerator {
-		l.perGen[k] = v
+		l.perGen[k] = toNano(v)
 	}
 	for k, v := range spentBy {
-		l.spentBy[k] = v
+		l.spentBy[k] = toNano(v)
 	}
 	return l
 }
 
-// BudgetError says which budget a reservation would exceed.
+// BudgetError says which budget a request cannot fit in.
 type BudgetError struct {
 	Budget    string // "usd" or "usd:GENERATOR"
 	Limit     float64
 	Spent     float64
-	Reserved  float64
 	Requested float64
 }
 
 func (e *BudgetError) Error() string {
-	return fmt.Sprintf("budget %s exhausted: $%.2f spent and $%.2f in flight of $%.2f; the next request may cost up to $%.4f",
-		e.Budget, e.Spent, e.Reserved, e.Limit, e.Requested)
+	return fmt.Sprintf("budget %s exhausted: $%.4f of $%.2f spent, and the next request may cost up to $%.4f",
+		e.Budget, e.Spent, e.Limit, e.Requested)
 }
 
 // Reservation is an amount held against the budgets until settled.
 type Reservation struct {
 	l       *Ledger
 	gen     string
-	amount  float64
+	amount  int64
 	settled bool
 }
 
-// Reserve holds amount for generator gen, or returns a *BudgetError when
-// that would exceed the total or the generator's budget.
-func (l *Ledger) Reserve(gen string, amount float64) (*Reservation, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.limit > 0 && l.spent+l.reserved+amount > l.limit {
-		return nil, &BudgetError{Budget: "usd", Limit: l.limit, Spent: l.spent, Reserved: l.reserved, Requested: amount}
+// Reserve holds amount (dollars) for generator gen. When it does not fit
+// but other reservations are in flight, it waits for them to settle, since
+// they usually cost less than their worst case; when it cannot fit even
+// alone it returns a *BudgetError. It returns ctx's error if ctx ends while
+// waiting.
+func (l *Ledger) Reserve(ctx context.Context, gen string, amount float64) (*Reservation, error) {
+	n := toNanoUp(amount)
+	for {
+		l.mu.Lock()
+		totalOK := l.limit == 0 || fits(l.spent+l.reserved, n, l.limit)
+		lim, hasGen := l.perGen[gen]
+		genOK := !hasGen || fits(l.spentBy[gen]+l.resBy[gen], n, lim)
+		if totalOK && genOK {
+			l.reserved += n
+			l.resBy[gen] += n
+			l.mu.Unlock()
+			return &Reservation{l: l, gen: gen, amount: n}, nil
+		}
+		var err *BudgetError
+		switch {
+		case !totalOK && !fits(l.spent, n, l.limit):
+			err = &BudgetError{Budget: "usd", Limit: fromNano(l.limit), Spent: fromNano(l.spent), Requested: amount}
+		case !genOK && !fits(l.spentBy[gen], n, lim):
+			err = &BudgetError{Budget: "usd:" + gen, Limit: fromNano(lim), Spent: fromNano(l.spentBy[gen]), Requested: amount}
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	if lim, ok := l.perGen[gen]; ok && l.spentBy[gen]+l.resBy[gen]+amount > lim {
-		return nil, &BudgetError{Budget: "usd:" + gen, Limit: lim, Spent: l.spentBy[gen], Reserved: l.resBy[gen], Requested: amount}
-	}
-	l.reserved += amount
-	l.resBy[gen] += amount
-	return &Reservation{l: l, gen: gen, amount: amount}, nil
 }
 
 // Settle releases the reservation and books actual, the cost the provider
-// reported, which the caller has already made durable. actual above the
-// reservation is booked all the same (the provider charged it) and shows
-// as spend; it cannot happen when the reservation is a true worst case.
+// reported, which the caller has already made durable. Actual above the
+// reservation is booked all the same (the provider charged it); it cannot
+// happen when the reservation is a true worst case.
 func (r *Reservation) Settle(actual float64) {
 	l := r.l
 	l.mu.Lock()
@@ -83,18 +119,18 @@ func (r *Reservation) Settle(actual float64) {
 		return
 	}
 	r.settled = true
+	a := toNano(actual)
 	l.reserved -= r.amount
 	l.resBy[r.gen] -= r.amount
-	l.spent += actual
-	l.spentBy[r.gen] += actual
+	l.spent += a
+	l.spentBy[r.gen] += a
+	close(l.changed)
+	l.changed = make(chan struct{})
 }
 
 // Spent returns the dollars booked so far, in total and for gen.
 func (l *Ledger) Spent(gen string) (total, byGen float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.spent, l.spentBy[gen]
+	return fromNano(l.spent), fromNano(l.spentBy[gen])
 }
-
-// Limit returns the total budget (0 when none).
-func (l *Ledger) Limit() float64 { return l.limit }

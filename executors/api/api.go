@@ -1,0 +1,545 @@
+// Package api is agora's client for OpenAI-compatible chat-completion
+// providers (OpenAI, Together, Fireworks, OpenRouter, a vLLM server, …). It
+// talks to them through github.com/openai/openai-go over real HTTP and adds
+// what a long, paid, high-throughput run needs: a concurrency cap that backs
+// off adaptively, requests- and tokens-per-minute buckets, Retry-After,
+// exponential backoff with jitter, a per-attempt timeout, outage detection,
+// clear errors, and counters for progress lines.
+//
+// # At most one billable response per call
+//
+// Complete returns at most ONE response that carries usage, and it retries
+// internally ONLY after attempts that produced no usable response: 429, 408,
+// 5xx, per-attempt timeouts, dropped connections and malformed bodies. A
+// response that parsed — whatever its content, a truncated completion
+// (finish_reason "length") or an empty one included — is returned to the
+// caller, never retried here: judging content is the caller's job, and its
+// retry is a new call. So the engine may reserve the budget of one response
+// (prompt tokens + max_tokens) per call and settle it on Response.Usage.
+//
+// What the client cannot see it cannot record: a provider may bill a
+// completion whose response was lost in transit (a timeout or a dropped
+// connection after generation) or arrived unparseable. No client can recover
+// that spend; Stats counts such attempts by cause so it is visible.
+//
+// # Limits
+//
+// Config.Limits caps concurrency (16 when zero), requests per minute and
+// tokens per minute (unlimited when zero). The RPM and TPM buckets start
+// full (burst = limit) and refill continuously; every attempt, retries
+// included, takes one request and its estimated prompt tokens + max_tokens
+// from them before it is sent, which is also how OpenAI counts a request
+// against TPM. On a 429 the client waits what the provider asks
+// (retry-after-ms, Retry-After in seconds or as an HTTP date, or the
+// x-ratelimit-reset-* header of the exhausted limit) and halves its
+// effective concurrency (at most once per BackoffBase, and only for a 429 to
+// a request sent under the current limit); every 8 successes add one slot
+// back, never above the cap.
+//
+// # Secrets
+//
+// The key is read from the environment variable Config.APIKeyEnv and sent
+// only as the Authorization header. No error this package returns carries
+// it: errors are built from the status, the provider's error code and a
+// redacted message, never from openai-go's error strings (which embed the
+// request), and every message is scrubbed of the key and of anything
+// shaped like an "sk-" key before it leaves.
+package api
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/openai/openai-go"
+	"github.com/openai/openai-go/option"
+	"golang.org/x/time/rate"
+
+	"github.com/agorabench/agora/spec"
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultConcurrency    = 16
+	DefaultAttemptTimeout = 120 * time.Second
+	DefaultMaxRetries     = 8
+	DefaultOutageAfter    = 10 * time.Minute
+	DefaultBackoffBase    = time.Second
+	DefaultBackoffMax     = 60 * time.Second
+)
+
+// Config says how to reach one generator.
+type Config struct {
+	// Name is the generator's name in the spec, used in messages; the
+	// model when empty.
+	Name string
+	// BaseURL is the provider's OpenAI-compatible base URL, such as
+	// https://api.openai.com/v1.
+	BaseURL string
+	// APIKeyEnv names the environment variable holding the key.
+	APIKeyEnv string
+	// Model is the model id sent with every request.
+	Model string
+
+	// Limits cap the client: RPM, TPM and Concurrency (0 = unlimited, but
+	// concurrency defaults to 16).
+	Limits spec.Limits
+	// Sampling is sent with every request; Extra entries are sent as
+	// additional top-level JSON fields (e.g. repetition_penalty). When Extra
+	// holds max_completion_tokens, max_tokens is not sent.
+	Sampling spec.Sampling
+
+	// AttemptTimeout bounds one HTTP attempt; 120s when zero.
+	AttemptTimeout time.Duration
+	// MaxRetries bounds the retries of one call after transient errors
+	// other than 429; 8 when zero, none when negative. 429s are bounded
+	// separately (4×MaxRetries, at least 8) and by OutageAfter.
+	MaxRetries int
+	// OutageAfter fails a retrying call once no call of this client has
+	// succeeded for this long (counted from the call's start at the
+	// earliest); 10m when zero.
+	OutageAfter time.Duration
+	// BackoffBase and BackoffMax shape the exponential backoff with full
+	// jitter between retries: a wait drawn from [0, min(BackoffMax,
+	// BackoffBase·2^(n-1))) before retry n; 1s and 60s when zero.
+	BackoffBase, BackoffMax time.Duration
+}
+
+// Message is one chat message; Role is system, developer, user or assistant.
+type Message struct{ Role, Content string }
+
+// Request is one chat completion to make.
+type Request struct {
+	Messages []Message
+	// PromptTokens is the caller's count of the prompt's tokens, charged
+	// against the TPM limit; when zero it is estimated as ceil(bytes / 4)
+	// plus 4 per message.
+	PromptTokens int
+}
+
+// Usage is what the provider reported it billed.
+type Usage struct{ PromptTokens, CompletionTokens int }
+
+// Response is one completion.
+type Response struct {
+	Text         string
+	FinishReason string // "stop", "length", …
+	// Model is the model as the provider reported it (often a dated
+	// version of the one asked for).
+	Model             string
+	SystemFingerprint string
+	// ID is the provider's completion id.
+	ID    string
+	Usage Usage
+	// UsageEstimated is set when the provider reported no usage and Usage
+	// holds the client's estimate (prompt estimate, completion bytes / 4).
+	UsageEstimated bool
+	// Latency is the duration of the attempt that succeeded; Elapsed of
+	// the whole call, waits for limits and retries included.
+	Latency time.Duration
+	Elapsed time.Duration
+	// Attempts is the number of HTTP attempts made, the successful one
+	// included.
+	Attempts int
+}
+
+// Client makes chat completions for one generator. It is safe for
+// concurrent use; its limits are shared by all its callers.
+type Client struct {
+	cfg     Config
+	key     string
+	base    string
+	chat    openai.ChatCompletionService
+	models  openai.ModelService
+	httpc   *http.Client
+	extra   map[string]any
+	maxTok  int64
+	sendMax bool
+
+	sem *aimd
+	rpm *rate.Limiter
+	tpm *rate.Limiter
+
+	lastSuccess atomic.Int64 // unix nanos of the last success
+	stats       counters
+}
+
+// New makes a client. It reads the key from the environment variable
+// cfg.APIKeyEnv and fails, naming the variable, when it is unset or empty.
+func New(cfg Config) (*Client, error) {
+	if cfg.Name == "" {
+		cfg.Name = cfg.Model
+	}
+	if cfg.BaseURL == "" {
+		return nil, fmt.Errorf("generator %s: no base_url", cfg.Name)
+	}
+	if cfg.Model == "" {
+		return nil, fmt.Errorf("generator %s: no model", cfg.Name)
+	}
+	if cfg.APIKeyEnv == "" {
+		return nil, fmt.Errorf("generator %s: no api_key_env naming the environment variable that holds the key", cfg.Name)
+	}
+	key := os.Getenv(cfg.APIKeyEnv)
+	if key == "" {
+		return nil, fmt.Errorf("generator %s: environment variable %s is not set: it must hold the API key for %s", cfg.Name, cfg.APIKeyEnv, cfg.BaseURL)
+	}
+	if cfg.Limits.Concurrency <= 0 {
+		cfg.Limits.Concurrency = DefaultConcurrency
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = DefaultMaxRetries
+	} else if cfg.MaxRetries < 0 {
+		cfg.MaxRetries = 0
+	}
+	if cfg.OutageAfter <= 0 {
+		cfg.OutageAfter = DefaultOutageAfter
+	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = DefaultBackoffBase
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = DefaultBackoffMax
+	}
+	if cfg.BackoffMax < cfg.BackoffBase {
+		cfg.BackoffMax = cfg.BackoffBase
+	}
+
+	c := &Client{
+		cfg:     cfg,
+		key:     key,
+		base:    strings.TrimRight(cfg.BaseURL, "/"),
+		sendMax: cfg.Sampling.MaxTokens > 0,
+		maxTok:  int64(cfg.Sampling.MaxTokens),
+		sem:     newAIMD(cfg.Limits.Concurrency, cfg.BackoffBase),
+	}
+	if len(cfg.Sampling.Extra) > 0 {
+		c.extra = make(map[string]any, len(cfg.Sampling.Extra))
+		for k, v := range cfg.Sampling.Extra {
+			c.extra[k] = v
+		}
+		if _, ok := c.extra["max_completion_tokens"]; ok {
+			c.sendMax = false
+		}
+	}
+	if cfg.Limits.RPM > 0 {
+		c.rpm = rate.NewLimiter(rate.Limit(float64(cfg.Limits.RPM)/60), cfg.Limits.RPM)
+	}
+	if cfg.Limits.TPM > 0 {
+		c.tpm = rate.NewLimiter(rate.Limit(float64(cfg.Limits.TPM)/60), cfg.Limits.TPM)
+	}
+
+	conc := cfg.Limits.Concurrency
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          conc + 16,
+		MaxIdleConnsPerHost:   conc + 16,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	c.httpc = &http.Client{Transport: tr}
+	// Services are built directly rather than through openai.NewClient,
+	// which would also pick up OPENAI_* variables from the environment
+	// (another key, organisation or base URL) behind the spec's back.
+	opts := []option.RequestOption{
+		option.WithBaseURL(c.base + "/"),
+		option.WithAPIKey(key),
+		option.WithHTTPClient(c.httpc),
+		option.WithMaxRetries(0),
+	}
+	c.chat = openai.NewChatCompletionService(opts...)
+	c.models = openai.NewModelService(opts...)
+	return c, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.httpc.CloseIdleConnections() }
+
+// Config is the client's configuration with defaults applied.
+func (c *Client) Config() Config { return c.cfg }
+
+// Error is a failed call. Its message names the generator, the base URL
+// and the model, and never the key.
+type Error struct {
+	// Status is the HTTP status of the last attempt; 0 when there was none.
+	Status int
+	// Code is the provider's error code, such as model_not_found.
+	Code string
+	// Permanent errors (400, 401, 403, 404, 422, …) fail at once: retrying
+	// cannot help.
+	Permanent bool
+	// Outage is set when retries were exhausted (MaxRetries, or
+	// OutageAfter without any success).
+	Outage bool
+	// Attempts is the number of HTTP attempts the call made.
+	Attempts int
+	// Msg is the message, without the generator prefix.
+	Msg string
+
+	generator string
+	cause     error
+}
+
+func (e *Error) Error() string { return "generator " + e.generator + ": " + e.Msg }
+
+// Unwrap is the last cause of an outage, redacted, so that errors.Is
+// recognises context.DeadlineExceeded.
+func (e *Error) Unwrap() error { return e.cause }
+
+// Complete makes one chat completion, retrying transient failures, and
+// returns at most one billable response (see the package documentation).
+// It returns ctx's error when ctx ends first.
+func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
+	start := time.Now()
+	c.stats.calls.Add(1)
+	params, perr := c.params(req)
+	if perr != nil {
+		c.stats.permanent.Add(1)
+		return Response{}, perr
+	}
+	prompt := req.PromptTokens
+	if prompt <= 0 {
+		prompt = estimatePrompt(req.Messages)
+	}
+	tokens := prompt + c.cfg.Sampling.MaxTokens
+
+	var attempts, retries, throttled int
+	for {
+		attempts++
+		res, f, err := c.attempt(ctx, &params, tokens)
+		if err != nil { // ctx ended
+			return Response{}, err
+		}
+		if f == nil {
+			if res.UsageEstimated {
+				res.Usage.PromptTokens = prompt
+			}
+			c.lastSuccess.Store(time.Now().UnixNano())
+			c.stats.succeeded.Add(1)
+			c.stats.promptTokens.Add(int64(res.Usage.PromptTokens))
+			c.stats.completionTokens.Add(int64(res.Usage.CompletionTokens))
+			res.Attempts = attempts
+			res.Elapsed = time.Since(start)
+			return res, nil
+		}
+		if f.permanent {
+			c.stats.permanent.Add(1)
+			return Response{}, c.errorf(f, attempts, false)
+		}
+		c.stats.count(f.cause)
+		var wait time.Duration
+		if f.cause == causeRateLimit {
+			throttled++
+			if throttled > max(8, 4*c.cfg.MaxRetries) {
+				c.stats.outages.Add(1)
+				return Response{}, c.errorf(f, attempts, true)
+			}
+			if f.retryAfter > 0 {
+				// The provider's word, plus up to 10% so that the
+				// callers it stopped together do not return together.
+				wait = f.retryAfter + rand.N(f.retryAfter/10+1)
+			} else {
+				wait = c.backoff(throttled)
+			}
+		} else {
+			retries++
+			if retries > c.cfg.MaxRetries {
+				c.stats.outages.Add(1)
+				return Response{}, c.errorf(f, attempts, true)
+			}
+			wait = c.backoff(retries)
+		}
+		// An outage: no call of this client has succeeded for OutageAfter
+		// (counted from this call's start at the earliest), or will not
+		// have by the end of the wait.
+		ref := time.Unix(0, max(c.lastSuccess.Load(), start.UnixNano()))
+		if time.Since(ref)+wait > c.cfg.OutageAfter {
+			c.stats.outages.Add(1)
+			return Response{}, c.errorf(f, attempts, true)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return Response{}, err
+		}
+	}
+}
+
+// attempt makes one HTTP attempt under the limits. It returns a response,
+// or a failure, or ctx's error.
+func (c *Client) attempt(ctx context.Context, params *openai.ChatCompletionNewParams, tokens int) (Response, *failure, error) {
+	epoch, err := c.sem.acquire(ctx)
+	if err != nil {
+		return Response{}, nil, err
+	}
+	defer c.sem.release()
+	if c.rpm != nil {
+		if err := c.rpm.Wait(ctx); err != nil {
+			return Response{}, nil, ctxErr(ctx, err)
+		}
+	}
+	if c.tpm != nil {
+		if err := c.tpm.WaitN(ctx, min(tokens, c.tpm.Burst())); err != nil {
+			return Response{}, nil, ctxErr(ctx, err)
+		}
+	}
+
+	c.stats.attempts.Add(1)
+	c.stats.inFlight.Add(1)
+	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	t0 := time.Now()
+	var hres *http.Response
+	out, err := c.chat.New(actx, *params, option.WithResponseInto(&hres))
+	latency := time.Since(t0)
+	cancel()
+	c.stats.inFlight.Add(-1)
+
+	if err == nil {
+		res, f := c.response(out)
+		if f == nil {
+			res.Latency = latency
+			c.sem.success()
+		}
+		return res, f, nil
+	}
+	if ctx.Err() != nil {
+		return Response{}, nil, ctx.Err()
+	}
+	f := c.classify(err, hres, actx)
+	if f.cause == causeRateLimit {
+		c.sem.throttle(epoch)
+	}
+	return Response{}, f, nil
+}
+
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	// rate.Limiter refuses a wait that would outlast ctx's deadline.
+	return context.DeadlineExceeded
+}
+
+// params builds the request body once per call.
+func (c *Client) params(req Request) (openai.ChatCompletionNewParams, error) {
+	p := openai.ChatCompletionNewParams{Model: c.cfg.Model}
+	if len(req.Messages) == 0 {
+		return p, &Error{Permanent: true, generator: c.cfg.Name, Msg: "request has no messages"}
+	}
+	p.Messages = make([]openai.ChatCompletionMessageParamUnion, len(req.Messages))
+	for i, m := range req.Messages {
+		switch m.Role {
+		case "system":
+			p.Messages[i] = openai.SystemMessage(m.Content)
+		case "developer":
+			p.Messages[i] = openai.DeveloperMessage(m.Content)
+		case "user":
+			p.Messages[i] = openai.UserMessage(m.Content)
+		case "assistant":
+			p.Messages[i] = openai.AssistantMessage(m.Content)
+		default:
+			return p, &Error{Permanent: true, generator: c.cfg.Name,
+				Msg: fmt.Sprintf("message %d has role %q: want system, developer, user or assistant", i, m.Role)}
+		}
+	}
+	s := c.cfg.Sampling
+	if s.Temperature != nil {
+		p.Temperature = openai.Float(*s.Temperature)
+	}
+	if s.TopP != nil {
+		p.TopP = openai.Float(*s.TopP)
+	}
+	if c.sendMax {
+		p.MaxTokens = openai.Int(c.maxTok)
+	}
+	if len(s.Stop) > 0 {
+		p.Stop.OfStringArray = s.Stop
+	}
+	if s.Seed != nil {
+		p.Seed = openai.Int(int64(*s.Seed))
+	}
+	if c.extra != nil {
+		p.SetExtraFields(c.extra)
+	}
+	return p, nil
+}
+
+// response turns a parsed completion into a Response; a body without a
+// choice is a malformed response.
+func (c *Client) response(out *openai.ChatCompletion) (Response, *failure) {
+	if out == nil || len(out.Choices) == 0 {
+		return Response{}, &failure{cause: causeMalformed, status: http.StatusOK,
+			msg: "the response had no choices"}
+	}
+	ch := out.Choices[0]
+	res := Response{
+		Text:              ch.Message.Content,
+		FinishReason:      ch.FinishReason,
+		Model:             out.Model,
+		SystemFingerprint: out.SystemFingerprint,
+		ID:                out.ID,
+		Usage: Usage{
+			PromptTokens:     int(out.Usage.PromptTokens),
+			CompletionTokens: int(out.Usage.CompletionTokens),
+		},
+	}
+	if res.Model == "" {
+		res.Model = c.cfg.Model
+	}
+	if !out.JSON.Usage.Valid() {
+		res.UsageEstimated = true
+		res.Usage.CompletionTokens = (len(res.Text) + 3) / 4
+	}
+	return res, nil
+}
+
+// Check verifies the endpoint before a run: that it is reachable, accepts
+// the key and serves the model.
+func (c *Client) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, min(c.cfg.AttemptTimeout, 30*time.Second))
+	defer cancel()
+	var hres *http.Response
+	page, err := c.models.List(ctx, option.WithResponseInto(&hres))
+	if err != nil {
+		f := c.classify(err, hres, ctx)
+		switch {
+		case f.status == http.StatusUnauthorized || f.status == http.StatusForbidden:
+			// classify's message already says it.
+		case f.status == http.StatusNotFound:
+			f.msg = fmt.Sprintf("%s/models answered 404: is %s an OpenAI-compatible base URL (usually ending in /v1)?", c.base, c.base)
+		case f.cause == causeMalformed:
+			f.msg = fmt.Sprintf("%s/models did not return a model list: is %s an OpenAI-compatible base URL (usually ending in /v1)?", c.base, c.base)
+		case f.cause == causeConnection || f.cause == causeTimeout:
+			f.msg = fmt.Sprintf("cannot reach %s: %s", c.base, f.msg)
+		default:
+			f.msg = fmt.Sprintf("listing models at %s failed: %s", c.base, f.msg)
+		}
+		return c.errorf(f, 1, false)
+	}
+	for _, m := range page.Data {
+		if m.ID == c.cfg.Model {
+			return nil
+		}
+	}
+	return &Error{Status: http.StatusOK, Code: "model_not_found", Permanent: true, Attempts: 1,
+		generator: c.cfg.Name, Msg: fmt.Sprintf("model %s is not served at %s", c.cfg.Model, c.base)}
+}
+
+// estimatePrompt guesses a prompt's tokens for the TPM bucket: ceil(bytes
+// / 4) plus 4 per message for the chat format.
+func estimatePrompt(msgs []Message) int {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Content)
+	}
+	return (n+3)/4 + 4*len(msgs)
+}

@@ -1,0 +1,211 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/openai/openai-go"
+)
+
+// cause classifies a transient failure, for retry decisions and Stats.
+type cause int
+
+const (
+	causeNone       cause = iota
+	causeRateLimit        // 429
+	causeServer           // 5xx, 408, 409, 425, x-should-retry
+	causeTimeout          // the attempt's timeout
+	causeConnection       // no response: refused, reset, dropped
+	causeMalformed        // 200 without a usable body
+)
+
+// failure is one failed attempt, described without the key.
+type failure struct {
+	cause      cause
+	permanent  bool
+	status     int
+	code       string
+	msg        string        // redacted
+	retryAfter time.Duration // what a 429 asked for; 0 when it did not say
+	wrapped    error         // a sentinel errors.Is should see (context.DeadlineExceeded)
+}
+
+// classify describes a failed openai-go call from its error and, when one
+// arrived, the HTTP response. It never keeps openai-go's error string as
+// is: apierror.Error's embeds the request.
+func (c *Client) classify(err error, hres *http.Response, actx context.Context) *failure {
+	if hres != nil && hres.StatusCode >= 400 {
+		return c.statusFailure(err, hres)
+	}
+	if hres != nil {
+		return &failure{cause: causeMalformed, status: hres.StatusCode,
+			msg: c.redact(fmt.Sprintf("malformed response (%d): %v", hres.StatusCode, trimErr(err)))}
+	}
+	if errors.Is(actx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return &failure{cause: causeTimeout, wrapped: context.DeadlineExceeded,
+			msg: fmt.Sprintf("attempt timed out after %s", c.cfg.AttemptTimeout)}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return &failure{cause: causeConnection, msg: c.redact("connection error: " + trimErr(err))}
+}
+
+func (c *Client) statusFailure(err error, hres *http.Response) *failure {
+	f := &failure{status: hres.StatusCode}
+	var provider, typ string
+	var ae *openai.Error
+	if errors.As(err, &ae) {
+		f.code, provider, typ = ae.Code, ae.Message, ae.Type
+	}
+	provider = c.redact(provider)
+	if len(provider) > 300 {
+		provider = provider[:300] + "…"
+	}
+	detail := strconv.Itoa(f.status)
+	if f.code != "" {
+		detail += " " + f.code
+	} else if typ != "" {
+		detail += " " + typ
+	} else {
+		detail += " " + http.StatusText(f.status)
+	}
+	if provider != "" {
+		detail += ": " + provider
+	}
+	s := f.status
+	switch {
+	case s == http.StatusTooManyRequests && (f.code == "insufficient_quota" || typ == "insufficient_quota"):
+		f.permanent = true
+		f.msg = fmt.Sprintf("quota exhausted at %s (%s): check the account's plan and billing", c.base, detail)
+	case s == http.StatusTooManyRequests:
+		f.cause = causeRateLimit
+		f.retryAfter, _ = retryAfter(hres.Header, time.Now())
+		f.msg = "rate limited (" + detail + ")"
+	case s == http.StatusRequestTimeout || s == http.StatusConflict || s == http.StatusTooEarly || s >= 500 ||
+		hres.Header.Get("x-should-retry") == "true":
+		f.cause = causeServer
+		f.msg = "server error (" + detail + ")"
+	case s == http.StatusUnauthorized:
+		f.permanent = true
+		f.msg = fmt.Sprintf("authentication failed at %s: check the key in $%s", c.base, c.cfg.APIKeyEnv)
+	case s == http.StatusForbidden:
+		f.permanent = true
+		f.msg = fmt.Sprintf("access to model %s denied at %s (%s): check the key in $%s and its permissions", c.cfg.Model, c.base, detail, c.cfg.APIKeyEnv)
+	case s == http.StatusNotFound && (f.code == "model_not_found" || strings.Contains(strings.ToLower(provider), "model")):
+		f.permanent = true
+		f.msg = fmt.Sprintf("model %s is not served at %s (%s)", c.cfg.Model, c.base, detail)
+	case s == http.StatusNotFound:
+		f.permanent = true
+		f.msg = fmt.Sprintf("%s answered 404 (%s): is it an OpenAI-compatible base URL (usually ending in /v1)?", c.base, detail)
+	default:
+		f.permanent = true
+		f.msg = fmt.Sprintf("request for model %s rejected by %s (%s)", c.cfg.Model, c.base, detail)
+	}
+	return f
+}
+
+// errorf makes the *Error of a failed call.
+func (c *Client) errorf(f *failure, attempts int, outage bool) *Error {
+	e := &Error{
+		Status:    f.status,
+		Code:      f.code,
+		Permanent: f.permanent,
+		Outage:    outage,
+		Attempts:  attempts,
+		Msg:       f.msg,
+		generator: c.cfg.Name,
+	}
+	if outage {
+		e.Msg = fmt.Sprintf("gave up on %s (model %s) after %d attempts: last error: %s", c.base, c.cfg.Model, attempts, f.msg)
+		if f.wrapped != nil {
+			e.cause = fmt.Errorf("%s: %w", f.msg, f.wrapped)
+		} else {
+			e.cause = errors.New(f.msg)
+		}
+	}
+	e.Msg = c.redact(e.Msg)
+	return e
+}
+
+// keyShaped matches strings that look like provider keys ("sk-…",
+// "sk-proj-…"), masked or not.
+var keyShaped = regexp.MustCompile(`\bsk-[A-Za-z0-9_\-*.]{4,}`)
+
+// redact removes the key, in any encoding a message might carry it, and
+// anything key-shaped.
+func (c *Client) redact(s string) string {
+	if len(c.key) >= 4 {
+		s = strings.ReplaceAll(s, c.key, "[REDACTED]")
+		if q := url.QueryEscape(c.key); q != c.key {
+			s = strings.ReplaceAll(s, q, "[REDACTED]")
+		}
+		if q := strconv.Quote(c.key); q[1:len(q)-1] != c.key {
+			s = strings.ReplaceAll(s, q[1:len(q)-1], "[REDACTED]")
+		}
+	}
+	return keyShaped.ReplaceAllString(s, "sk-[REDACTED]")
+}
+
+func trimErr(err error) string {
+	if err == nil {
+		return "no error"
+	}
+	return err.Error()
+}
+
+// retryAfter reads how long a 429 asks the client to wait: retry-after-ms,
+// then Retry-After (seconds or an HTTP date), then the x-ratelimit-reset-*
+// header of each exhausted limit (remaining 0, or not reported), the
+// longest of them. ok is false when the response says nothing.
+func retryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
+			return time.Duration(ms * float64(time.Millisecond)), true
+		}
+	}
+	if v := h.Get("Retry-After"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+			return time.Duration(s * float64(time.Second)), true
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(0, t.Sub(now)), true
+		}
+	}
+	for _, limit := range []string{"requests", "tokens"} {
+		v := h.Get("x-ratelimit-reset-" + limit)
+		if v == "" {
+			continue
+		}
+		if rem := h.Get("x-ratelimit-remaining-" + limit); rem != "" && rem != "0" {
+			continue
+		}
+		if r, good := parseReset(v, now); good {
+			d, ok = max(d, r), true
+		}
+	}
+	return d, ok
+}
+
+// parseReset reads a reset header: a Go-style duration ("1s", "6m0s",
+// "250ms"), seconds, or an RFC 3339 time.
+func parseReset(v string, now time.Time) (time.Duration, bool) {
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return d, true
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+		return time.Duration(s * float64(time.Second)), true
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return max(0, t.Sub(now)), true
+	}
+	return 0, false
+}

@@ -1,0 +1,133 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRetryAfterHeaders(t *testing.T) {
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		want   time.Duration
+		ok     bool
+	}{
+		{"none", nil, 0, false},
+		{"seconds", map[string]string{"Retry-After": "2"}, 2 * time.Second, true},
+		{"fractional seconds", map[string]string{"Retry-After": "0.5"}, 500 * time.Millisecond, true},
+		{"zero", map[string]string{"Retry-After": "0"}, 0, true},
+		{"ms wins", map[string]string{"Retry-After": "1", "retry-after-ms": "250"}, 250 * time.Millisecond, true},
+		{"http date", map[string]string{"Retry-After": now.Add(3 * time.Second).Format(http.TimeFormat)}, 3 * time.Second, true},
+		{"past date", map[string]string{"Retry-After": now.Add(-time.Hour).Format(http.TimeFormat)}, 0, true},
+		{"reset requests", map[string]string{"x-ratelimit-reset-requests": "1.5s", "x-ratelimit-remaining-requests": "0"}, 1500 * time.Millisecond, true},
+		{"reset tokens exhausted", map[string]string{
+			"x-ratelimit-reset-requests": "20ms", "x-ratelimit-remaining-requests": "59",
+			"x-ratelimit-reset-tokens": "6m0s", "x-ratelimit-remaining-tokens": "0",
+		}, 6 * time.Minute, true},
+		{"reset without remaining: longest", map[string]string{"x-ratelimit-reset-requests": "1s", "x-ratelimit-reset-tokens": "2s"}, 2 * time.Second, true},
+		{"reset rfc3339", map[string]string{"x-ratelimit-reset-requests": now.Add(4 * time.Second).Format(time.RFC3339)}, 4 * time.Second, true},
+		{"garbage", map[string]string{"Retry-After": "soon"}, 0, false},
+	} {
+		h := http.Header{}
+		for k, v := range tc.header {
+			h.Set(k, v)
+		}
+		got, ok := retryAfter(h, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s: got %v %v, want %v %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	c := &Client{key: "secret+key/with=chars-123"}
+	for _, in := range []string{
+		"Bearer secret+key/with=chars-123",
+		"q=secret%2Bkey%2Fwith%3Dchars-123",
+		"Incorrect API key provided: sk-proj-abc***********wxyz.",
+		"key sk-abcdefghijklmnop",
+	} {
+		out := c.redact(in)
+		if strings.Contains(out, "secret") || strings.Contains(out, "abcdefgh") || strings.Contains(out, "wxyz") {
+			t.Errorf("redact(%q) = %q", in, out)
+		}
+	}
+	if got := c.redact("plain message"); got != "plain message" {
+		t.Errorf("redact changed a clean message: %q", got)
+	}
+}
+
+func TestAIMD(t *testing.T) {
+	a := newAIMD(16, 0)
+	e, err := a.acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.release()
+	a.throttle(e)
+	a.throttle(e) // same epoch: one decrease only
+	if a.limit != 8 {
+		t.Fatalf("limit %d after a burst of 429s from one epoch, want 8", a.limit)
+	}
+	e2, _ := a.acquire(context.Background())
+	a.release()
+	a.throttle(e2)
+	if a.limit != 4 {
+		t.Fatalf("limit %d, want 4", a.limit)
+	}
+	for range 100 * aimdStep {
+		a.success()
+	}
+	if a.limit != 16 {
+		t.Fatalf("limit %d after many successes, want the cap 16", a.limit)
+	}
+
+	// Cooldown: a second decrease within it is ignored.
+	b := newAIMD(16, time.Hour)
+	b.throttle(0)
+	b.throttle(1)
+	if b.limit != 8 {
+		t.Fatalf("limit %d, want 8 (cooldown)", b.limit)
+	}
+
+	// Waiters are granted as the limit allows, and a cancelled waiter
+	// gives back a slot granted at the moment it gave up.
+	c := newAIMD(1, 0)
+	c.acquire(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := c.acquire(ctx); err == nil {
+		t.Fatal("acquired past the limit")
+	}
+	done := make(chan struct{})
+	go func() {
+		c.acquire(context.Background())
+		close(done)
+	}()
+	time.Sleep(10 * time.Millisecond)
+	c.release()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("waiter not granted after release")
+	}
+	if c.inUse != 1 || c.waiters.Len() != 0 {
+		t.Fatalf("inUse %d waiters %d", c.inUse, c.waiters.Len())
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	c := &Client{cfg: Config{BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}}
+	for n := 1; n < 40; n++ {
+		ceil := min(50*time.Millisecond, 10*time.Millisecond<<min(n-1, 10))
+		for range 20 {
+			if d := c.backoff(n); d < 0 || d >= ceil {
+				t.Fatalf("backoff(%d) = %v, want in [0, %v)", n, d, ceil)
+			}
+		}
+	}
+}

@@ -1,0 +1,87 @@
+// Package providers wires a spec's generators and seed data to the
+// engine: it builds the engine.Provider of each generator (the
+// OpenAI-compatible client of executors/api today; vLLM and plugins later)
+// and the engine's seed loader.
+package providers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/agorabench/agora/engine"
+	"github.com/agorabench/agora/executors/api"
+	"github.com/agorabench/agora/generation"
+	"github.com/agorabench/agora/seeddata"
+	"github.com/agorabench/agora/spec"
+)
+
+// Tuning adjusts the clients' retry timing; the zero value keeps the
+// clients' defaults. Tests shorten it.
+type Tuning struct {
+	AttemptTimeout          time.Duration
+	BackoffBase, BackoffMax time.Duration
+	OutageAfter             time.Duration
+	MaxRetries              int
+}
+
+// New returns a function building the provider of a generator.
+func New(t Tuning) func(g *spec.Generator) (engine.Provider, error) {
+	return func(g *spec.Generator) (engine.Provider, error) {
+		switch {
+		case g.Provider.OpenAI != nil:
+			o := g.Provider.OpenAI
+			c, err := api.New(api.Config{Name: g.Name, BaseURL: o.BaseURL, APIKeyEnv: o.APIKeyEnv, Model: g.Model,
+				Limits: g.Limits, Sampling: g.Sampling, AttemptTimeout: t.AttemptTimeout, MaxRetries: t.MaxRetries,
+				OutageAfter: t.OutageAfter, BackoffBase: t.BackoffBase, BackoffMax: t.BackoffMax})
+			if err != nil {
+				return nil, fmt.Errorf("generator %s: %w", g.Name, err)
+			}
+			return apiProvider{c}, nil
+		case g.Provider.VLLM != nil:
+			return nil, fmt.Errorf("generator %s: local vLLM generators are not supported by this version of agora yet", g.Name)
+		default:
+			return nil, fmt.Errorf("generator %s: plugin providers are not supported by this version of agora yet", g.Name)
+		}
+	}
+}
+
+// apiProvider adapts the OpenAI-compatible client to the engine.
+type apiProvider struct{ c *api.Client }
+
+func (p apiProvider) Complete(ctx context.Context, msgs []engine.Message) (engine.Completion, error) {
+	req := api.Request{Messages: make([]api.Message, len(msgs))}
+	for i, m := range msgs {
+		req.Messages[i] = api.Message{Role: m.Role, Content: m.Content}
+	}
+	r, err := p.c.Complete(ctx, req)
+	if err != nil {
+		return engine.Completion{}, err
+	}
+	return engine.Completion{Text: r.Text, FinishReason: r.FinishReason, Model: r.Model, SystemFingerprint: r.SystemFingerprint,
+		ID: r.ID, PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens}, nil
+}
+
+// Seeds loads seed data relative to the spec's directory, caching hub
+// downloads under CacheDir.
+type Seeds struct{ Dir, CacheDir string }
+
+var _ engine.SeedLoader = Seeds{}
+
+// Load implements engine.SeedLoader.
+func (l Seeds) Load(ctx context.Context, s *spec.Setting) ([]generation.SeedItem, string, error) {
+	sd := s.SeedData
+	ds, err := seeddata.Load(ctx, seeddata.Source{HF: sd.HF, Revision: sd.Revision, Split: sd.Split, Path: sd.Path},
+		seeddata.Options{Dir: l.Dir, CacheDir: l.CacheDir})
+	if err != nil {
+		return nil, "", err
+	}
+	items := make([]generation.SeedItem, 0, len(ds.Items))
+	for _, it := range ds.Items {
+		if it.Instruction == "" {
+			continue
+		}
+		items = append(items, generation.SeedItem{ID: it.ID, Instruction: it.Instruction, Response: it.Response})
+	}
+	return items, ds.Digest, nil
+}
