@@ -11,6 +11,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/agorabench/agora/cli"
+	"github.com/agorabench/agora/executors/api/apitest"
 )
 
 // TestMain lets the test binary act as the agora command: testscript
@@ -55,8 +56,29 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitCode,
+			"stubapi":  cmdStubAPI,
 		},
 	})
+}
+
+// cmdStubAPI implements "stubapi", which starts an OpenAI-compatible
+// stand-in server (executors/api/apitest) for the rest of the script and
+// sets $API_URL, $API_KEY and $API_MODEL. Its model answers every request
+// with a valid math response ("… [RESULT] 7 [/RESULT] [END]"), which suits
+// math response-generation settings.
+func cmdStubAPI(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) > 0 {
+		ts.Fatalf("usage: stubapi")
+	}
+	srv := apitest.New(apitest.Options{
+		Responder: func(apitest.ChatRequest) string {
+			return "Adding the numbers step by step gives 7.\n[RESULT] 7 [/RESULT]\n[END]"
+		},
+	})
+	ts.Defer(srv.Close)
+	ts.Setenv("API_URL", srv.URL())
+	ts.Setenv("API_KEY", srv.APIKey())
+	ts.Setenv("API_MODEL", apitest.DefaultModel)
 }
 
 // cmdExitCode implements "exitcode N PROGRAM [ARGS...]".

@@ -286,9 +286,15 @@ func (e *Engine) stopped() bool {
 	}
 }
 
+// checker is implemented by providers that can verify their endpoint
+// (reachable, key accepted, model served) before the first request.
+type checker interface {
+	Check(ctx context.Context) error
+}
+
 // provider returns the generator's provider, one per generator so its
-// rate limits hold across steps.
-func (e *Engine) provider(g *spec.Generator) (Provider, error) {
+// rate limits hold across steps, checked once before first use.
+func (e *Engine) provider(ctx context.Context, g *spec.Generator) (Provider, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if p, ok := e.providers[g.Name]; ok {
@@ -300,6 +306,14 @@ func (e *Engine) provider(g *spec.Generator) (Provider, error) {
 	p, err := e.opts.Providers(g)
 	if err != nil {
 		return nil, err
+	}
+	if c, ok := p.(checker); ok {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := c.Check(cctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
 	}
 	e.providers[g.Name] = p
 	return p, nil

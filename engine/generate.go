@@ -54,7 +54,7 @@ func (r *generateRunner) run(ctx context.Context, s plan.Step) error {
 	if err != nil {
 		return err
 	}
-	prov, err := e.provider(g)
+	prov, err := e.provider(ctx, g)
 	if err != nil {
 		return err
 	}

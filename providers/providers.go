@@ -49,6 +49,9 @@ func New(t Tuning) func(g *spec.Generator) (engine.Provider, error) {
 // apiProvider adapts the OpenAI-compatible client to the engine.
 type apiProvider struct{ c *api.Client }
 
+// Check verifies the endpoint, the key and the model before a run.
+func (p apiProvider) Check(ctx context.Context) error { return p.c.Check(ctx) }
+
 func (p apiProvider) Complete(ctx context.Context, msgs []engine.Message) (engine.Completion, error) {
 	req := api.Request{Messages: make([]api.Message, len(msgs))}
 	for i, m := range msgs {
