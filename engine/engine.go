@@ -153,6 +153,15 @@ func New(exp *spec.Experiment, p *plan.Plan, store Store, spent float64, spentBy
 		total, _ := e.ledger.Spent("")
 		return total
 	}
+	e.prog.retries = func(gen string) int64 {
+		e.mu.Lock()
+		p := e.providers[gen]
+		e.mu.Unlock()
+		if r, ok := p.(interface{ Retries() int64 }); ok {
+			return r.Retries()
+		}
+		return 0
+	}
 	return e
 }
 

@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"errors"
 	"fmt"
 	"math"
@@ -34,6 +36,8 @@ type fixture struct {
 	exp    *spec.Experiment
 	plan   *plan.Plan
 	oracle *oracle
+	// progress, when set, receives the progress lines.
+	progress io.Writer
 }
 
 type fixtureOpts struct {
@@ -174,6 +178,8 @@ func (f *fixture) apply(ctx context.Context, stop <-chan struct{}) (*engine.Resu
 		Providers: providers.New(providers.Tuning{BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, AttemptTimeout: 10 * time.Second}),
 		Seeds:     providers.Seeds{Dir: f.exp.Source.Dir},
 		Stop:      stop,
+		Progress:  f.progress,
+		Interval:  10 * time.Millisecond,
 	})
 	res, err := eng.Apply(ctx)
 	if err != nil {
@@ -437,4 +443,44 @@ func TestLedgerWaitsForInFlight(t *testing.T) {
 		t.Errorf("cancelled wait: %v", err)
 	}
 	hold.Settle(0)
+}
+
+// TestProgressLines: without a terminal, progress comes as plain periodic
+// lines naming the step, done/total, rates, spend and the budget.
+func TestProgressLines(t *testing.T) {
+	f := newFixture(t, fixtureOpts{instances: 40, concurrency: 4, budget: 50, latency: 5 * time.Millisecond,
+		faults: apitest.Faults{RateLimit: 0.2, RetryAfter: time.Millisecond}})
+	var buf syncBuffer
+	f.progress = &buf
+	res, _ := f.apply(context.Background(), nil)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	gen := f.generateStep()
+	for _, want := range []string{gen.Address + "  40/40  ", "req/s", "tok/s", "rejects 0", "ETA done", "retries ", "spent $", " of $50.00"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("progress lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Errorf("escape sequences without a terminal:\n%q", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -17,6 +17,7 @@ type progress struct {
 	interval time.Duration
 	limit    float64
 	spent    func() float64
+	retries  func(generator string) int64
 
 	mu     sync.Mutex
 	steps  []*stepProgress
@@ -95,7 +96,7 @@ func (p *progress) remove(sp *stepProgress) {
 		}
 	}
 	if p.w != nil && !p.tty {
-		fmt.Fprintln(p.w, sp.line(time.Now()))
+		fmt.Fprintln(p.w, p.line(sp, time.Now()))
 	}
 }
 
@@ -110,6 +111,14 @@ func (sp *stepProgress) record(in, out int, cost float64, ok bool) {
 	} else {
 		sp.rejected++
 	}
+}
+
+func (p *progress) line(sp *stepProgress, now time.Time) string {
+	l := sp.line(now)
+	if p.retries != nil {
+		l += fmt.Sprintf("  retries %d (%s)", p.retries(sp.generator), sp.generator)
+	}
+	return l
 }
 
 func (sp *stepProgress) line(now time.Time) string {
@@ -138,7 +147,7 @@ func (p *progress) draw() {
 	now := time.Now()
 	var lines []string
 	for _, s := range p.steps {
-		lines = append(lines, s.line(now))
+		lines = append(lines, p.line(s, now))
 	}
 	if p.spent != nil {
 		budget := ""

@@ -52,6 +52,13 @@ func New(t Tuning) func(g *spec.Generator) (engine.Provider, error) {
 // apiProvider adapts the OpenAI-compatible client to the engine.
 type apiProvider struct{ c *api.Client }
 
+// Retries is the number of HTTP attempts beyond the first of each call,
+// for progress lines.
+func (p apiProvider) Retries() int64 {
+	st := p.c.Stats()
+	return max(0, st.Attempts-st.Calls)
+}
+
 // Check verifies the endpoint, the key and the model before a run.
 func (p apiProvider) Check(ctx context.Context) error { return p.c.Check(ctx) }
 
