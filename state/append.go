@@ -82,11 +82,17 @@ func (s *Store) Append(ctx context.Context, g Generation) error {
 }
 
 // writeLoop is the single writer of generations. It takes the first
-// pending record, everything already queued behind it, and, when that
-// shows concurrent callers, whatever else arrives within s.linger of the
-// first, up to s.maxBatch records; then commits them in one transaction.
-// A lone caller is not made to wait for company. While a transaction
-// commits, new records queue up and form the next batch.
+// pending record and everything queued behind it, up to s.maxBatch, and
+// commits them in one transaction; while that commits (an fsync), new
+// records queue up and form the next batch, so the batch size follows the
+// load and a lone caller never waits for company.
+//
+// With s.linger > 0, a batch that shows concurrent callers (more than one
+// record) also waits up to linger after its first record for more. It is
+// 0 by default: callers that append and then wait (apply's workers) are
+// a closed loop, where the next batch is already forming during the
+// commit, and a 2 ms linger measured the same batch size (~32 records at
+// 64 callers) at a third to a half of the throughput.
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
 	batch := make([]*appendReq, 0, s.maxBatch)

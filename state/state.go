@@ -120,8 +120,8 @@ type Store struct {
 	closed     bool
 	reqs       chan *appendReq
 	writerDone chan struct{}
-	maxBatch   int
-	linger     time.Duration
+	maxBatch   int           // records per transaction at most
+	linger     time.Duration // how long a batch may wait for company
 
 	existsStmt, insertStmt, updateStmt *sql.Stmt // on wdb
 
@@ -149,7 +149,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		reqs:       make(chan *appendReq, 1024),
 		writerDone: make(chan struct{}),
 		maxBatch:   512,
-		linger:     2 * time.Millisecond,
+		linger:     0, // see writeLoop
 	}
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
 	base := u.String()
@@ -193,20 +193,23 @@ func (s *Store) init(ctx context.Context) error {
 	if mode != "wal" {
 		return fmt.Errorf("journal mode is %q, not wal (is the file system local?)", mode)
 	}
+	var v int
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v == schemaVersion {
+		return nil
+	}
 	tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one migrator at a time
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	var v int
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return err
 	}
 	if v > schemaVersion {
 		return fmt.Errorf("schema version %d is newer than this agora knows (%d): upgrade agora", v, schemaVersion)
-	}
-	if v == schemaVersion {
-		return nil
 	}
 	for ; v < schemaVersion; v++ {
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {

@@ -376,8 +376,15 @@ func TestAppendUnbegunStep(t *testing.T) {
 }
 
 func TestGroupCommitBatches(t *testing.T) {
+	for _, linger := range []time.Duration{0, 2 * time.Millisecond} {
+		t.Run("linger="+linger.String(), func(t *testing.T) { testGroupCommit(t, linger) })
+	}
+}
+
+func testGroupCommit(t *testing.T, linger time.Duration) {
 	ctx := context.Background()
 	s, _ := openTest(t)
+	s.linger = linger
 	begin(t, s, StepInfo{ID: "s", Address: "a"})
 	const n = 200
 	start := make(chan struct{})
@@ -400,7 +407,7 @@ func TestGroupCommitBatches(t *testing.T) {
 	}
 	txns := s.txns.Load()
 	t.Logf("%d appends in %d transactions", n, txns)
-	if txns > n/10 {
+	if txns > n/4 {
 		t.Errorf("%d concurrent appends took %d transactions", n, txns)
 	}
 	if got := s.appended.Load(); got != n {
