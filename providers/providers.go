@@ -38,7 +38,7 @@ func New(t Tuning) func(g *spec.Generator) (engine.Provider, error) {
 				Limits: g.Limits, Sampling: g.Sampling, AttemptTimeout: t.AttemptTimeout, MaxRetries: t.MaxRetries,
 				OutageAfter: t.OutageAfter, BackoffBase: t.BackoffBase, BackoffMax: t.BackoffMax})
 			if err != nil {
-				return nil, fmt.Errorf("generator %s: %w", g.Name, err)
+				return nil, err // names the generator already
 			}
 			return apiProvider{c}, nil
 		case g.Provider.VLLM != nil:
@@ -55,8 +55,7 @@ type apiProvider struct{ c *api.Client }
 // Retries is the number of HTTP attempts beyond the first of each call,
 // for progress lines.
 func (p apiProvider) Retries() int64 {
-	st := p.c.Stats()
-	return max(0, st.Attempts-st.Calls)
+	return p.c.Stats().Retries.Total()
 }
 
 // Check verifies the endpoint, the key and the model before a run.

@@ -1,6 +1,8 @@
 // Package api is agora's client for OpenAI-compatible chat-completion
 // providers (OpenAI, Together, Fireworks, OpenRouter, a vLLM server, …). It
-// talks to them through github.com/openai/openai-go over real HTTP and adds
+// talks to them through github.com/openai/openai-go's client over real HTTP
+// (openai-go builds, authenticates and sends the request and parses error
+// bodies; the chat body itself is encoded here, see wire.go) and adds
 // what a long, paid, high-throughput run needs: a concurrency cap that backs
 // off adaptively, requests- and tokens-per-minute buckets, Retry-After,
 // exponential backoff with jitter, a per-attempt timeout, outage detection,
@@ -52,6 +54,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -152,15 +155,17 @@ type Response struct {
 // Client makes chat completions for one generator. It is safe for
 // concurrent use; its limits are shared by all its callers.
 type Client struct {
-	cfg     Config
-	key     string
-	base    string
-	chat    openai.ChatCompletionService
-	models  openai.ModelService
-	httpc   *http.Client
-	extra   map[string]any
-	maxTok  int64
-	sendMax bool
+	cfg    Config
+	key    string
+	base   string // BaseURL without a trailing slash
+	shown  string // base as messages show it: without user info or query
+	oc     openai.Client
+	models openai.ModelService
+	httpc  *http.Client
+
+	// prefix is the request body up to the messages (see wire.go).
+	prefix       []byte
+	withMessages bool
 
 	sem *aimd
 	rpm *rate.Limiter
@@ -185,9 +190,16 @@ func New(cfg Config) (*Client, error) {
 	if cfg.APIKeyEnv == "" {
 		return nil, fmt.Errorf("generator %s: no api_key_env naming the environment variable that holds the key", cfg.Name)
 	}
+	shown := strings.TrimRight(cfg.BaseURL, "/")
+	if u, err := url.Parse(shown); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("generator %s: base_url must be an http(s) URL such as https://api.openai.com/v1", cfg.Name)
+	} else if u.User != nil || u.RawQuery != "" {
+		u.User, u.RawQuery = nil, ""
+		shown = u.String()
+	}
 	key := os.Getenv(cfg.APIKeyEnv)
 	if key == "" {
-		return nil, fmt.Errorf("generator %s: environment variable %s is not set: it must hold the API key for %s", cfg.Name, cfg.APIKeyEnv, cfg.BaseURL)
+		return nil, fmt.Errorf("generator %s: environment variable %s is not set: it must hold the API key for %s", cfg.Name, cfg.APIKeyEnv, shown)
 	}
 	if cfg.Limits.Concurrency <= 0 {
 		cfg.Limits.Concurrency = DefaultConcurrency
@@ -214,21 +226,15 @@ func New(cfg Config) (*Client, error) {
 	}
 
 	c := &Client{
-		cfg:     cfg,
-		key:     key,
-		base:    strings.TrimRight(cfg.BaseURL, "/"),
-		sendMax: cfg.Sampling.MaxTokens > 0,
-		maxTok:  int64(cfg.Sampling.MaxTokens),
-		sem:     newAIMD(cfg.Limits.Concurrency, cfg.BackoffBase),
+		cfg:   cfg,
+		key:   key,
+		base:  strings.TrimRight(cfg.BaseURL, "/"),
+		shown: shown,
+		sem:   newAIMD(cfg.Limits.Concurrency, cfg.BackoffBase),
 	}
-	if len(cfg.Sampling.Extra) > 0 {
-		c.extra = make(map[string]any, len(cfg.Sampling.Extra))
-		for k, v := range cfg.Sampling.Extra {
-			c.extra[k] = v
-		}
-		if _, ok := c.extra["max_completion_tokens"]; ok {
-			c.sendMax = false
-		}
+	var err error
+	if c.prefix, c.withMessages, err = encodePrefix(cfg.Model, cfg.Sampling); err != nil {
+		return nil, fmt.Errorf("generator %s: %v", cfg.Name, err)
 	}
 	if cfg.Limits.RPM > 0 {
 		c.rpm = rate.NewLimiter(rate.Limit(float64(cfg.Limits.RPM)/60), cfg.Limits.RPM)
@@ -249,16 +255,17 @@ func New(cfg Config) (*Client, error) {
 		ExpectContinueTimeout: time.Second,
 	}
 	c.httpc = &http.Client{Transport: tr}
-	// Services are built directly rather than through openai.NewClient,
-	// which would also pick up OPENAI_* variables from the environment
-	// (another key, organisation or base URL) behind the spec's back.
+	// The client is built from these options alone, not by
+	// openai.NewClient, which would also pick up OPENAI_* variables from
+	// the environment (another key, organisation or base URL) behind the
+	// spec's back. openai-go does not retry: this package does.
 	opts := []option.RequestOption{
 		option.WithBaseURL(c.base + "/"),
 		option.WithAPIKey(key),
 		option.WithHTTPClient(c.httpc),
 		option.WithMaxRetries(0),
 	}
-	c.chat = openai.NewChatCompletionService(opts...)
+	c.oc = openai.Client{Options: opts}
 	c.models = openai.NewModelService(opts...)
 	return c, nil
 }
@@ -303,10 +310,14 @@ func (e *Error) Unwrap() error { return e.cause }
 func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
 	start := time.Now()
 	c.stats.calls.Add(1)
-	params, perr := c.params(req)
-	if perr != nil {
+	if len(req.Messages) == 0 {
 		c.stats.permanent.Add(1)
-		return Response{}, perr
+		return Response{}, &Error{Permanent: true, generator: c.cfg.Name, Msg: "request has no messages"}
+	}
+	body, err := c.encodeBody(req.Messages)
+	if err != nil {
+		c.stats.permanent.Add(1)
+		return Response{}, &Error{Permanent: true, generator: c.cfg.Name, Msg: c.redact(err.Error())}
 	}
 	prompt := req.PromptTokens
 	if prompt <= 0 {
@@ -317,7 +328,7 @@ func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
 	var attempts, retries, throttled int
 	for {
 		attempts++
-		res, f, err := c.attempt(ctx, &params, tokens)
+		res, f, err := c.attempt(ctx, body, tokens)
 		if err != nil { // ctx ended
 			return Response{}, err
 		}
@@ -376,7 +387,12 @@ func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
 
 // attempt makes one HTTP attempt under the limits. It returns a response,
 // or a failure, or ctx's error.
-func (c *Client) attempt(ctx context.Context, params *openai.ChatCompletionNewParams, tokens int) (Response, *failure, error) {
+func (c *Client) attempt(ctx context.Context, body []byte, tokens int) (Response, *failure, error) {
+	if err := ctx.Err(); err != nil {
+		return Response{}, nil, err
+	}
+	// The slot is taken first and held while waiting for the buckets, so
+	// that a request leaves as soon as its tokens are there.
 	epoch, err := c.sem.acquire(ctx)
 	if err != nil {
 		return Response{}, nil, err
@@ -397,14 +413,17 @@ func (c *Client) attempt(ctx context.Context, params *openai.ChatCompletionNewPa
 	c.stats.inFlight.Add(1)
 	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 	t0 := time.Now()
-	var hres *http.Response
-	out, err := c.chat.New(actx, *params, option.WithResponseInto(&hres))
+	var (
+		hres *http.Response
+		raw  []byte
+	)
+	err = c.oc.Post(actx, "chat/completions", body, &raw, option.WithResponseInto(&hres))
 	latency := time.Since(t0)
 	cancel()
 	c.stats.inFlight.Add(-1)
 
 	if err == nil {
-		res, f := c.response(out)
+		res, f := c.decodeResponse(raw)
 		if f == nil {
 			res.Latency = latency
 			c.sem.success()
@@ -429,79 +448,6 @@ func ctxErr(ctx context.Context, err error) error {
 	return context.DeadlineExceeded
 }
 
-// params builds the request body once per call.
-func (c *Client) params(req Request) (openai.ChatCompletionNewParams, error) {
-	p := openai.ChatCompletionNewParams{Model: c.cfg.Model}
-	if len(req.Messages) == 0 {
-		return p, &Error{Permanent: true, generator: c.cfg.Name, Msg: "request has no messages"}
-	}
-	p.Messages = make([]openai.ChatCompletionMessageParamUnion, len(req.Messages))
-	for i, m := range req.Messages {
-		switch m.Role {
-		case "system":
-			p.Messages[i] = openai.SystemMessage(m.Content)
-		case "developer":
-			p.Messages[i] = openai.DeveloperMessage(m.Content)
-		case "user":
-			p.Messages[i] = openai.UserMessage(m.Content)
-		case "assistant":
-			p.Messages[i] = openai.AssistantMessage(m.Content)
-		default:
-			return p, &Error{Permanent: true, generator: c.cfg.Name,
-				Msg: fmt.Sprintf("message %d has role %q: want system, developer, user or assistant", i, m.Role)}
-		}
-	}
-	s := c.cfg.Sampling
-	if s.Temperature != nil {
-		p.Temperature = openai.Float(*s.Temperature)
-	}
-	if s.TopP != nil {
-		p.TopP = openai.Float(*s.TopP)
-	}
-	if c.sendMax {
-		p.MaxTokens = openai.Int(c.maxTok)
-	}
-	if len(s.Stop) > 0 {
-		p.Stop.OfStringArray = s.Stop
-	}
-	if s.Seed != nil {
-		p.Seed = openai.Int(int64(*s.Seed))
-	}
-	if c.extra != nil {
-		p.SetExtraFields(c.extra)
-	}
-	return p, nil
-}
-
-// response turns a parsed completion into a Response; a body without a
-// choice is a malformed response.
-func (c *Client) response(out *openai.ChatCompletion) (Response, *failure) {
-	if out == nil || len(out.Choices) == 0 {
-		return Response{}, &failure{cause: causeMalformed, status: http.StatusOK,
-			msg: "the response had no choices"}
-	}
-	ch := out.Choices[0]
-	res := Response{
-		Text:              ch.Message.Content,
-		FinishReason:      ch.FinishReason,
-		Model:             out.Model,
-		SystemFingerprint: out.SystemFingerprint,
-		ID:                out.ID,
-		Usage: Usage{
-			PromptTokens:     int(out.Usage.PromptTokens),
-			CompletionTokens: int(out.Usage.CompletionTokens),
-		},
-	}
-	if res.Model == "" {
-		res.Model = c.cfg.Model
-	}
-	if !out.JSON.Usage.Valid() {
-		res.UsageEstimated = true
-		res.Usage.CompletionTokens = (len(res.Text) + 3) / 4
-	}
-	return res, nil
-}
-
 // Check verifies the endpoint before a run: that it is reachable, accepts
 // the key and serves the model.
 func (c *Client) Check(ctx context.Context) error {
@@ -515,13 +461,13 @@ func (c *Client) Check(ctx context.Context) error {
 		case f.status == http.StatusUnauthorized || f.status == http.StatusForbidden:
 			// classify's message already says it.
 		case f.status == http.StatusNotFound:
-			f.msg = fmt.Sprintf("%s/models answered 404: is %s an OpenAI-compatible base URL (usually ending in /v1)?", c.base, c.base)
+			f.msg = fmt.Sprintf("%s/models answered 404: is %s an OpenAI-compatible base URL (usually ending in /v1)?", c.shown, c.shown)
 		case f.cause == causeMalformed:
-			f.msg = fmt.Sprintf("%s/models did not return a model list: is %s an OpenAI-compatible base URL (usually ending in /v1)?", c.base, c.base)
+			f.msg = fmt.Sprintf("%s/models did not return a model list: is %s an OpenAI-compatible base URL (usually ending in /v1)?", c.shown, c.shown)
 		case f.cause == causeConnection || f.cause == causeTimeout:
-			f.msg = fmt.Sprintf("cannot reach %s: %s", c.base, f.msg)
+			f.msg = fmt.Sprintf("cannot reach %s: %s", c.shown, f.msg)
 		default:
-			f.msg = fmt.Sprintf("listing models at %s failed: %s", c.base, f.msg)
+			f.msg = fmt.Sprintf("listing models at %s failed: %s", c.shown, f.msg)
 		}
 		return c.errorf(f, 1, false)
 	}
@@ -531,7 +477,7 @@ func (c *Client) Check(ctx context.Context) error {
 		}
 	}
 	return &Error{Status: http.StatusOK, Code: "model_not_found", Permanent: true, Attempts: 1,
-		generator: c.cfg.Name, Msg: fmt.Sprintf("model %s is not served at %s", c.cfg.Model, c.base)}
+		generator: c.cfg.Name, Msg: fmt.Sprintf("model %s is not served at %s", c.cfg.Model, c.shown)}
 }
 
 // estimatePrompt guesses a prompt's tokens for the TPM bucket: ceil(bytes

@@ -644,6 +644,23 @@ func BenchmarkComplete(b *testing.B) {
 				})
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			b.ReportMetric(float64(s.Stats().Connections), "conns")
 		})
+	}
+}
+
+func TestBaseURLShownWithoutCredentials(t *testing.T) {
+	t.Parallel()
+	env := setKey(t, "sk-real-key-abcdef123456")
+	c, err := api.New(api.Config{Name: "gen", BaseURL: "http://user:hunter2@127.0.0.1:1/v1?token=xyz", APIKeyEnv: env, Model: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Check(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "cannot reach http://127.0.0.1:1/v1") || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "xyz") {
+		t.Errorf("Check: %v", err)
+	}
+	if _, err := api.New(api.Config{Name: "gen", BaseURL: "api.openai.com/v1", APIKeyEnv: env, Model: "m"}); err == nil || !strings.Contains(err.Error(), "base_url must be an http(s) URL") {
+		t.Errorf("New with a schemeless base URL: %v", err)
 	}
 }

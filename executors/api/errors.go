@@ -44,13 +44,20 @@ func (c *Client) classify(err error, hres *http.Response, actx context.Context) 
 	if hres != nil && hres.StatusCode >= 400 {
 		return c.statusFailure(err, hres)
 	}
-	if hres != nil {
-		return &failure{cause: causeMalformed, status: hres.StatusCode,
-			msg: c.redact(fmt.Sprintf("malformed response (%d): %v", hres.StatusCode, trimErr(err)))}
-	}
 	if errors.Is(actx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
 		return &failure{cause: causeTimeout, wrapped: context.DeadlineExceeded,
 			msg: fmt.Sprintf("attempt timed out after %s", c.cfg.AttemptTimeout)}
+	}
+	if hres != nil {
+		// A 2xx whose body could not be read (openai-go hands the body
+		// over unparsed; decodeResponse judges it). For Check's typed
+		// model list, a body that is not one.
+		if strings.Contains(trimErr(err), "json") {
+			return &failure{cause: causeMalformed, status: hres.StatusCode,
+				msg: c.redact(fmt.Sprintf("malformed response body (%d): %v", hres.StatusCode, trimErr(err)))}
+		}
+		return &failure{cause: causeConnection, status: hres.StatusCode,
+			msg: c.redact("connection error: response body lost: " + trimErr(err))}
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -85,7 +92,7 @@ func (c *Client) statusFailure(err error, hres *http.Response) *failure {
 	switch {
 	case s == http.StatusTooManyRequests && (f.code == "insufficient_quota" || typ == "insufficient_quota"):
 		f.permanent = true
-		f.msg = fmt.Sprintf("quota exhausted at %s (%s): check the account's plan and billing", c.base, detail)
+		f.msg = fmt.Sprintf("quota exhausted at %s (%s): check the account's plan and billing", c.shown, detail)
 	case s == http.StatusTooManyRequests:
 		f.cause = causeRateLimit
 		f.retryAfter, _ = retryAfter(hres.Header, time.Now())
@@ -96,19 +103,19 @@ func (c *Client) statusFailure(err error, hres *http.Response) *failure {
 		f.msg = "server error (" + detail + ")"
 	case s == http.StatusUnauthorized:
 		f.permanent = true
-		f.msg = fmt.Sprintf("authentication failed at %s: check the key in $%s", c.base, c.cfg.APIKeyEnv)
+		f.msg = fmt.Sprintf("authentication failed at %s: check the key in $%s", c.shown, c.cfg.APIKeyEnv)
 	case s == http.StatusForbidden:
 		f.permanent = true
-		f.msg = fmt.Sprintf("access to model %s denied at %s (%s): check the key in $%s and its permissions", c.cfg.Model, c.base, detail, c.cfg.APIKeyEnv)
+		f.msg = fmt.Sprintf("access to model %s denied at %s (%s): check the key in $%s and its permissions", c.cfg.Model, c.shown, detail, c.cfg.APIKeyEnv)
 	case s == http.StatusNotFound && (f.code == "model_not_found" || strings.Contains(strings.ToLower(provider), "model")):
 		f.permanent = true
-		f.msg = fmt.Sprintf("model %s is not served at %s (%s)", c.cfg.Model, c.base, detail)
+		f.msg = fmt.Sprintf("model %s is not served at %s (%s)", c.cfg.Model, c.shown, detail)
 	case s == http.StatusNotFound:
 		f.permanent = true
-		f.msg = fmt.Sprintf("%s answered 404 (%s): is it an OpenAI-compatible base URL (usually ending in /v1)?", c.base, detail)
+		f.msg = fmt.Sprintf("%s answered 404 (%s): is it an OpenAI-compatible base URL (usually ending in /v1)?", c.shown, detail)
 	default:
 		f.permanent = true
-		f.msg = fmt.Sprintf("request for model %s rejected by %s (%s)", c.cfg.Model, c.base, detail)
+		f.msg = fmt.Sprintf("request for model %s rejected by %s (%s)", c.cfg.Model, c.shown, detail)
 	}
 	return f
 }
@@ -125,11 +132,12 @@ func (c *Client) errorf(f *failure, attempts int, outage bool) *Error {
 		generator: c.cfg.Name,
 	}
 	if outage {
-		e.Msg = fmt.Sprintf("gave up on %s (model %s) after %d attempts: last error: %s", c.base, c.cfg.Model, attempts, f.msg)
+		last := c.redact(f.msg)
+		e.Msg = fmt.Sprintf("gave up on %s (model %s) after %d attempts: last error: %s", c.shown, c.cfg.Model, attempts, last)
 		if f.wrapped != nil {
-			e.cause = fmt.Errorf("%s: %w", f.msg, f.wrapped)
+			e.cause = fmt.Errorf("%s: %w", last, f.wrapped)
 		} else {
-			e.cause = errors.New(f.msg)
+			e.cause = errors.New(last)
 		}
 	}
 	e.Msg = c.redact(e.Msg)

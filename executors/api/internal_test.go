@@ -2,10 +2,13 @@ package api
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agorabench/agora/spec"
 )
 
 func TestRetryAfterHeaders(t *testing.T) {
@@ -128,6 +131,62 @@ func TestBackoff(t *testing.T) {
 			if d := c.backoff(n); d < 0 || d >= ceil {
 				t.Fatalf("backoff(%d) = %v, want in [0, %v)", n, d, ceil)
 			}
+		}
+	}
+}
+
+func TestEncodeBody(t *testing.T) {
+	temp, seed := 0.5, 7
+	prefix, with, err := encodePrefix("m", spec.Sampling{
+		Temperature: &temp, MaxTokens: 100, Seed: &seed, Stop: []string{"<end>"},
+		Extra: map[string]any{"top_k": 20, "temperature": 0.9},
+	})
+	if err != nil || !with {
+		t.Fatal(err, with)
+	}
+	c := &Client{prefix: prefix, withMessages: with}
+	b, err := c.encodeBody([]Message{{"system", "a<b & \"c\""}, {"user", "ü\n"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"model":"m","max_tokens":100,"seed":7,"stop":["<end>"],"temperature":0.9,"top_k":20,` +
+		`"messages":[{"role":"system","content":"a<b & \"c\""},{"role":"user","content":"ü\n"}]}`
+	if string(b) != want {
+		t.Errorf("body\n%s\nwant\n%s", b, want)
+	}
+	if _, err := c.encodeBody([]Message{{"tool", "x"}}); err == nil {
+		t.Error("role tool accepted")
+	}
+
+	// max_completion_tokens replaces max_tokens; an extra "messages"
+	// replaces the request's.
+	prefix, with, _ = encodePrefix("m", spec.Sampling{MaxTokens: 100, Extra: map[string]any{"max_completion_tokens": 100, "messages": []any{}}})
+	c = &Client{prefix: prefix, withMessages: with}
+	b, _ = c.encodeBody([]Message{{"user", "x"}})
+	if string(b) != `{"model":"m","max_completion_tokens":100,"messages":[]}` {
+		t.Errorf("body %s", b)
+	}
+
+	if _, _, err := encodePrefix("m", spec.Sampling{Extra: map[string]any{"bad": math.NaN()}}); err == nil || !strings.Contains(err.Error(), "sampling.extra.bad") {
+		t.Errorf("NaN extra: %v", err)
+	}
+}
+
+// BenchmarkEncodeDecode is the CPU this package spends on a request's body
+// and a response's, the HTTP aside.
+func BenchmarkEncodeDecode(b *testing.B) {
+	prefix, with, _ := encodePrefix("test-model", spec.Sampling{MaxTokens: 256})
+	c := &Client{prefix: prefix, withMessages: with}
+	msgs := []Message{{"system", "You generate math word problems."}, {"user", strings.Repeat("Write a new problem like this one. ", 3)}}
+	raw := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"test-model","system_fingerprint":"fp","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+		strings.Repeat("A new problem. ", 12) + `"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":183,"completion_tokens":176,"total_tokens":359}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.encodeBody(msgs); err != nil {
+			b.Fatal(err)
+		}
+		if _, f := c.decodeResponse(raw); f != nil {
+			b.Fatal(f.msg)
 		}
 	}
 }

@@ -42,6 +42,7 @@ import (
 	"log"
 	"math"
 	"math/rand"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -255,6 +256,9 @@ type Stats struct {
 	MaxInFlight int64
 	// ModelRequests counts GET /v1/models requests.
 	ModelRequests int64
+	// Connections counts the TCP connections clients opened: a client
+	// that reuses its connections opens about as many as its concurrency.
+	Connections int64
 }
 
 // Server is a running stand-in provider. All methods are safe for
@@ -287,6 +291,7 @@ type Server struct {
 	unPrompt      atomic.Int64
 	unCompletion  atomic.Int64
 	ids           atomic.Int64
+	conns         atomic.Int64
 }
 
 // New starts a server; Close stops it.
@@ -323,6 +328,11 @@ func New(opts Options) *Server {
 	})
 	s.srv = httptest.NewUnstartedServer(mux)
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
 	s.srv.Start()
 	return s
 }
@@ -419,6 +429,7 @@ func (s *Server) Stats() Stats {
 		InFlight:                 s.inFlight.Load(),
 		MaxInFlight:              s.maxInFlight.Load(),
 		ModelRequests:            s.modelRequests.Load(),
+		Connections:              s.conns.Load(),
 	}
 	for o := Outcome(0); o < numOutcomes; o++ {
 		if n := s.outcomes[o].Load(); n > 0 {
