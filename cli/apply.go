@@ -23,9 +23,15 @@ import (
 	"github.com/agorabench/agora/state"
 )
 
-// stateDir is where a spec's state lives: .agora beside it.
+// stateDir is where a spec's state lives: .agora beside it, as an
+// absolute path so that what the state records does not depend on the
+// directory agora ran in.
 func stateDir(exp *spec.Experiment) string {
-	return filepath.Join(exp.Source.Dir, ".agora")
+	dir := filepath.Join(exp.Source.Dir, ".agora")
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }
 
 // isPlanFile reports whether path holds a saved plan rather than a spec.
