@@ -1,0 +1,310 @@
+package analysis
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Setting is a column of the table: a domain × generation method scored
+// on its domain's benchmarks.
+type Setting struct {
+	Name       string   `json:"name"`
+	Domain     string   `json:"domain,omitempty"`
+	Method     string   `json:"method,omitempty"`
+	Benchmarks []string `json:"benchmarks"`
+}
+
+// Input holds the scores a table is built from, in percent. A score that
+// is absent is missing; it is never read as zero.
+type Input struct {
+	// Settings are the table's columns, in order.
+	Settings []Setting
+	// Base and Reference map a benchmark to the score of the base model
+	// (S_Ø) and of the reference model (S_ref), shared by all generators.
+	Base      map[string]float64
+	Reference map[string]float64
+	// Students maps generator → setting → benchmark → the score of the
+	// student trained on that generator's data for that setting.
+	Students map[string]map[string]map[string]float64
+	// Cost maps a generator to the US dollars its data cost over the
+	// table's settings (optional).
+	Cost map[string]float64
+	// Generators orders the rows; empty: every generator of Students and
+	// Cost, sorted by name.
+	Generators []string
+}
+
+// BenchmarkCell is one generator's PGR on one benchmark of one setting.
+type BenchmarkCell struct {
+	Benchmark string `json:"benchmark"`
+	Student   Value  `json:"student"`
+	Base      Value  `json:"base"`
+	Reference Value  `json:"reference"`
+	PGR       Value  `json:"pgr"`
+}
+
+// SettingCell is one generator's PGR on one setting: the mean of its
+// benchmarks' PGR.
+type SettingCell struct {
+	Setting    string          `json:"setting"`
+	PGR        Value           `json:"pgr"`
+	Benchmarks []BenchmarkCell `json:"benchmarks"`
+}
+
+// Row is one generator's line of the table.
+type Row struct {
+	Generator string `json:"generator"`
+	// Settings are aligned with Table.Settings.
+	Settings []SettingCell `json:"settings"`
+	// Score is the AgoraBench score: the mean of the settings' PGR.
+	Score Value `json:"score"`
+	// Cost is the data's cost in US dollars; PerDollar is Score / Cost.
+	Cost      Value `json:"cost_usd"`
+	PerDollar Value `json:"pgr_per_dollar"`
+}
+
+// Table is PGR per generator, per setting and per benchmark.
+type Table struct {
+	Settings []Setting `json:"settings"`
+	Rows     []Row     `json:"rows"`
+	// Warnings are facts about the input a reader should know: PGR with
+	// an inverted sign, scores given for settings or benchmarks the table
+	// does not show.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// NewTable computes the table. Structural mistakes in the input (no
+// settings, a setting without benchmarks, a name used twice) are errors;
+// missing or degenerate scores are missing cells with the reason.
+func NewTable(in Input) (*Table, error) {
+	if len(in.Settings) == 0 {
+		return nil, errors.New("PGR table: no settings")
+	}
+	seen := map[string]bool{}
+	inTable := map[string]map[string]bool{} // setting → benchmark
+	for _, s := range in.Settings {
+		if s.Name == "" {
+			return nil, errors.New("PGR table: a setting has no name")
+		}
+		if seen[s.Name] {
+			return nil, fmt.Errorf("PGR table: setting %q listed twice", s.Name)
+		}
+		seen[s.Name] = true
+		if len(s.Benchmarks) == 0 {
+			return nil, fmt.Errorf("PGR table: setting %q has no benchmarks", s.Name)
+		}
+		inTable[s.Name] = map[string]bool{}
+		for _, b := range s.Benchmarks {
+			if inTable[s.Name][b] {
+				return nil, fmt.Errorf("PGR table: setting %q lists benchmark %q twice", s.Name, b)
+			}
+			inTable[s.Name][b] = true
+		}
+	}
+	gens, err := generators(in)
+	if err != nil {
+		return nil, err
+	}
+
+	t := &Table{Settings: append([]Setting(nil), in.Settings...)}
+	warned := map[string]bool{}
+	warn := func(format string, args ...any) {
+		w := fmt.Sprintf(format, args...)
+		if !warned[w] {
+			warned[w] = true
+			t.Warnings = append(t.Warnings, w)
+		}
+	}
+	for _, s := range in.Settings {
+		for _, b := range s.Benchmarks {
+			base, okB := in.Base[b]
+			ref, okR := in.Reference[b]
+			if okB && okR && finite(base) && finite(ref) && ref < base {
+				warn("%s: the reference (%s) scores below the base model (%s), so PGR's sign is inverted",
+					b, fmtScore(ref), fmtScore(base))
+			}
+		}
+	}
+
+	for _, g := range gens {
+		row := Row{Generator: g}
+		var names []string
+		var pgrs []Value
+		for _, s := range in.Settings {
+			scores := in.Students[g][s.Name]
+			cell := SettingCell{Setting: s.Name}
+			var bpgr []Value
+			for _, b := range s.Benchmarks {
+				bc := benchmarkCell(b, scores, in.Base, in.Reference)
+				cell.Benchmarks = append(cell.Benchmarks, bc)
+				bpgr = append(bpgr, bc.PGR)
+			}
+			cell.PGR = mean(s.Benchmarks, bpgr)
+			row.Settings = append(row.Settings, cell)
+			names = append(names, s.Name)
+			pgrs = append(pgrs, cell.PGR)
+			for b := range scores {
+				if !inTable[s.Name][b] {
+					warn("%s, %s: a score for %s, which the setting is not scored on, is ignored", g, s.Name, b)
+				}
+			}
+		}
+		for _, s := range sortedKeys(in.Students[g]) {
+			if !seen[s] {
+				warn("%s: scores for setting %s, which the table does not show, are ignored", g, s)
+			}
+		}
+		row.Score = mean(names, pgrs)
+		row.Cost, row.PerDollar = costCells(in.Cost, g, row.Score)
+		t.Rows = append(t.Rows, row)
+	}
+	return t, nil
+}
+
+// generators lists the rows: in.Generators, or every generator named.
+func generators(in Input) ([]string, error) {
+	if len(in.Generators) > 0 {
+		seen := map[string]bool{}
+		for _, g := range in.Generators {
+			if g == "" {
+				return nil, errors.New("PGR table: a generator has no name")
+			}
+			if seen[g] {
+				return nil, fmt.Errorf("PGR table: generator %q listed twice", g)
+			}
+			seen[g] = true
+		}
+		return append([]string(nil), in.Generators...), nil
+	}
+	set := map[string]bool{}
+	for g := range in.Students {
+		set[g] = true
+	}
+	for g := range in.Cost {
+		set[g] = true
+	}
+	if set[""] {
+		return nil, errors.New("PGR table: a generator has no name")
+	}
+	return sortedKeys(set), nil
+}
+
+// benchmarkCell computes one benchmark's PGR, or why there is none.
+func benchmarkCell(b string, student, base, ref map[string]float64) BenchmarkCell {
+	c := BenchmarkCell{Benchmark: b}
+	c.Student = score(student, b, "student")
+	c.Base = score(base, b, "base model")
+	c.Reference = score(ref, b, "reference model")
+	for _, v := range []Value{c.Student, c.Base, c.Reference} {
+		if !v.Valid {
+			c.PGR = Missing(v.Why)
+			return c
+		}
+	}
+	p, err := PGR(c.Student.V, c.Base.V, c.Reference.V)
+	if err != nil {
+		c.PGR = Missing(strings.TrimPrefix(err.Error(), "PGR: "))
+		return c
+	}
+	c.PGR = Known(p)
+	return c
+}
+
+// score is the score of whose (student, base model, reference model) on b.
+func score(m map[string]float64, b, whose string) Value {
+	v, ok := m[b]
+	if !ok {
+		return Missing("no " + whose + " score")
+	}
+	if !finite(v) {
+		return Missing(fmt.Sprintf("%s score is %v", whose, v))
+	}
+	return Known(v)
+}
+
+// costCells are a generator's cost and PGR per dollar.
+func costCells(costs map[string]float64, g string, score Value) (cost, perDollar Value) {
+	c, ok := costs[g]
+	if !ok {
+		return Missing("no cost"), Missing("no cost")
+	}
+	if !finite(c) || c < 0 {
+		why := fmt.Sprintf("cost is %v", c)
+		return Missing(why), Missing(why)
+	}
+	cost = Known(c)
+	if !score.Valid {
+		return cost, Missing("no score: " + score.Why)
+	}
+	r, err := PerDollar(score.V, c)
+	if err != nil {
+		return cost, Missing(strings.TrimPrefix(err.Error(), "PGR per dollar: "))
+	}
+	return cost, Known(r)
+}
+
+// Row returns the row of a generator.
+func (t *Table) Row(generator string) (Row, bool) {
+	for _, r := range t.Rows {
+		if r.Generator == generator {
+			return r, true
+		}
+	}
+	return Row{}, false
+}
+
+// Cell returns a generator's cell for a setting.
+func (t *Table) Cell(generator, setting string) (SettingCell, bool) {
+	r, ok := t.Row(generator)
+	if !ok {
+		return SettingCell{}, false
+	}
+	for _, c := range r.Settings {
+		if c.Setting == setting {
+			return c, true
+		}
+	}
+	return SettingCell{}, false
+}
+
+// WriteMarkdown writes the table as markdown: a row per generator, a
+// column per setting, then the AgoraBench score, the cost and PGR per
+// dollar. Missing values print as "—"; the warnings follow the table.
+func (t *Table) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("| generator |")
+	for _, s := range t.Settings {
+		b.WriteString(" " + mdEscape(s.Name) + " |")
+	}
+	b.WriteString(" score | cost (USD) | PGR per $ |\n|---|")
+	for range t.Settings {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---:|---:|---:|\n")
+	for _, r := range t.Rows {
+		b.WriteString("| " + mdEscape(r.Generator) + " |")
+		for _, c := range r.Settings {
+			b.WriteString(" " + c.PGR.Format(1) + " |")
+		}
+		fmt.Fprintf(&b, " %s | %s | %s |\n", r.Score.Format(1), r.Cost.Format(2), r.PerDollar.Format(3))
+	}
+	for _, warning := range t.Warnings {
+		b.WriteString("\nWarning: " + warning + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

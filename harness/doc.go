@@ -1,0 +1,102 @@
+// Package harness knows the four evaluation harnesses AgoraBench uses: the
+// shell command that runs each one with the paper's decoding settings
+// (Command), and a parser for each harness's own result files (Parse).
+//
+// agora never re-implements a benchmark: a harness writes its results in
+// its own format, and this package reads that format as the harness writes
+// it. Every score is returned in percent (0–100), whatever scale the harness
+// uses.
+//
+// # lm-evaluation-harness (harness "lm-eval"): GSM8K and MATH
+//
+// `lm_eval … --output_path DIR` writes DIR/<model_name_sanitized>/
+// results_<timestamp>.json, where <timestamp> is the ISO time with ':'
+// replaced by '-' (results_2024-11-02T10-11-12.345678.json). Parse looks in
+// DIR and its subdirectories (two levels), and reads the newest results
+// file — newest by the timestamp in its name, by modification time where
+// the name carries none — among those whose "results" object has the task.
+// The score is
+//
+//	results.<task>["<metric>,<filter>"] × 100
+//
+// falling back to groups.<task> (lm-eval ≤ 0.4.2 kept group aggregates
+// there). Defaults (DefaultOptions, changeable through Options.LMEval):
+//
+//	benchmark  task          key                            few-shot (base model)
+//	gsm8k      gsm8k         exact_match,flexible-extract   5
+//	math       minerva_math  exact_match,none               4
+//
+// GSM8K reports two filters. "strict-match" only accepts an answer written
+// after "#### ", the format of the few-shot exemplars; "flexible-extract"
+// takes the last number in the response. Students and the reference model
+// are evaluated zero-shot and were never shown the "####" convention, so
+// strict-match would score answer formatting rather than arithmetic; the
+// default is therefore flexible-extract, used for every model so that base,
+// student and reference are scored alike. minerva_math has one filter
+// ("none"); its group row is the size-weighted mean of its seven subjects.
+// Score.Detail holds every numeric metric of the task, in percent.
+//
+// # evalplus (harness "evalplus"): HumanEval and MBPP
+//
+// `evalplus.evaluate --root DIR …` writes DIR/<dataset>/<id>.jsonl and
+// beside it <id>.eval_results.json (eval_results.json inside a samples
+// directory when samples are not JSONL). Parse reads the newest such file
+// under DIR whose task ids belong to the benchmark ("HumanEval/…" for
+// humaneval, "Mbpp/…" for mbpp). The score is
+//
+//	pass_at_k.<tests>["pass@1"] × 100
+//
+// where <tests> is "base" (the benchmark's original tests) or "plus" (the
+// original tests and EvalPlus's extra tests; HumanEval+ / MBPP+). The
+// default is "base": AgoraBench reports HumanEval and MBPP, not their "+"
+// variants; Options.EvalPlusTests selects "plus". A result file written
+// before evalplus stored pass_at_k has its pass@1 recomputed from the
+// per-sample "base_status"/"plus_status" fields (the mean over tasks of
+// passing samples / samples, evalplus's own estimator at k = 1).
+// Score.Detail holds "base pass@k" and "plus pass@k" for every k, in percent.
+//
+// # alpaca_eval (harness "alpaca_eval"): AlpacaEval 2.0
+//
+// `alpaca_eval evaluate --output_path DIR --annotators_config NAME …`
+// writes DIR/NAME/leaderboard.csv (DIR/leaderboard.csv when NAME is a
+// path): pandas' to_csv of the leaderboard, whose first, unnamed column is
+// the model name and whose other columns include win_rate,
+// standard_error, n_wins, n_wins_base, n_draws, n_total,
+// discrete_win_rate, mode, avg_length, length_controlled_winrate and
+// lc_standard_error. Parse reads DIR/leaderboard.csv or
+// DIR/*/leaderboard.csv (the most recently modified, if several). The
+// score is the row's length_controlled_winrate, already in percent. The
+// row is Options.Model's; with no model named, the only row (the command
+// agora renders passes --precomputed_leaderboard None, so the file holds
+// the evaluated model alone). Numeric columns go to Score.Detail under
+// their own names.
+//
+// # arena-hard-auto (harness "arena-hard-auto"): Arena-Hard
+//
+// arena-hard-auto writes no result file: show_result.py prints the
+// leaderboard, and the command agora renders saves that standard output as
+// DIR/show_result.txt. Assumed format — arena-hard-auto v0.1's
+// show_result.py, one line per model:
+//
+//	f"{model : <30} | score: {score : ^5} | 95% CI: {interval : ^12} | average #tokens: {tokens}"
+//
+// for example
+//
+//	agora-student                  | score: 23.4  | 95% CI: (-1.2, 1.5)  | average #tokens: 512
+//
+// where score is the win rate against the baseline model (gpt-4-0314,
+// which prints as 50.0) in percent, and the interval is relative to it.
+// Other lines (the argparse Namespace, progress messages) are ignored. The
+// row is Options.Model's; with no model named, the only row that is not the
+// baseline (Options.ArenaHardBaseline). Score.Detail holds "score",
+// "ci_lower", "ci_upper" (absolute bounds, percent) and "average_tokens".
+// The v2.0 show_result.py prints a pandas table instead and is not read.
+//
+// # Errors
+//
+// A missing file, a missing key, a value that is not a finite number or
+// lies outside the metric's range each give an error naming the file and
+// what was missing; no input, however malformed, makes Parse panic. Python
+// writes NaN and Infinity into JSON as bare words; they are read as
+// missing values and reported as such.
+package harness
