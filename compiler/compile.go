@@ -93,7 +93,7 @@ type template struct {
 
 func (c *compiler) build() error {
 	c.owner = map[string]string{}
-	cells := expand(c.exp)
+	cells := c.exp.Cells()
 	if len(cells) == 0 {
 		return fmt.Errorf("the grid selects no cells: check grid.exclude")
 	}

@@ -519,67 +519,18 @@ func (l *loader) checkGrid(exp *Experiment) {
 	}
 }
 
-// defaultGridSeed is the seed of every cell when grid.seeds is empty, as
-// in the compiler's expansion.
-const defaultGridSeed = 42
-
 // checkGridSelects reports a grid whose exclude patterns remove every cell
-// it would otherwise select. It follows the compiler's expansion, which
-// would otherwise fail with no position to point at.
+// it would otherwise select, at grid.exclude.
 func (l *loader) checkGridSelects(exp *Experiment) {
-	g := exp.Grid
-	if len(g.Exclude) == 0 || len(g.Include) > 0 {
+	if len(exp.Grid.Exclude) == 0 {
 		return
 	}
-	gens := g.Generators
-	if len(gens) == 0 {
-		gens = sortedKeys(exp.Generators)
+	cells, product := exp.expandGrid()
+	if len(cells) > 0 {
+		return
 	}
-	sets := g.Settings
-	if len(sets) == 0 {
-		sets = sortedKeys(exp.Settings)
-	}
-	seeds := g.Seeds
-	if len(seeds) == 0 {
-		seeds = []int{defaultGridSeed}
-	}
-	matches := func(p Cell, gen, set string, n int, variant string, seed int) bool {
-		return (p.Generator == "" || p.Generator == gen) && (p.Setting == "" || p.Setting == set) &&
-			(p.Instances == 0 || p.Instances == n) && (p.Variant == "" || p.Variant == variant) &&
-			(p.Seed == nil || *p.Seed == seed)
-	}
-	cells := 0
-	for _, gen := range gens {
-		for _, set := range sets {
-			s := exp.Settings[set]
-			if s == nil {
-				return
-			}
-			counts := g.Instances
-			if len(counts) == 0 {
-				counts = []int{s.Instances}
-			}
-			variants := g.Variants
-			switch {
-			case s.Prompt.File != "":
-				variants = []string{"file"}
-			case len(variants) == 0:
-				variants = []string{s.Prompt.Variant}
-			}
-			for _, n := range counts {
-				for _, v := range variants {
-					for _, seed := range seeds {
-						cells++
-						if !slices.ContainsFunc(g.Exclude, func(p Cell) bool { return matches(p, gen, set, n, v, seed) }) {
-							return
-						}
-					}
-				}
-			}
-		}
-	}
-	what := fmt.Sprintf("all %d cells", cells)
-	if cells == 1 {
+	what := fmt.Sprintf("all %d cells", product)
+	if product == 1 {
 		what = "its only cell"
 	}
 	l.at(sel("grid", "exclude"), "the grid selects no cells: grid.exclude removes %s", what)
