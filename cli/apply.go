@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -293,18 +294,28 @@ func openState(ctx context.Context, specPath string) (*spec.Experiment, *state.S
 	return exp, store, nil
 }
 
-func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("status", "status [SPEC]", stderr)
+// specArg parses the flags of a command taking at most one spec file
+// (agora.cue by default). When ok is false the command exits with code.
+func specArg(fs *flag.FlagSet, args []string, stderr io.Writer) (path string, code int, ok bool) {
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		return flagErr(err)
+		return "", flagErr(err), false
 	}
-	specPath := "agora.cue"
-	if len(pos) == 1 {
-		specPath = pos[0]
-	} else if len(pos) > 1 {
-		fmt.Fprintln(stderr, "agora status: want at most one spec file")
-		return ExitError
+	switch len(pos) {
+	case 0:
+		return "agora.cue", 0, true
+	case 1:
+		return pos[0], 0, true
+	}
+	fmt.Fprintf(stderr, "agora %s: want at most one spec file\n", fs.Name())
+	return "", ExitError, false
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", "status [SPEC]", stderr)
+	specPath, code, ok := specArg(fs, args, stderr)
+	if !ok {
+		return code
 	}
 	_, store, err := openState(ctx, specPath)
 	if err != nil {
@@ -345,16 +356,9 @@ func oneLine(s string) string {
 
 func runForceUnlock(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("force-unlock", "force-unlock [SPEC]", stderr)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return flagErr(err)
-	}
-	specPath := "agora.cue"
-	if len(pos) == 1 {
-		specPath = pos[0]
-	} else if len(pos) > 1 {
-		fmt.Fprintln(stderr, "agora force-unlock: want at most one spec file")
-		return ExitError
+	specPath, code, ok := specArg(fs, args, stderr)
+	if !ok {
+		return code
 	}
 	exp, err := spec.Load(specPath)
 	if err != nil {
