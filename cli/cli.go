@@ -46,6 +46,7 @@ Commands:
   status        show what the state records: steps, instances, spend
   export        write a generate step's dataset as JSONL
   force-unlock  remove a stale state lock
+  report        the PGR table: generator × setting, score, cost, PGR per dollar
   show          render a saved plan
   schema        print the CUE schema specs are checked against
   init          write a starter spec
@@ -85,6 +86,8 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		return runExport(ctx, rest, stdout, stderr)
 	case "force-unlock":
 		return runForceUnlock(rest, stdout, stderr)
+	case "report":
+		return runReport(ctx, rest, stdout, stderr)
 	case "show":
 		return runShow(rest, stdout, stderr)
 	case "schema":
