@@ -18,6 +18,7 @@ import (
 
 	"github.com/agorabench/agora/compiler"
 	"github.com/agorabench/agora/engine"
+	"github.com/agorabench/agora/executors/local"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/providers"
 	"github.com/agorabench/agora/spec"
@@ -56,6 +57,8 @@ type applyOptions struct {
 	autoApprove bool
 	parallelism int
 	maxAttempts int
+	cancelJobs  bool
+	resubmits   int
 }
 
 func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -64,6 +67,8 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.BoolVar(&o.autoApprove, "auto-approve", false, "apply without asking for approval")
 	fs.IntVar(&o.parallelism, "parallelism", 8, "run at most `N` steps at once")
 	fs.IntVar(&o.maxAttempts, "max-attempts", 10, "give an instance up after `N` rejected completions")
+	fs.IntVar(&o.resubmits, "resubmits", 2, "submit a failed training or evaluation job (FAILED, TIMEOUT, OUT_OF_MEMORY) again at most `N` times")
+	fs.BoolVar(&o.cancelJobs, "cancel-jobs", false, "when interrupted, cancel the running Slurm jobs (scancel) instead of leaving them to run for the next apply to reattach to")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagErr(err)
@@ -191,6 +196,9 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 				continue
 			}
 			fmt.Fprintln(stderr, "Quitting; run agora apply again to resume")
+			// Local jobs run in their own process groups: end them
+			// before exiting, or they would outlive agora.
+			local.KillAll()
 			cancel()
 			release()
 			os.Exit(130)
@@ -201,6 +209,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Dir:         dir,
 		Parallelism: o.parallelism,
 		MaxAttempts: o.maxAttempts,
+		Resubmits:   resubmitsOption(o.resubmits),
 		Providers:   providers.New(providers.Tuning{}),
 		Seeds:       providers.Seeds{Dir: exp.Source.Dir, CacheDir: filepath.Join(dir, "cache", "hf")},
 		Stop:        stop,
@@ -211,6 +220,18 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		fmt.Fprintf(stderr, "agora apply: %v\n", err)
 		return ExitError
+	}
+	if res.Stopped {
+		if o.cancelJobs {
+			ids, err := eng.CancelJobs(context.WithoutCancel(ctx))
+			if err != nil {
+				fmt.Fprintf(stderr, "agora apply: cancel jobs: %v\n", err)
+			} else if len(ids) > 0 {
+				fmt.Fprintf(stderr, "Cancelled Slurm job%s %s.\n", plural(len(ids)), strings.Join(ids, ", "))
+			}
+		} else if jobs, err := store.ActiveJobs(ctx); err == nil && len(jobs) > 0 {
+			fmt.Fprintf(stderr, "%d job%s still running; the next agora apply reattaches to them (-cancel-jobs cancels them instead).\n", len(jobs), plural(len(jobs)))
+		}
 	}
 	fmt.Fprintf(stdout, "\nApply finished: %d step%s done in this run.\n", len(res.Done), plural(len(res.Done)))
 	if n := len(res.Skipped); n > 0 && res.Err() == nil {
@@ -224,6 +245,15 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return ExitError
 	}
 	return ExitOK
+}
+
+// resubmitsOption maps the -resubmits flag to engine.Options.Resubmits,
+// where 0 means the default and a negative number none.
+func resubmitsOption(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 func firstLines(m map[string]string, n int) []string {

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/spec"
 	"github.com/agorabench/agora/state"
@@ -51,6 +52,17 @@ type Store interface {
 	NextAttempt(ctx context.Context, stepID string, slot int) (int, error)
 	Accepted(ctx context.Context, stepID string, fn func(state.Generation) error) error
 	RecordSeed(ctx context.Context, ref, digest string) error
+
+	// Train, evaluate and score steps.
+	Step(ctx context.Context, id string) (state.StepState, bool, error)
+	RecordJob(ctx context.Context, stepID, executor, jobID string, attempt int) error
+	UpdateJob(ctx context.Context, jobID, status string, gpuHours float64) error
+	Jobs(ctx context.Context, stepID string) ([]state.Job, error)
+	ActiveJobs(ctx context.Context) ([]state.Job, error)
+	RecordScore(ctx context.Context, stepID, benchmark, model string, value float64) error
+	RecordPGR(ctx context.Context, stepID string, perBenchmark map[string]float64, pgr float64) error
+	Scores(ctx context.Context) ([]state.Score, error)
+	GPUHours(ctx context.Context) (float64, error)
 }
 
 // Options configure an apply.
@@ -77,6 +89,16 @@ type Options struct {
 	// Interval between progress updates (default 1 s on a TTY, 10 s
 	// otherwise).
 	Interval time.Duration
+
+	// Slurm runs the Slurm commands of train and evaluate steps whose
+	// executor is slurm; nil: the commands in PATH.
+	Slurm *slurm.Client
+	// PollInterval is the time between two polls of the Slurm jobs, one
+	// squeue call for all of them (default 5 s).
+	PollInterval time.Duration
+	// Resubmits bounds the submissions of a failed job beyond its first
+	// (default 2; negative: none).
+	Resubmits int
 }
 
 // Result says what an apply did.
@@ -126,6 +148,8 @@ type Engine struct {
 
 	mu        sync.Mutex
 	providers map[string]Provider
+	poller    *poller // Slurm jobs; created on first use
+	gpuHeld   float64 // GPU-hours reserved by jobs in flight
 }
 
 // New prepares an apply of p, compiled from exp, against store. spent and
@@ -179,7 +203,12 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
-	runners := map[string]runner{plan.KindGenerate: &generateRunner{e: e}}
+	runners := map[string]runner{
+		plan.KindGenerate: &generateRunner{e: e},
+		plan.KindTrain:    &trainRunner{e: e, byID: byID},
+		plan.KindEvaluate: &evaluateRunner{e: e},
+		plan.KindScore:    &scoreRunner{e: e},
+	}
 
 	// soft ends when sending must stop: the first interrupt, or ctx.
 	soft, cancelSoft := context.WithCancel(ctx)
@@ -250,6 +279,7 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 		running--
 		s := byID[o.id]
 		var be *BudgetError
+		var ua *unavailableError
 		switch {
 		case o.err == nil:
 			done[o.id] = true
@@ -257,6 +287,8 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 		case errors.As(o.err, &be):
 			res.Budget = be
 			blocked[o.id] = "budget"
+		case errors.As(o.err, &ua):
+			blocked[o.id] = ua.why
 		case errors.Is(o.err, errStopped) || ctx.Err() != nil:
 			res.Stopped = true
 			blocked[o.id] = "interrupted"
@@ -279,6 +311,13 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 	}
 	return res, nil
 }
+
+// unavailableError says a step cannot run on this machine (a tool its
+// local job needs is not installed): the step is not run, which is not a
+// failure.
+type unavailableError struct{ why string }
+
+func (u *unavailableError) Error() string { return u.why }
 
 // errStopped ends a step because sending was stopped.
 var errStopped = errors.New("stopped")

@@ -38,6 +38,8 @@ type fixture struct {
 	oracle *oracle
 	// progress, when set, receives the progress lines.
 	progress io.Writer
+	// eng is the engine of the last applyWith.
+	eng *engine.Engine
 }
 
 type fixtureOpts struct {
@@ -47,6 +49,8 @@ type fixtureOpts struct {
 	method      string
 	faults      apitest.Faults
 	latency     time.Duration
+	benchmarks  []string // default gsm8k
+	extra       string   // more CUE for the spec (student, evaluation)
 }
 
 func newFixture(t *testing.T, o fixtureOpts) *fixture {
@@ -54,6 +58,10 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if o.method == "" {
 		o.method = spec.MethodResponse
 	}
+	if len(o.benchmarks) == 0 {
+		o.benchmarks = []string{"gsm8k"}
+	}
+	benchmarks := `"` + strings.Join(o.benchmarks, `", "`) + `"`
 	dir := t.TempDir()
 	var seeds strings.Builder
 	for i := 0; i < 50; i++ {
@@ -84,10 +92,11 @@ settings: s: {
 	method: %q
 	seed_data: path: "seed.jsonl"
 	instances: %d
-	benchmarks: ["gsm8k"]
+	benchmarks: [%s]
 }
 %s
-`, srv.URL(), keyEnv, apitest.DefaultModel, o.concurrency, o.method, o.instances, budget)
+%s
+`, srv.URL(), keyEnv, apitest.DefaultModel, o.concurrency, o.method, o.instances, benchmarks, budget, o.extra)
 	path := filepath.Join(dir, "agora.cue")
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)

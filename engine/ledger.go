@@ -57,6 +57,10 @@ type BudgetError struct {
 }
 
 func (e *BudgetError) Error() string {
+	if e.Budget == budgetGPUHours {
+		return fmt.Sprintf("budget gpu_hours exhausted: %.2f of %.2f GPU-hours used, and the next job is estimated at %.2f",
+			e.Spent, e.Limit, e.Requested)
+	}
 	return fmt.Sprintf("budget %s exhausted: $%.4f of $%.2f spent, and the next request may cost up to $%.4f",
 		e.Budget, e.Spent, e.Limit, e.Requested)
 }

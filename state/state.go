@@ -47,7 +47,7 @@ const DBFile = "state.db"
 var ErrClosed = errors.New("state is closed")
 
 // schemaVersion is the PRAGMA user_version this binary writes and reads.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // migrations[i] brings the schema from version i to i+1.
 var migrations = []string{
@@ -106,6 +106,27 @@ var migrations = []string{
 		ref         TEXT PRIMARY KEY,
 		digest      TEXT NOT NULL,
 		recorded_at INTEGER NOT NULL
+	) STRICT;`,
+	// 2: training and evaluation jobs, benchmark scores (see jobs.go).
+	`CREATE TABLE jobs (
+		job_id       TEXT PRIMARY KEY,
+		step_id      TEXT NOT NULL,
+		executor     TEXT NOT NULL,
+		attempt      INTEGER NOT NULL,
+		status       TEXT NOT NULL,
+		gpu_hours    REAL NOT NULL DEFAULT 0,
+		submitted_at INTEGER NOT NULL,
+		updated_at   INTEGER NOT NULL
+	) STRICT;
+	CREATE INDEX jobs_by_step ON jobs (step_id, attempt);
+
+	CREATE TABLE scores (
+		step_id     TEXT NOT NULL,
+		benchmark   TEXT NOT NULL,
+		model       TEXT NOT NULL,
+		value       REAL NOT NULL,
+		recorded_at INTEGER NOT NULL,
+		PRIMARY KEY (step_id, benchmark, model)
 	) STRICT;`,
 }
 

@@ -1,0 +1,275 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/template"
+
+	"github.com/agorabench/agora/analysis"
+	"github.com/agorabench/agora/executors/slurm"
+	"github.com/agorabench/agora/harness"
+	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/state"
+)
+
+// EvalOutput is the directory, inside an evaluate step's run directory,
+// that receives the harness's result files.
+const EvalOutput = "results"
+
+// CommandScoreFile is the file a benchmark with harness "command" must
+// write in its output directory: {"value": <score in percent>}.
+const CommandScoreFile = "score.json"
+
+// evalInputs mirror the compiler's inputs of an evaluate step.
+type evalInputs struct {
+	Model     string `json:"model"` // base:<id>, reference:<id> or student:<train step id>
+	Benchmark string `json:"benchmark"`
+	Harness   string `json:"harness"`
+	Command   string `json:"command"`
+	Judge     string `json:"judge"`
+	FewShot   bool   `json:"few_shot"`
+}
+
+// evalTemplateData is what a benchmark's command template sees.
+type evalTemplateData struct {
+	ModelPath, OutputDir, Benchmark string
+	FewShot                         bool
+	Port                            int
+}
+
+type evaluateRunner struct{ e *Engine }
+
+func (r *evaluateRunner) run(ctx context.Context, s plan.Step) error {
+	e := r.e
+	var in evalInputs
+	if err := json.Unmarshal(s.Inputs, &in); err != nil {
+		return fmt.Errorf("evaluate inputs: %w", err)
+	}
+	role, model, ok := strings.Cut(in.Model, ":")
+	if !ok {
+		return fmt.Errorf("evaluate: model %q is not role:id", in.Model)
+	}
+	if strings.TrimSpace(in.Command) == "" {
+		if err := needTools(s.Executor, "evaluate with "+in.Harness, harnessTools[in.Harness]...); err != nil {
+			return err
+		}
+	}
+	if err := e.store.BeginStep(ctx, state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting}); err != nil {
+		return fmt.Errorf("record step: %w", err)
+	}
+	if role == "student" {
+		st, ok, err := e.store.Step(ctx, model)
+		if err != nil {
+			return err
+		}
+		if !ok || st.Status != state.StatusDone || st.Output == "" {
+			return fmt.Errorf("evaluate: the student's train step %s is not done", model)
+		}
+		model = st.Output
+	}
+	dir, err := e.runDir(s.ID)
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(dir, EvalOutput)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	var b *spec.Benchmark
+	if e.exp.Evaluation.Benchmarks != nil {
+		b = e.exp.Evaluation.Benchmarks[in.Benchmark]
+	}
+	params := harness.CommandParams{ModelPath: model, OutputDir: out, FewShot: in.FewShot, Port: evalPort(s.ID), JudgeModel: in.Judge}
+	keyEnv := harness.DefaultJudgeKeyEnv
+	if b != nil && b.Judge != nil && b.Judge.APIKeyEnv != "" {
+		keyEnv = b.Judge.APIKeyEnv
+	}
+	params.JudgeKeyEnv = keyEnv
+
+	done, err := e.completedJob(ctx, s.ID)
+	if err != nil {
+		return err
+	}
+	score, perr := r.parse(in, out, model)
+	if !done || perr != nil {
+		script, err := r.script(in, params)
+		if err != nil {
+			return err
+		}
+		j := slurm.Job{
+			Name:     "agora-eval-" + shortID(s.ID),
+			Dir:      dir,
+			Script:   script,
+			Hardware: spec.Hardware{Nodes: 1, GPUsPerNode: e.exp.Evaluation.GPUs, TimeLimit: evalTimeLimit},
+			Requeue:  true,
+			Env:      passEnv(keyEnv, "HF_TOKEN", "HF_HOME", harness.ArenaHardDirEnv),
+		}
+		if e.exp.Evaluation.Slurm != nil {
+			j.Slurm = *e.exp.Evaluation.Slurm
+		}
+		if err := e.runJob(ctx, s, j, e.exp.Evaluation.GPUs); err != nil {
+			return wrapJobErr("evaluate", err)
+		}
+		if score, err = r.parse(in, out, model); err != nil {
+			return fmt.Errorf("evaluate: the job exited 0 but its results cannot be read: %w", err)
+		}
+	}
+	if err := e.store.RecordScore(ctx, s.ID, in.Benchmark, role, score); err != nil {
+		return err
+	}
+	return e.store.FinishStep(ctx, s.ID, out)
+}
+
+// harnessTools are the commands a harness's rendered command runs.
+var harnessTools = map[string][]string{
+	harness.LMEval:     {"lm_eval"},
+	harness.EvalPlus:   {"evalplus.evaluate"},
+	harness.AlpacaEval: {"vllm", "curl", "python", "alpaca_eval"},
+	harness.ArenaHard:  {"vllm", "curl", "python"},
+}
+
+// evalTimeLimit bounds one evaluation job.
+const evalTimeLimit = "12:00:00"
+
+// evalPort is the vLLM port of an evaluation, spread over 20000–39999 so
+// that evaluations running side by side on one machine rarely collide.
+func evalPort(stepID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(stepID))
+	return 20000 + int(h.Sum32()%20000)
+}
+
+// script renders the evaluation command: the benchmark's command
+// template when it has one, the harness's command otherwise.
+func (r *evaluateRunner) script(in evalInputs, p harness.CommandParams) (string, error) {
+	if strings.TrimSpace(in.Command) != "" {
+		t, err := template.New("benchmark command").Option("missingkey=error").Parse(in.Command)
+		if err != nil {
+			return "", fmt.Errorf("benchmark %s: command: %w", in.Benchmark, err)
+		}
+		var b bytes.Buffer
+		if err := t.Execute(&b, evalTemplateData{ModelPath: p.ModelPath, OutputDir: p.OutputDir, Benchmark: in.Benchmark, FewShot: p.FewShot, Port: p.Port}); err != nil {
+			return "", fmt.Errorf("benchmark %s: command: %w", in.Benchmark, err)
+		}
+		return b.String(), nil
+	}
+	if in.Harness == spec.HarnessCommand {
+		return "", fmt.Errorf("benchmark %s: harness command needs a command template", in.Benchmark)
+	}
+	return harness.Command(in.Harness, in.Benchmark, p)
+}
+
+// parse reads the score the harness left in out.
+func (r *evaluateRunner) parse(in evalInputs, out, model string) (float64, error) {
+	if in.Harness == spec.HarnessCommand {
+		data, err := os.ReadFile(filepath.Join(out, CommandScoreFile))
+		if err != nil {
+			return 0, err
+		}
+		var v struct{ Value *float64 }
+		if err := json.Unmarshal(data, &v); err != nil || v.Value == nil || math.IsNaN(*v.Value) || math.IsInf(*v.Value, 0) {
+			return 0, fmt.Errorf("%s: want {\"value\": <number>}", filepath.Join(out, CommandScoreFile))
+		}
+		return *v.Value, nil
+	}
+	o := harness.DefaultOptions()
+	if in.Harness == harness.AlpacaEval || in.Harness == harness.ArenaHard {
+		o.Model = harness.ServedName(model)
+	}
+	sc, err := harness.ParseWith(in.Harness, in.Benchmark, out, o)
+	if err != nil {
+		return 0, err
+	}
+	return sc.Value, nil
+}
+
+// scoreInputs mirror the compiler's inputs of a score step.
+type scoreInputs struct {
+	Student   []string `json:"student"`
+	Base      []string `json:"base"`
+	Reference []string `json:"reference"`
+}
+
+type scoreRunner struct{ e *Engine }
+
+// run computes the PGR of each benchmark from the scores the step's
+// evaluate steps recorded, and their mean, the step's PGR.
+func (r *scoreRunner) run(ctx context.Context, s plan.Step) error {
+	e := r.e
+	var in scoreInputs
+	if err := json.Unmarshal(s.Inputs, &in); err != nil {
+		return fmt.Errorf("score inputs: %w", err)
+	}
+	if err := e.store.BeginStep(ctx, state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting}); err != nil {
+		return fmt.Errorf("record step: %w", err)
+	}
+	all, err := e.store.Scores(ctx)
+	if err != nil {
+		return err
+	}
+	byStep := map[string]state.Score{}
+	for _, sc := range all {
+		if sc.Model != state.ModelPGR {
+			byStep[sc.StepID] = sc
+		}
+	}
+	collect := func(ids []string, role string) (map[string]float64, error) {
+		m := map[string]float64{}
+		for _, id := range ids {
+			sc, ok := byStep[id]
+			if !ok {
+				return nil, fmt.Errorf("score: no %s score recorded by evaluate step %s", role, id)
+			}
+			m[sc.Benchmark] = sc.Value
+		}
+		return m, nil
+	}
+	student, err := collect(in.Student, "student")
+	if err != nil {
+		return err
+	}
+	base, err := collect(in.Base, "base")
+	if err != nil {
+		return err
+	}
+	ref, err := collect(in.Reference, "reference")
+	if err != nil {
+		return err
+	}
+	per := map[string]float64{}
+	var names []string
+	for b := range student {
+		names = append(names, b)
+	}
+	sort.Strings(names)
+	sum := 0.0
+	for _, b := range names {
+		bv, ok1 := base[b]
+		rv, ok2 := ref[b]
+		if !ok1 || !ok2 {
+			return fmt.Errorf("score: benchmark %s lacks the base or reference score", b)
+		}
+		p, err := analysis.PGR(student[b], bv, rv)
+		if err != nil {
+			return fmt.Errorf("score %s: %w", b, err)
+		}
+		per[b] = p
+		sum += p
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("score: no benchmarks")
+	}
+	if err := e.store.RecordPGR(ctx, s.ID, per, sum/float64(len(names))); err != nil {
+		return err
+	}
+	return e.store.FinishStep(ctx, s.ID, "")
+}

@@ -1,0 +1,291 @@
+package engine_test
+
+// The pipeline on the real Slurm that scripts/slurm-up.sh starts (one CPU
+// node, no accounting). These tests skip when there is none, except with
+// CI=true, where a missing Slurm is a failure.
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agorabench/agora/engine"
+	"github.com/agorabench/agora/executors/slurm"
+	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/state"
+)
+
+var slurmCheck = sync.OnceValue(func() string {
+	if _, err := exec.LookPath("sinfo"); err != nil {
+		return "sinfo is not in PATH"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "sinfo", "--noheader", "--format=%T").CombinedOutput()
+	if err != nil {
+		return "sinfo failed: " + err.Error() + ": " + strings.TrimSpace(string(out))
+	}
+	if len(strings.Fields(string(out))) == 0 {
+		return "sinfo lists no node"
+	}
+	return ""
+})
+
+func requireSlurm(t *testing.T) {
+	t.Helper()
+	if why := slurmCheck(); why != "" {
+		msg := "no Slurm to test against: " + why + "; run scripts/slurm-up.sh (as root) first"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " (CI=true: the Slurm integration tests must run)")
+		}
+		t.Skip(msg)
+	}
+}
+
+// sbatchCounter is an sbatch wrapper that logs the --job-name of every
+// script it submits, then submits it with the real sbatch and a small
+// memory request (the test node is shared with the other packages' jobs).
+type sbatchCounter struct{ bin, log, squeue, squeueLog string }
+
+func newSbatchCounter(t *testing.T) *sbatchCounter {
+	t.Helper()
+	real, err := exec.LookPath("sbatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	c := &sbatchCounter{bin: filepath.Join(dir, "sbatch"), log: filepath.Join(dir, "submitted.log")}
+	script := `#!/bin/bash
+script=$(cat)
+printf '%s\n' "$script" | sed -n 's/^#SBATCH --job-name=//p' >>` + c.log + `
+printf '%s\n' "$script" | exec ` + real + ` --mem=100M --cpus-per-task=1 "$@"
+`
+	if err := os.WriteFile(c.bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// squeue is logged too: one line of job ids per call.
+	realSqueue, err := exec.LookPath("squeue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.squeue, c.squeueLog = filepath.Join(dir, "squeue"), filepath.Join(dir, "squeue.log")
+	script = `#!/bin/bash
+for a in "$@"; do case "$a" in --jobs=*) echo "${a#--jobs=}" >>` + c.squeueLog + `;; esac; done
+exec ` + realSqueue + ` "$@"
+`
+	if err := os.WriteFile(c.squeue, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// polls returns the job ids of each squeue call.
+func (c *sbatchCounter) polls() [][]string {
+	b, _ := os.ReadFile(c.squeueLog)
+	var out [][]string
+	for _, l := range strings.Fields(string(b)) {
+		out = append(out, strings.Split(l, ","))
+	}
+	return out
+}
+
+// submitted returns the job names submitted, in order.
+func (c *sbatchCounter) submitted() []string {
+	b, _ := os.ReadFile(c.log)
+	return strings.Fields(string(b))
+}
+
+func (c *sbatchCounter) count(prefix string) int {
+	n := 0
+	for _, name := range c.submitted() {
+		if strings.HasPrefix(name, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// slurmPipeline is the pipeline fixture with both executors on Slurm and
+// no GPUs requested (the test node has none).
+func slurmPipeline(t *testing.T) (*fixture, *sbatchCounter, func(*engine.Options)) {
+	t.Helper()
+	requireSlurm(t)
+	standIns(t)
+	f := pipelineFixture(t, `student: executor: "slurm"
+evaluation: executor: "slurm"`)
+	f.exp.Student.Hardware.GPUsPerNode = 0
+	f.exp.Student.Hardware.TimeLimit = "00:10:00"
+	f.exp.Evaluation.GPUs = 0
+	// Job directories must be readable by the job (root here, as the
+	// tests); t.TempDir is 0700 for its owner.
+	if err := os.Chmod(f.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := newSbatchCounter(t)
+	return f, c, func(o *engine.Options) {
+		o.Slurm = &slurm.Client{Sbatch: c.bin, Squeue: c.squeue}
+		o.PollInterval = time.Second
+	}
+}
+
+func withTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestPipelineSlurm: the whole pipeline on Slurm, one submission per
+// train and evaluate step, ending in the stand-ins' PGR.
+func TestPipelineSlurm(t *testing.T) {
+	f, c, opts := slurmPipeline(t)
+	start := time.Now()
+	res, store := f.applyWith(withTimeout(t, 8*time.Minute), opts)
+	elapsed := time.Since(start)
+	checkPipeline(t, f, res, store, 6)
+	// One squeue call per interval (1 s here) for all the jobs waited on.
+	polls := c.polls()
+	if limit := int(elapsed/time.Second) + 1; len(polls) > limit {
+		t.Errorf("%d squeue calls in %v, want at most %d", len(polls), elapsed, limit)
+	}
+	most := 0
+	for _, p := range polls {
+		most = max(most, len(p))
+	}
+	if most < 2 {
+		t.Errorf("no squeue call asked about several jobs at once: %v", polls)
+	}
+	if got := c.submitted(); len(got) != 10 || c.count("agora-train-") != 1 {
+		t.Errorf("submitted %v, want 1 train and 9 evaluate jobs", got)
+	}
+	jobs, _ := store.Jobs(context.Background(), f.stepOf(plan.KindTrain, "").ID)
+	if len(jobs) != 1 || jobs[0].Executor != "slurm" || jobs[0].Status != string(slurm.Completed) {
+		t.Errorf("train jobs %+v", jobs)
+	}
+}
+
+// TestPipelineSlurmResubmit: a training job that FAILED is submitted
+// again, and the pipeline completes.
+func TestPipelineSlurmResubmit(t *testing.T) {
+	f, c, opts := slurmPipeline(t)
+	t.Setenv("AGORA_STANDIN_FAIL_ONCE", filepath.Join(f.dir, "failed-once"))
+	res, store := f.applyWith(withTimeout(t, 8*time.Minute), opts)
+	checkPipeline(t, f, res, store, 6)
+	if n := c.count("agora-train-"); n != 2 {
+		t.Errorf("%d training submissions, want 2 (%v)", n, c.submitted())
+	}
+	jobs, _ := store.Jobs(context.Background(), f.stepOf(plan.KindTrain, "").ID)
+	if len(jobs) != 2 || jobs[0].Status != string(slurm.Failed) || jobs[1].Status != string(slurm.Completed) || jobs[1].Attempt != 2 {
+		t.Errorf("train jobs %+v", jobs)
+	}
+}
+
+// TestPipelineSlurmReattach: agora stopped (its context cancelled) while
+// the training job runs, then run again, polls the job recorded in the
+// state instead of submitting a second one.
+func TestPipelineSlurmReattach(t *testing.T) {
+	f, c, opts := slurmPipeline(t)
+	t.Setenv("AGORA_STANDIN_SLEEP", "6")
+	train := f.stepOf(plan.KindTrain, "")
+	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
+	ctx, cancel := context.WithCancel(withTimeout(t, 8*time.Minute))
+	go func() {
+		defer cancel()
+		for ctx.Err() == nil {
+			logs, _ := filepath.Glob(filepath.Join(run, "slurm-*.out"))
+			for _, l := range logs {
+				if b, _ := os.ReadFile(l); strings.Contains(string(b), "trl stand-in: sleeping") {
+					return
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	res, store := f.applyWith(ctx, opts)
+	if !res.Stopped {
+		t.Fatalf("the first apply was not interrupted: %+v", res)
+	}
+	jobs, err := store.Jobs(context.Background(), train.ID)
+	if err != nil || len(jobs) != 1 || !state.IsActiveJob(jobs[0].Status) {
+		t.Fatalf("after the interrupt: train jobs %+v %v", jobs, err)
+	}
+	store.Close()
+
+	res, store = f.applyWith(withTimeout(t, 8*time.Minute), opts)
+	checkPipeline(t, f, res, store, 6)
+	if n := c.count("agora-train-"); n != 1 {
+		t.Errorf("%d training submissions, want 1: the running job was not reattached (%v)", n, c.submitted())
+	}
+	if got := c.submitted(); len(got) != 10 {
+		t.Errorf("submitted %v, want 10 jobs in all", got)
+	}
+	after, _ := store.Jobs(context.Background(), train.ID)
+	if len(after) != 1 || after[0].JobID != jobs[0].JobID || after[0].Status != string(slurm.Completed) {
+		t.Errorf("train jobs %+v, want job %s completed", after, jobs[0].JobID)
+	}
+}
+
+// TestPipelineSlurmStopAndCancel: the first interrupt (Options.Stop) does
+// not wait for a Slurm job; CancelJobs then cancels it with scancel, and
+// the next apply submits the training again.
+func TestPipelineSlurmStopAndCancel(t *testing.T) {
+	f, c, opts := slurmPipeline(t)
+	t.Setenv("AGORA_STANDIN_SLEEP", "120")
+	train := f.stepOf(plan.KindTrain, "")
+	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
+	stop := make(chan struct{})
+	ctx := withTimeout(t, 8*time.Minute)
+	go func() {
+		defer close(stop)
+		for ctx.Err() == nil {
+			logs, _ := filepath.Glob(filepath.Join(run, "slurm-*.out"))
+			for _, l := range logs {
+				if b, _ := os.ReadFile(l); strings.Contains(string(b), "trl stand-in: sleeping") {
+					return
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	res, store := f.applyWith(ctx, func(o *engine.Options) { opts(o); o.Stop = stop })
+	if !res.Stopped || time.Since(start) > time.Minute {
+		t.Fatalf("stopped %v after %v (%v)", res.Stopped, time.Since(start), res.Err())
+	}
+	ids, err := f.eng.CancelJobs(context.Background())
+	if err != nil || len(ids) == 0 {
+		t.Fatalf("cancelled %v, %v", ids, err)
+	}
+	jobs, _ := store.Jobs(context.Background(), train.ID)
+	if len(jobs) != 1 || jobs[0].Status != string(slurm.Cancelled) {
+		t.Fatalf("train jobs %+v", jobs)
+	}
+	// Slurm agrees (squeue -t all still lists it for MinJobAge).
+	id := jobs[0].JobID
+	var last slurm.Status
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		got, err := (&slurm.Client{}).Poll(context.Background(), []string{id})
+		if err == nil {
+			last = got[id]
+			if last.State == slurm.Cancelled || last.State == slurm.Unknown {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s not cancelled: slurm says %+v (%v)", id, last, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	store.Close()
+
+	t.Setenv("AGORA_STANDIN_SLEEP", "")
+	res, store = f.applyWith(withTimeout(t, 8*time.Minute), opts)
+	checkPipeline(t, f, res, store, 6)
+	if n := c.count("agora-train-"); n != 2 {
+		t.Errorf("%d training submissions, want 2 (%v)", n, c.submitted())
+	}
+}

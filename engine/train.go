@@ -1,0 +1,395 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/agorabench/agora/executors/slurm"
+	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/state"
+)
+
+// Files of a train step's run directory, .agora/runs/<step id>/.
+const (
+	// TrainData is the training set: one JSON object per line in TRL's
+	// conversational prompt-completion format,
+	// {"prompt": [{"role": "user", ...}], "completion": [{"role": "assistant", ...}]},
+	// so that the loss is on the responses only (completion_only_loss)
+	// whatever the base model's chat template.
+	TrainData = "data.jsonl"
+	// SFTConfig is TRL's configuration (`trl sft --config`).
+	SFTConfig = "sft.yaml"
+	// AccelerateConfig is accelerate's configuration: DeepSpeed ZeRO-3
+	// over the job's GPUs.
+	AccelerateConfig = "zero3.yaml"
+	// ModelDir receives the trained weights, config and tokenizer.
+	ModelDir = "model"
+)
+
+// runDir is the absolute working directory of a step's jobs.
+func (e *Engine) runDir(stepID string) (string, error) {
+	dir, err := filepath.Abs(filepath.Join(e.opts.Dir, "runs", stepID))
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// trainInputs mirror the compiler's inputs of a train step.
+type trainInputs struct {
+	Data            string               `json:"data"`
+	SeedData        string               `json:"seed_data"`
+	Base            string               `json:"base"`
+	Trainer         string               `json:"trainer"`
+	Command         string               `json:"command"`
+	Hyperparameters spec.Hyperparameters `json:"hyperparameters"`
+}
+
+type trainRunner struct {
+	e    *Engine
+	byID map[string]plan.Step
+}
+
+func (r *trainRunner) run(ctx context.Context, s plan.Step) error {
+	e := r.e
+	var in trainInputs
+	if err := json.Unmarshal(s.Inputs, &in); err != nil {
+		return fmt.Errorf("train inputs: %w", err)
+	}
+	gen, ok := r.byID[in.Data]
+	if !ok {
+		return fmt.Errorf("train: the plan has no generate step %s", in.Data)
+	}
+	switch in.Trainer {
+	case "", spec.TrainerTRL:
+		if err := needTools(s.Executor, "train with trl", "accelerate", "trl"); err != nil {
+			return err
+		}
+	case spec.TrainerAxolotl:
+		return &unavailableError{why: "trainer axolotl: not yet supported by this version of agora (use trl, or command with your own template)"}
+	}
+	if err := e.store.BeginStep(ctx, state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting}); err != nil {
+		return fmt.Errorf("record step: %w", err)
+	}
+	dir, err := e.runDir(s.ID)
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(dir, ModelDir)
+	if done, err := e.completedJob(ctx, s.ID); err != nil {
+		return err
+	} else if done && checkModelDir(out) == nil {
+		return e.store.FinishStep(ctx, s.ID, out)
+	}
+
+	st := e.exp.Student
+	data := filepath.Join(dir, TrainData)
+	n, err := r.writeData(ctx, gen, in.SeedData != "", data)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("train: no training data (generate step %s accepted nothing)", gen.Address)
+	}
+	gpus := max(st.Hardware.GPUs(), 1)
+	script, err := r.script(in, st, dir, data, out, gpus)
+	if err != nil {
+		return err
+	}
+	j := slurm.Job{
+		Name:     "agora-train-" + shortID(s.ID),
+		Dir:      dir,
+		Script:   script,
+		Hardware: st.Hardware,
+		Requeue:  true,
+		Env:      passEnv("HF_TOKEN", "HF_HOME", "WANDB_API_KEY"),
+	}
+	if st.Slurm != nil {
+		j.Slurm = *st.Slurm
+	}
+	if err := e.runJob(ctx, s, j, st.Hardware.GPUs()); err != nil {
+		return wrapJobErr("train", err)
+	}
+	if err := checkModelDir(out); err != nil {
+		return fmt.Errorf("train: the job exited 0 but %w", err)
+	}
+	return e.store.FinishStep(ctx, s.ID, out)
+}
+
+// completedJob reports whether the step's last job completed.
+func (e *Engine) completedJob(ctx context.Context, stepID string) (bool, error) {
+	jobs, err := e.store.Jobs(ctx, stepID)
+	if err != nil || len(jobs) == 0 {
+		return false, err
+	}
+	return jobs[len(jobs)-1].Status == string(slurm.Completed), nil
+}
+
+// checkModelDir says what a trained model's directory lacks: config.json,
+// weights (*.safetensors) and tokenizer files (tokenizer_config.json and
+// tokenizer.json or tokenizer.model).
+func checkModelDir(dir string) error {
+	var missing []string
+	exists := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
+	}
+	if !exists("config.json") {
+		missing = append(missing, "config.json")
+	}
+	if w, _ := filepath.Glob(filepath.Join(dir, "*.safetensors")); len(w) == 0 {
+		missing = append(missing, "*.safetensors")
+	}
+	if !exists("tokenizer_config.json") {
+		missing = append(missing, "tokenizer_config.json")
+	}
+	if !exists("tokenizer.json") && !exists("tokenizer.model") {
+		missing = append(missing, "tokenizer.json or tokenizer.model")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the model directory %s lacks %s", dir, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+type trainRecord struct {
+	Prompt     []Message `json:"prompt"`
+	Completion []Message `json:"completion"`
+}
+
+// writeData writes the generate step's accepted instances, and the seed
+// data for instance generation, to path as TRL prompt-completion JSONL.
+func (r *trainRunner) writeData(ctx context.Context, gen plan.Step, seeds bool, path string) (int, error) {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return 0, fmt.Errorf("train data: %w", err)
+	}
+	defer os.Remove(tmp)
+	bw := bufio.NewWriter(f)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	n := 0
+	write := func(instruction, response string) error {
+		n++
+		return enc.Encode(trainRecord{Prompt: []Message{{Role: "user", Content: instruction}},
+			Completion: []Message{{Role: "assistant", Content: response}}})
+	}
+	err = r.e.store.Accepted(ctx, gen.ID, func(g state.Generation) error { return write(g.Instruction, g.Response) })
+	if err == nil && seeds {
+		set := r.e.exp.Settings[gen.Setting]
+		switch {
+		case set == nil:
+			err = fmt.Errorf("the spec has no setting %q: the plan is stale", gen.Setting)
+		case r.e.opts.Seeds == nil:
+			err = fmt.Errorf("no seed loader for the seed data of setting %s", gen.Setting)
+		default:
+			items, _, lerr := r.e.opts.Seeds.Load(ctx, set)
+			err = lerr
+			for _, it := range items {
+				if err != nil {
+					break
+				}
+				if it.Instruction != "" && it.Response != "" {
+					err = write(it.Instruction, it.Response)
+				}
+			}
+		}
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("train data: %w", err)
+	}
+	return n, nil
+}
+
+// trainTemplateData is what a trainer "command" template sees.
+type trainTemplateData struct {
+	DataPath, OutputDir, BaseModel, RunDir string
+	// SFTConfig and AccelerateConfig are the paths of the rendered
+	// configurations (written for every trainer).
+	SFTConfig, AccelerateConfig string
+	GPUs, Nodes                 int
+	Hyperparameters             spec.Hyperparameters
+}
+
+// script writes the trainer's configurations to dir and returns the job
+// body.
+//
+// TRL (the default) runs as
+//
+//	accelerate launch --config_file zero3.yaml --num_processes N "$(command -v trl)" sft --config sft.yaml
+//
+// accelerate's own launcher with an explicit DeepSpeed ZeRO-3 file rather
+// than `trl sft --accelerate_config zero3`, whose built-in configurations
+// vary between TRL versions.
+func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out string, gpus int) (string, error) {
+	sft := filepath.Join(dir, SFTConfig)
+	acc := filepath.Join(dir, AccelerateConfig)
+	if err := os.WriteFile(sft, []byte(renderSFTConfig(in, data, out)), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(acc, []byte(renderZero3(in.Hyperparameters, gpus, max(st.Hardware.Nodes, 1))), 0o644); err != nil {
+		return "", err
+	}
+	switch in.Trainer {
+	case "", spec.TrainerTRL:
+		if st.Hardware.Nodes > 1 {
+			return "", fmt.Errorf("trainer trl: training on %d nodes is not yet supported by this version of agora (use one node, or trainer command with your own launcher)", st.Hardware.Nodes)
+		}
+		return fmt.Sprintf("accelerate launch --config_file %s --num_processes %d \"$(command -v trl)\" sft --config %s\n",
+			shQuote(acc), gpus, shQuote(sft)), nil
+	case spec.TrainerAxolotl:
+		return "", fmt.Errorf("trainer axolotl: not yet supported by this version of agora (use trl, or command with your own template)")
+	case spec.TrainerCommand:
+		if strings.TrimSpace(in.Command) == "" {
+			return "", fmt.Errorf("trainer command: student.command is empty")
+		}
+		t, err := template.New("student.command").Option("missingkey=error").Parse(in.Command)
+		if err != nil {
+			return "", fmt.Errorf("student.command: %w", err)
+		}
+		var b bytes.Buffer
+		err = t.Execute(&b, trainTemplateData{DataPath: data, OutputDir: out, BaseModel: in.Base, RunDir: dir,
+			SFTConfig: sft, AccelerateConfig: acc, GPUs: gpus, Nodes: max(st.Hardware.Nodes, 1), Hyperparameters: in.Hyperparameters})
+		if err != nil {
+			return "", fmt.Errorf("student.command: %w", err)
+		}
+		return b.String(), nil
+	}
+	return "", fmt.Errorf("unknown trainer %q", in.Trainer)
+}
+
+// renderSFTConfig writes TRL's SFTConfig (and model/data arguments) as
+// YAML: the Table 6 hyperparameters under TRL's names (max_seq_length is
+// TRL's max_length; dtype bfloat16 is bf16: true), the data as a JSON
+// dataset, loss on the completions only, no packing, one save at the end.
+// Extra hyperparameters are added under their own names and override.
+func renderSFTConfig(in trainInputs, data, out string) string {
+	h := in.Hyperparameters
+	kv := map[string]any{
+		"model_name_or_path":          in.Base,
+		"datasets":                    []map[string]any{{"path": "json", "data_files": data, "split": "train"}},
+		"output_dir":                  out,
+		"num_train_epochs":            h.Epochs,
+		"max_length":                  h.MaxSeqLength,
+		"learning_rate":               h.LearningRate,
+		"per_device_train_batch_size": h.PerDeviceBatchSize,
+		"gradient_accumulation_steps": h.GradientAccumulationSteps,
+		"seed":                        h.Seed,
+		"bf16":                        h.DType == "bfloat16",
+		"fp16":                        h.DType == "float16",
+		"completion_only_loss":        true,
+		"packing":                     false,
+		"gradient_checkpointing":      true,
+		"save_strategy":               "no",
+		"save_only_model":             true,
+		"report_to":                   "none",
+		"logging_steps":               10,
+	}
+	for k, v := range h.Extra {
+		kv[k] = v
+	}
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# TRL SFT configuration, rendered by agora.\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s: %s\n", k, yamlValue(kv[k]))
+	}
+	return b.String()
+}
+
+// yamlValue writes v in YAML flow style (JSON is YAML).
+func yamlValue(v any) string {
+	switch x := v.(type) {
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return strconv.Quote(fmt.Sprint(v))
+	}
+	return string(b)
+}
+
+// renderZero3 is accelerate's configuration for DeepSpeed ZeRO-3.
+func renderZero3(h spec.Hyperparameters, gpus, nodes int) string {
+	mp := "no"
+	switch h.DType {
+	case "bfloat16":
+		mp = "bf16"
+	case "float16":
+		mp = "fp16"
+	}
+	return fmt.Sprintf(`# accelerate configuration (DeepSpeed ZeRO-3), rendered by agora.
+compute_environment: LOCAL_MACHINE
+distributed_type: DEEPSPEED
+deepspeed_config:
+  deepspeed_multinode_launcher: standard
+  offload_optimizer_device: none
+  offload_param_device: none
+  zero3_init_flag: true
+  zero3_save_16bit_model: true
+  zero_stage: 3
+machine_rank: 0
+main_training_function: main
+mixed_precision: %s
+num_machines: %d
+num_processes: %d
+rdzv_backend: static
+same_network: true
+use_cpu: false
+`, mp, nodes, gpus)
+}
+
+// passEnv returns the variables among names that are set, for a job's Env
+// (their values never enter a script).
+func passEnv(names ...string) map[string]string {
+	env := map[string]string{}
+	for _, n := range names {
+		if v, ok := os.LookupEnv(n); ok {
+			env[n] = v
+		}
+	}
+	return env
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// shQuote quotes s for bash.
+func shQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,302 @@
+package engine_test
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agorabench/agora/engine"
+	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/providers"
+	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/state"
+)
+
+// standIns puts engine/testdata/bin (stand-ins for accelerate, trl,
+// lm_eval and evalplus.evaluate that write what the real tools write) first
+// on PATH, so that the rendered commands themselves run.
+func standIns(t *testing.T) {
+	t.Helper()
+	bin, err := filepath.Abs("testdata/bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// applyWith runs apply with extra engine options.
+func (f *fixture) applyWith(ctx context.Context, set func(*engine.Options)) (*engine.Result, *state.Store) {
+	f.t.Helper()
+	dir := filepath.Join(f.dir, ".agora")
+	store, err := state.Open(ctx, dir)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { store.Close() })
+	spent, byGen, err := store.Spend(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	opts := engine.Options{
+		Dir:          dir,
+		Providers:    providers.New(providers.Tuning{BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, AttemptTimeout: 10 * time.Second}),
+		Seeds:        providers.Seeds{Dir: f.exp.Source.Dir},
+		Progress:     f.progress,
+		Interval:     10 * time.Millisecond,
+		PollInterval: 500 * time.Millisecond,
+	}
+	if set != nil {
+		set(&opts)
+	}
+	f.eng = engine.New(f.exp, f.plan, store, spent, byGen, opts)
+	res, err := f.eng.Apply(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res, store
+}
+
+func (f *fixture) stepOf(kind, model string) plan.Step {
+	for _, s := range f.plan.Steps {
+		if s.Kind == kind && (model == "" || s.Model == model) {
+			return s
+		}
+	}
+	f.t.Fatalf("no %s step", kind)
+	return plan.Step{}
+}
+
+// The stand-ins' scores: lm_eval gives base 30, reference 70, student 60
+// (PGR 75); evalplus gives 25, 75, 50 (PGR 50); alpaca_eval 10, 50, 40
+// (PGR 75). The mean is 200/3.
+var wantPGR = map[string]float64{"gsm8k": 75, "humaneval": 50, "alpacaeval2": 75, state.BenchmarkMean: 200.0 / 3}
+
+// checkPipeline checks what a full apply left: the training data and
+// configs, the model, every score and the PGR.
+func checkPipeline(t *testing.T, f *fixture, res *engine.Result, store *state.Store, instances int) {
+	t.Helper()
+	ctx := context.Background()
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Skipped) > 0 {
+		t.Fatalf("skipped: %v", res.Skipped)
+	}
+	train := f.stepOf(plan.KindTrain, "")
+	st, ok, err := store.Step(ctx, train.ID)
+	if err != nil || !ok || st.Status != state.StatusDone {
+		t.Fatalf("train step: %+v %v %v", st, ok, err)
+	}
+	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
+	if st.Output != filepath.Join(run, engine.ModelDir) {
+		t.Errorf("train output %q", st.Output)
+	}
+	// The generated instances plus the 50 seed items (instance generation).
+	lines, _ := os.ReadFile(filepath.Join(st.Output, "train_lines.txt"))
+	if got, want := strings.TrimSpace(string(lines)), strconv.Itoa(instances+50); got != want {
+		t.Errorf("trained on %s examples, want %s", got, want)
+	}
+	data, _ := os.ReadFile(filepath.Join(run, engine.TrainData))
+	first, _, _ := strings.Cut(string(data), "\n")
+	if !strings.HasPrefix(first, `{"prompt":[{"role":"user","content":`) || !strings.Contains(first, `"completion":[{"role":"assistant","content":`) {
+		t.Errorf("training record %s", first)
+	}
+	sft, _ := os.ReadFile(filepath.Join(run, engine.SFTConfig))
+	for _, want := range []string{"num_train_epochs: 5\n", "max_length: 4096\n", "learning_rate: 1e-05\n", "per_device_train_batch_size: 4\n",
+		"gradient_accumulation_steps: 8\n", "seed: 42\n", "bf16: true\n", "completion_only_loss: true\n", `model_name_or_path: "meta-llama/Llama-3.1-8B"` + "\n"} {
+		if !strings.Contains(string(sft), want) {
+			t.Errorf("sft.yaml lacks %q:\n%s", want, sft)
+		}
+	}
+	// The judge's key reached the jobs by name only: no file holds it.
+	filepath.WalkDir(filepath.Join(f.dir, ".agora", "runs"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(path); strings.Contains(string(b), "judge-key-for-the-stand-in") {
+				t.Errorf("%s holds the judge's key", path)
+			}
+		}
+		return nil
+	})
+	scores, err := store.Scores(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	pgr := map[string]float64{}
+	for _, sc := range scores {
+		if sc.Model == state.ModelPGR {
+			pgr[sc.Benchmark] = sc.Value
+		} else {
+			got[sc.Model+"/"+sc.Benchmark] = sc.Value
+		}
+	}
+	want := map[string]float64{"base/gsm8k": 30, "reference/gsm8k": 70, "student/gsm8k": 60,
+		"base/humaneval": 25, "reference/humaneval": 75, "student/humaneval": 50,
+		"base/alpacaeval2": 10, "reference/alpacaeval2": 50, "student/alpacaeval2": 40}
+	for k, v := range want {
+		if math.Abs(got[k]-v) > 1e-9 {
+			t.Errorf("score %s = %v, want %v", k, got[k], v)
+		}
+	}
+	for k, v := range wantPGR {
+		if math.Abs(pgr[k]-v) > 1e-9 {
+			t.Errorf("PGR %s = %v, want %v (all: %v)", k, pgr[k], v, pgr)
+		}
+	}
+}
+
+// pipelineFixture: instance generation (so the seed data is trained on
+// too), evaluated on three benchmarks of three harnesses. The judge's key
+// of alpacaeval2 is in the environment, as it must be at run time.
+func pipelineFixture(t *testing.T, extra string) *fixture {
+	t.Setenv("OPENAI_API_KEY", "judge-key-for-the-stand-in")
+	return newFixture(t, fixtureOpts{instances: 6, concurrency: 4, method: spec.MethodInstance,
+		benchmarks: []string{"gsm8k", "humaneval", "alpacaeval2"}, extra: extra})
+}
+
+// TestPipelineLocal: generate → train → evaluate → score on the local
+// executor, the rendered commands run against stand-ins, ending in the
+// PGR the stand-ins' scores give. A second apply has nothing to do.
+func TestPipelineLocal(t *testing.T) {
+	standIns(t)
+	f := pipelineFixture(t, `student: hardware: gpus_per_node: 1`)
+	ctx := context.Background()
+	res, store := f.applyWith(ctx, nil)
+	checkPipeline(t, f, res, store, 6)
+	jobs, err := store.Jobs(ctx, f.stepOf(plan.KindTrain, "").ID)
+	if err != nil || len(jobs) != 1 || jobs[0].Status != "COMPLETED" || jobs[0].Executor != "local" {
+		t.Errorf("train jobs %+v %v", jobs, err)
+	}
+	store.Close()
+	res, store = f.applyWith(ctx, nil)
+	if len(res.Done) != 0 || res.Err() != nil {
+		t.Errorf("second apply did %v (%v)", res.Done, res.Err())
+	}
+	store.Close()
+}
+
+// TestPipelineLocalFailureResubmitted: a training job that fails once is
+// run again and the pipeline completes.
+func TestPipelineLocalFailureResubmitted(t *testing.T) {
+	standIns(t)
+	f := pipelineFixture(t, `student: hardware: gpus_per_node: 1`)
+	t.Setenv("AGORA_STANDIN_FAIL_ONCE", filepath.Join(t.TempDir(), "failed-once"))
+	res, store := f.applyWith(context.Background(), nil)
+	checkPipeline(t, f, res, store, 6)
+	jobs, _ := store.Jobs(context.Background(), f.stepOf(plan.KindTrain, "").ID)
+	if len(jobs) != 2 || jobs[0].Status != "FAILED" || jobs[1].Status != "COMPLETED" || jobs[1].Attempt != 2 {
+		t.Errorf("train jobs %+v", jobs)
+	}
+}
+
+// TestTrainFailureCarriesLogTail: a job that exits 0 without the model
+// files fails the step, and a failing job's message ends with its log.
+func TestTrainFailureCarriesLogTail(t *testing.T) {
+	standIns(t)
+	f := pipelineFixture(t, `student: {trainer: "command", command: "echo training {{.BaseModel}} on {{.DataPath}} with {{.GPUs}} GPUs; echo boom >&2; exit 3"}`)
+	res, _ := f.applyWith(context.Background(), func(o *engine.Options) { o.Resubmits = -1 })
+	msg := res.Failed[f.stepOf(plan.KindTrain, "").Address]
+	if !strings.Contains(msg, "exited with status 3") || !strings.Contains(msg, "boom") || !strings.Contains(msg, "training meta-llama/Llama-3.1-8B on /") {
+		t.Errorf("failure message %q", msg)
+	}
+	f2 := pipelineFixture(t, `student: {trainer: "command", command: "mkdir -p {{.OutputDir}} && echo '{}' > {{.OutputDir}}/config.json"}`)
+	res, _ = f2.applyWith(context.Background(), nil)
+	msg = res.Failed[f2.stepOf(plan.KindTrain, "").Address]
+	if !strings.Contains(msg, "exited 0 but") || !strings.Contains(msg, "*.safetensors") {
+		t.Errorf("failure message %q", msg)
+	}
+}
+
+// TestPipelineLocalInterrupted: a local training job is killed with its
+// agora; the next apply finds no exit marker, records the job cancelled,
+// and runs it again.
+func TestPipelineLocalInterrupted(t *testing.T) {
+	standIns(t)
+	f := pipelineFixture(t, `student: hardware: gpus_per_node: 1`)
+	t.Setenv("AGORA_STANDIN_SLEEP", "30")
+	train := f.stepOf(plan.KindTrain, "")
+	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	go func() {
+		defer cancel()
+		for ctx.Err() == nil {
+			logs, _ := filepath.Glob(filepath.Join(run, "slurm-*.out"))
+			for _, l := range logs {
+				if b, _ := os.ReadFile(l); strings.Contains(string(b), "trl stand-in: sleeping") {
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	res, store := f.applyWith(ctx, nil)
+	if !res.Stopped || time.Since(start) > 20*time.Second {
+		t.Fatalf("stopped %v after %v", res.Stopped, time.Since(start))
+	}
+	store.Close()
+	t.Setenv("AGORA_STANDIN_SLEEP", "")
+	res, store = f.applyWith(context.Background(), nil)
+	checkPipeline(t, f, res, store, 6)
+	jobs, _ := store.Jobs(context.Background(), train.ID)
+	if len(jobs) != 2 || jobs[0].Status != "CANCELLED" || jobs[1].Status != "COMPLETED" {
+		t.Errorf("train jobs %+v", jobs)
+	}
+}
+
+// TestGPUHourBudget: with budgets.gpu_hours below a step's estimate, no
+// job is started and the apply reports the budget.
+func TestGPUHourBudget(t *testing.T) {
+	standIns(t)
+	f := pipelineFixture(t, `student: hardware: gpus_per_node: 1
+budgets: gpu_hours: 0.000001`)
+	res, store := f.applyWith(context.Background(), nil)
+	if res.Budget == nil || res.Budget.Budget != "gpu_hours" || !strings.Contains(res.Err().Error(), "budget gpu_hours exhausted") {
+		t.Fatalf("budget %+v, err %v", res.Budget, res.Err())
+	}
+	if jobs, _ := store.Jobs(context.Background(), f.stepOf(plan.KindTrain, "").ID); len(jobs) != 0 {
+		t.Errorf("jobs ran: %+v", jobs)
+	}
+}
+
+// TestLocalJobAfterCrash: agora killed after a local training job
+// finished but before the step was marked done finds the job's exit
+// marker and outputs, and does not train again.
+func TestLocalJobAfterCrash(t *testing.T) {
+	standIns(t)
+	f := pipelineFixture(t, `student: hardware: gpus_per_node: 1`)
+	train := f.stepOf(plan.KindTrain, "")
+	ctx := context.Background()
+	dir := filepath.Join(f.dir, ".agora")
+	store, err := state.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RecordJob(ctx, train.ID, "local", "local-crashed", 1); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	run := filepath.Join(dir, "runs", train.ID)
+	model := filepath.Join(run, engine.ModelDir)
+	if err := os.MkdirAll(model, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"config.json": "{}", "model.safetensors": "w", "tokenizer_config.json": "{}",
+		"tokenizer.json": "{}", "train_lines.txt": "56\n", "../slurm-local-crashed.exit": "0\n"} {
+		if err := os.WriteFile(filepath.Join(model, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, store := f.applyWith(ctx, nil)
+	checkPipeline(t, f, res, store, 6)
+	jobs, _ := store.Jobs(ctx, train.ID)
+	if len(jobs) != 1 || jobs[0].JobID != "local-crashed" || jobs[0].Status != "COMPLETED" {
+		t.Errorf("train jobs %+v, want the crashed job completed and no other", jobs)
+	}
+}
