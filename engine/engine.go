@@ -49,7 +49,7 @@ type Store interface {
 	FailStep(ctx context.Context, id, msg string) error
 	Append(ctx context.Context, g state.Generation) error
 	AcceptedSlots(ctx context.Context, stepID string) (map[int]bool, error)
-	NextAttempt(ctx context.Context, stepID string, slot int) (int, error)
+	LastAttempts(ctx context.Context, stepID string) (map[int]int, error)
 	Accepted(ctx context.Context, stepID string, fn func(state.Generation) error) error
 	RecordSeed(ctx context.Context, ref, digest string) error
 

@@ -65,6 +65,12 @@ func (r *generateRunner) run(ctx context.Context, s plan.Step) error {
 	if err != nil {
 		return fmt.Errorf("read state: %w", err)
 	}
+	// Attempt numbers continue after those recorded, so a rerun never
+	// repeats a request that was already paid for.
+	last, err := e.store.LastAttempts(ctx, s.ID)
+	if err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
 	var todo []int
 	for slot := 0; slot < s.Instances; slot++ {
 		if !accepted[slot] {
@@ -101,7 +107,7 @@ func (r *generateRunner) run(ctx context.Context, s plan.Step) error {
 		go func() {
 			defer wg.Done()
 			for slot := range slots {
-				err := r.slot(ctx, s, g, task, prov, sp, slot)
+				err := r.slot(ctx, s, g, task, prov, sp, slot, last[slot]+1)
 				var x *exhaustedError
 				switch {
 				case err == nil:
@@ -188,17 +194,14 @@ func (r *generateRunner) task(ctx context.Context, s plan.Step, set *spec.Settin
 		Seed: seed, Seeds: items, Instances: s.Instances}, nil
 }
 
-// slot obtains one accepted instance for slot, retrying rejected
-// completions up to MaxAttempts. Every response is recorded before its
-// cost is booked.
-func (r *generateRunner) slot(ctx context.Context, s plan.Step, g *spec.Generator, task *generation.Task, prov Provider, sp *stepProgress, slot int) error {
+// slot obtains one accepted instance for slot, starting at attempt and
+// making at most MaxAttempts requests in this run (a rerun gives a slot
+// given up before a fresh set of attempts, with new attempt numbers).
+// Every response is recorded before its cost is booked.
+func (r *generateRunner) slot(ctx context.Context, s plan.Step, g *spec.Generator, task *generation.Task, prov Provider, sp *stepProgress, slot, attempt int) error {
 	e := r.e
-	attempt, err := e.store.NextAttempt(ctx, s.ID, slot)
-	if err != nil {
-		return fmt.Errorf("read state: %w", err)
-	}
 	reason := "no attempts left"
-	for ; attempt <= e.opts.MaxAttempts; attempt++ {
+	for n := 0; n < e.opts.MaxAttempts; n, attempt = n+1, attempt+1 {
 		if e.stopped() || ctx.Err() != nil {
 			return errStopped
 		}
