@@ -222,14 +222,23 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return ExitError
 	}
 	if res.Stopped {
-		if o.cancelJobs {
+		cancelJobs := o.cancelJobs
+		jobs, err := store.ActiveJobs(ctx)
+		if err == nil && len(jobs) > 0 && !cancelJobs && isTerminal(os.Stdin) {
+			// Interactive: ask; scripts decide with -cancel-jobs.
+			fmt.Fprintf(stderr, "%d job%s still running. Cancel %s (scancel)? [y/N] ", len(jobs), plural(len(jobs)), map[bool]string{true: "it", false: "them"}[len(jobs) == 1])
+			line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+			answer := strings.ToLower(strings.TrimSpace(line))
+			cancelJobs = answer == "y" || answer == "yes"
+		}
+		if cancelJobs {
 			ids, err := eng.CancelJobs(context.WithoutCancel(ctx))
 			if err != nil {
 				fmt.Fprintf(stderr, "agora apply: cancel jobs: %v\n", err)
 			} else if len(ids) > 0 {
 				fmt.Fprintf(stderr, "Cancelled Slurm job%s %s.\n", plural(len(ids)), strings.Join(ids, ", "))
 			}
-		} else if jobs, err := store.ActiveJobs(ctx); err == nil && len(jobs) > 0 {
+		} else if err == nil && len(jobs) > 0 {
 			fmt.Fprintf(stderr, "%d job%s still running; the next agora apply reattaches to them (-cancel-jobs cancels them instead).\n", len(jobs), plural(len(jobs)))
 		}
 	}
