@@ -19,11 +19,14 @@ type progress struct {
 	spent    func() float64
 	retries  func(generator string) int64
 
-	mu     sync.Mutex
-	steps  []*stepProgress
-	drawn  int // lines drawn last time (TTY)
-	quit   chan struct{}
-	doneCh chan struct{}
+	mu    sync.Mutex
+	steps []*stepProgress
+	drawn int // lines drawn last time (TTY)
+	// finished are the last lines of steps that ended since the last
+	// redraw; on a terminal they are printed once, above the live lines.
+	finished []string
+	quit     chan struct{}
+	doneCh   chan struct{}
 }
 
 type stepProgress struct {
@@ -95,9 +98,15 @@ func (p *progress) remove(sp *stepProgress) {
 			break
 		}
 	}
-	if p.w != nil && !p.tty {
-		fmt.Fprintln(p.w, p.line(sp, time.Now()))
+	if p.w == nil {
+		return
 	}
+	if p.tty {
+		// Kept above the live lines at the next redraw.
+		p.finished = append(p.finished, p.line(sp, time.Now()))
+		return
+	}
+	fmt.Fprintln(p.w, p.line(sp, time.Now()))
 }
 
 func (sp *stepProgress) record(in, out int, cost float64, ok bool) {
@@ -162,6 +171,11 @@ func (p *progress) draw() {
 			fmt.Fprintf(&b, "\x1b[%dF", p.drawn)
 		}
 		b.WriteString("\x1b[J")
+		for _, l := range p.finished {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+		p.finished = nil
 		for _, l := range lines {
 			b.WriteString(l)
 			b.WriteByte('\n')
