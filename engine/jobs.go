@@ -125,6 +125,8 @@ func (e *Engine) runJob(ctx context.Context, s plan.Step, j slurm.Job, gpus int)
 		return err
 	}
 	defer release()
+	sp := e.prog.addJob(s.Address, s.Executor)
+	defer e.prog.remove(sp)
 	return jr.run(ctx, s, j, gpus)
 }
 

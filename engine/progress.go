@@ -39,6 +39,9 @@ type stepProgress struct {
 	cost               float64
 	resumed            int
 	started            time.Time
+	// executor is set for a train or evaluate step: its line shows the
+	// job's executor and elapsed time instead of request counters.
+	executor string
 }
 
 func newProgress(w io.Writer, tty bool, interval time.Duration, limit float64) *progress {
@@ -89,6 +92,15 @@ func (p *progress) add(address string, total, done int, generator string) *stepP
 	return sp
 }
 
+// addJob shows a train or evaluate step whose job runs on executor.
+func (p *progress) addJob(address, executor string) *stepProgress {
+	sp := &stepProgress{address: address, executor: executor, started: time.Now()}
+	p.mu.Lock()
+	p.steps = append(p.steps, sp)
+	p.mu.Unlock()
+	return sp
+}
+
 func (p *progress) remove(sp *stepProgress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -123,6 +135,9 @@ func (sp *stepProgress) record(in, out int, cost float64, ok bool) {
 }
 
 func (p *progress) line(sp *stepProgress, now time.Time) string {
+	if sp.executor != "" {
+		return fmt.Sprintf("%s  job on %s  %s elapsed", sp.address, sp.executor, now.Sub(sp.started).Round(time.Second))
+	}
 	l := sp.line(now)
 	if p.retries != nil {
 		l += fmt.Sprintf("  retries %d (%s)", p.retries(sp.generator), sp.generator)

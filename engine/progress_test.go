@@ -50,3 +50,14 @@ func TestProgressTTY(t *testing.T) {
 		t.Errorf("third draw: %q", buf.String())
 	}
 }
+
+func TestProgressJobLine(t *testing.T) {
+	var buf bytes.Buffer
+	p := newProgress(&buf, false, 0, 0)
+	sp := p.addJob("train.g.s.n10.free-form.s42", "slurm")
+	p.draw()
+	if !strings.Contains(buf.String(), "train.g.s.n10.free-form.s42  job on slurm  0s elapsed") {
+		t.Errorf("job line: %q", buf.String())
+	}
+	p.remove(sp)
+}
