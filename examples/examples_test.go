@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/agorabench/agora/compiler"
@@ -79,5 +80,33 @@ func TestCostSweepCells(t *testing.T) {
 	}
 	if got := p.Totals.ByGenerator["gpt-4o-mini"].Instances; got != 3*(10000+25000+50000) {
 		t.Errorf("gpt-4o-mini instances = %d", got)
+	}
+}
+
+// TestReadmeSpec keeps the README's tour of a spec valid and within its
+// budgets.
+func TestReadmeSpec(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```cue\n")
+	if !ok {
+		t.Fatal("README has no cue block")
+	}
+	src, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("README's cue block is not closed")
+	}
+	exp, err := spec.LoadBytes("README.md", []byte(src), ".")
+	if err != nil {
+		t.Fatalf("the README's spec does not load:\n%v", err)
+	}
+	p, err := compiler.Compile(context.Background(), exp, compiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := p.BudgetError(); msg != "" {
+		t.Errorf("the README's spec is over budget: %s", msg)
 	}
 }
