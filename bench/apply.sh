@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Apply benchmarks (docs/benchmarks.md, "Apply throughput"): runs real
 # `agora apply` processes — spec, plan, state, engine, the OpenAI-compatible
-# client, real HTTP on 127.0.0.1 — against the stand-in server of
-# executors/api/apitest, run as its own process (bench/apply/server), and
+# client, real HTTP on 127.0.0.1 — against a stand-in server run as its
+# own process (bench/apply/server -lean; see below), and
 # checks the targets:
 #
 #   at 100 ms per request, throughput >= 95% of the bound
@@ -27,6 +27,13 @@
 #   NO_NODE=1 bench/apply.sh                    # without Node.js
 #   N64=6400 N512=10240 RSS_NS="10000 100000" bench/apply.sh
 #   KEEP_RESULTS=results.jsonl bench/apply.sh  # keep the raw records
+#   APITEST_ROWS= bench/apply.sh               # without the apitest-server rows
+#
+# The server runs with -lean (bench/apply/server/lean.go): the same API
+# contract at a fraction of apitest's CPU per request, since on 2 cores the
+# instrument's CPU competes with the client under test. With APITEST_ROWS
+# set (the default), agora's c64 and c512 points are run again against the
+# apitest-based server (points c64-apitest, c512-apitest) for comparison.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -41,6 +48,7 @@ N512_SLOW=${N512_SLOW:-5120}       # concurrency 512 at 1 s a request (bound 512
 RSS_NS=${RSS_NS:-"10000 30000 100000"} # instances of the RSS runs
 RSS_LATENCY=${RSS_LATENCY:-2ms}
 RSS_CONC=${RSS_CONC:-256}
+APITEST_ROWS=${APITEST_ROWS-1}     # also agora at c64 and c512 against the apitest server
 
 tmp=$(mktemp -d)
 server_pid=
@@ -77,13 +85,17 @@ else
 	say "Node.js skipped (NO_NODE set, or node/npm not on PATH)"
 fi
 
-# start_server LATENCY starts the stand-in server and sets url, key, stats.
+# start_server LATENCY [FLAGS…] starts the stand-in server (lean unless
+# FLAGS say otherwise) and sets url, key, stats.
 start_server() {
 	if [[ -n $server_pid ]]; then
 		kill "$server_pid" 2>/dev/null || true
 		wait "$server_pid" 2>/dev/null || true
 	fi
-	"$tmp/server" -latency "$1" </dev/null >"$tmp/server.out" 2>&1 &
+	local lat=$1
+	shift
+	(($#)) || set -- -lean
+	"$tmp/server" -latency "$lat" "$@" </dev/null >"$tmp/server.out" 2>&1 &
 	server_pid=$!
 	local i
 	for ((i = 0; i < 100; i++)); do
@@ -140,6 +152,13 @@ others c64 "$N64" 64 "$LATENCY"
 agora_point c512 "$N512" 512 0 "$LATENCY"
 others c512 "$N512" 512 "$LATENCY"
 agora_point "rpm$RPM" "$NRPM" 64 "$RPM" "$LATENCY" "$RPM_TAIL"
+
+if [[ -n $APITEST_ROWS ]]; then
+	say "the same c64 and c512 points against the apitest server…"
+	start_server "$LATENCY" -lean=false
+	agora_point c64-apitest "$N64" 64 0 "$LATENCY"
+	agora_point c512-apitest "$N512" 512 0 "$LATENCY"
+fi
 
 say "concurrency 512 at 1 s a request…"
 start_server 1s

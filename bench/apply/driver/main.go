@@ -518,10 +518,10 @@ func cmdReport(args []string) error {
 	fmt.Println("point: the arrivals of its last stretch, after its full bucket's burst), against bound = min(concurrency /")
 	fmt.Println("latency, rpm / 60).")
 	fmt.Println("CPU = user + sys of the client process (getrusage), whole process; RSS = its peak; busy = the client's and")
-	fmt.Printf("the server's CPU time over the client's wall time x %d cores.\n", runtime.NumCPU())
+	fmt.Printf("the server's CPU time over the client's wall time x %d cores; srv = the stand-in server's CPU per 10k served.\n", runtime.NumCPU())
 	fmt.Println()
-	fmt.Printf("%-7s %-9s %6s %4s %5s %7s %8s %7s  %-5s %10s %9s %7s %6s\n",
-		"point", "client", "n", "conc", "rpm", "bound/s", "req/s", "ratio", ">=95%", "wall req/s", "CPU s/10k", "RSS MiB", "busy")
+	fmt.Printf("%-12s %-9s %6s %4s %5s %7s %8s %7s  %-5s %10s %9s %7s %6s %9s\n",
+		"point", "client", "n", "conc", "rpm", "bound/s", "req/s", "ratio", ">=95%", "wall req/s", "CPU s/10k", "RSS MiB", "busy", "srv s/10k")
 	byPoint := map[string]map[string]Record{}
 	var points []string
 	for _, r := range recs {
@@ -545,10 +545,11 @@ func cmdReport(args []string) error {
 		if r.RPM > 0 {
 			rpm = fmt.Sprint(r.RPM)
 		}
-		fmt.Printf("%-7s %-9s %6d %4d %5s %7.0f %8.1f %6.1f%%  %-5s %10.1f %9.2f %7.1f %5.0f%%\n",
+		fmt.Printf("%-12s %-9s %6d %4d %5s %7.0f %8.1f %6.1f%%  %-5s %10.1f %9.2f %7.1f %5.0f%% %9.2f\n",
 			r.Point, r.Tool, r.Served, r.Concurrency, rpm, b, rate, 100*rate/b, verdict,
 			float64(r.Served)/r.WallSeconds, cpuPer10k(r), float64(r.MaxRSSKiB)/1024,
-			100*(r.UserSeconds+r.SysSeconds+r.ServerCPU)/(r.WallSeconds*float64(runtime.NumCPU())))
+			100*(r.UserSeconds+r.SysSeconds+r.ServerCPU)/(r.WallSeconds*float64(runtime.NumCPU())),
+			r.ServerCPU/float64(r.Served)*10000)
 		if bad(r) {
 			fmt.Printf("        ^ exit %d, %d of %d served, %d dataset lines, outcomes %v\n", r.Exit, r.Served, r.N, r.DatasetLines, r.Outcomes)
 		}

@@ -27,7 +27,14 @@
 // "math-response" with a valid math response-generation completion;
 // "echo" echoes the last message.
 //
+// With -lean it serves the same contract, counters and /stats from a
+// minimal server (lean.go) instead of apitest, at about half apitest's
+// CPU per request: the instrument competes for the CPU of the client
+// under test on a small machine. -lean takes no faults, no -rpm and no
+// echo.
+//
 //	go run ./bench/apply/server -latency 100ms
+//	go run ./bench/apply/server -lean -latency 100ms
 package main
 
 import (
@@ -62,6 +69,7 @@ func main() {
 		trunc    = flag.Float64("fault-truncated", 0, "probability of a truncated completion (finish_reason length)")
 		retry    = flag.Duration("retry-after", 100*time.Millisecond, "what an injected 429 asks the client to wait")
 		arrivals = flag.Int("max-arrivals", 1<<21, "arrival times kept per window (8 bytes each)")
+		leanMode = flag.Bool("lean", false, "serve with the lean server (lean.go) instead of apitest: far less CPU per request; no faults, no -rpm, no echo")
 	)
 	flag.Parse()
 
@@ -71,6 +79,25 @@ func main() {
 		os.Exit(2)
 	}
 	w := &window{max: *arrivals}
+	if *leanMode {
+		if texts == nil || *rpm > 0 || *rate429+*rate500+*drop+*bad+*trunc > 0 {
+			fmt.Fprintln(os.Stderr, "server: -lean serves math-instance or math-response, without -rpm or faults")
+			os.Exit(2)
+		}
+		l := newLean(texts, *latency, w)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "server:", err)
+			os.Exit(1)
+		}
+		go func() {
+			err := l.serve(ln)
+			fmt.Fprintln(os.Stderr, "server:", err)
+			os.Exit(1)
+		}()
+		run("http://"+ln.Addr().String()+"/v1", l.key, w, l.Stats)
+		return
+	}
 	var n atomic.Uint64
 	opts := apitest.Options{
 		Seed: *seed,
@@ -97,7 +124,12 @@ func main() {
 	}
 	srv := apitest.New(opts)
 	defer srv.Close()
+	run(srv.URL(), srv.APIKey(), w, srv.Stats)
+}
 
+// run serves the control listener, prints the three lines and waits for
+// a signal.
+func run(url, key string, w *window, serverStats func() apitest.Stats) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "server:", err)
@@ -114,7 +146,7 @@ func main() {
 			}
 		}
 		out := w.stats(tail)
-		out.Server = srv.Stats()
+		out.Server = serverStats()
 		out.Outcomes = map[string]int64{}
 		for o, k := range out.Server.Outcomes {
 			out.Outcomes[o.String()] = k
@@ -132,7 +164,7 @@ func main() {
 	})
 	go http.Serve(ln, mux)
 
-	fmt.Printf("URL=%s\nKEY=%s\nSTATS=http://%s\n", srv.URL(), srv.APIKey(), ln.Addr())
+	fmt.Printf("URL=%s\nKEY=%s\nSTATS=http://%s\n", url, key, ln.Addr())
 	os.Stdout.Sync()
 
 	sigs := make(chan os.Signal, 1)
