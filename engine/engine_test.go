@@ -172,29 +172,7 @@ func (o *oracle) respond(r apitest.ChatRequest) string {
 
 func (f *fixture) apply(ctx context.Context, stop <-chan struct{}) (*engine.Result, *state.Store) {
 	f.t.Helper()
-	dir := filepath.Join(f.dir, ".agora")
-	store, err := state.Open(ctx, dir)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(func() { store.Close() })
-	spent, byGen, err := store.Spend(ctx)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	eng := engine.New(f.exp, f.plan, store, spent, byGen, engine.Options{
-		Dir:       dir,
-		Providers: providers.New(providers.Tuning{BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, AttemptTimeout: 10 * time.Second}),
-		Seeds:     providers.Seeds{Dir: f.exp.Source.Dir},
-		Stop:      stop,
-		Progress:  f.progress,
-		Interval:  10 * time.Millisecond,
-	})
-	res, err := eng.Apply(ctx)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return res, store
+	return f.applyWith(ctx, func(o *engine.Options) { o.Stop = stop })
 }
 
 func (f *fixture) generateStep() plan.Step {

@@ -195,15 +195,7 @@ func TestPipelineSlurmReattach(t *testing.T) {
 	ctx, cancel := context.WithCancel(withTimeout(t, 8*time.Minute))
 	go func() {
 		defer cancel()
-		for ctx.Err() == nil {
-			logs, _ := filepath.Glob(filepath.Join(run, "slurm-*.out"))
-			for _, l := range logs {
-				if b, _ := os.ReadFile(l); strings.Contains(string(b), "trl stand-in: sleeping") {
-					return
-				}
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitForLog(ctx, run, "trl stand-in: sleeping", 100*time.Millisecond)
 	}()
 	res, store := f.applyWith(ctx, opts)
 	if !res.Stopped {
@@ -241,15 +233,7 @@ func TestPipelineSlurmStopAndCancel(t *testing.T) {
 	ctx := withTimeout(t, 8*time.Minute)
 	go func() {
 		defer close(stop)
-		for ctx.Err() == nil {
-			logs, _ := filepath.Glob(filepath.Join(run, "slurm-*.out"))
-			for _, l := range logs {
-				if b, _ := os.ReadFile(l); strings.Contains(string(b), "trl stand-in: sleeping") {
-					return
-				}
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitForLog(ctx, run, "trl stand-in: sleeping", 100*time.Millisecond)
 	}()
 	start := time.Now()
 	res, store := f.applyWith(ctx, func(o *engine.Options) { opts(o); o.Stop = stop })

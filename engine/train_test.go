@@ -225,15 +225,7 @@ func TestPipelineLocalInterrupted(t *testing.T) {
 	defer cancel()
 	go func() {
 		defer cancel()
-		for ctx.Err() == nil {
-			logs, _ := filepath.Glob(filepath.Join(run, "slurm-*.out"))
-			for _, l := range logs {
-				if b, _ := os.ReadFile(l); strings.Contains(string(b), "trl stand-in: sleeping") {
-					return
-				}
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitForLog(ctx, run, "trl stand-in: sleeping", 20*time.Millisecond)
 	}()
 	start := time.Now()
 	res, store := f.applyWith(ctx, nil)
@@ -298,5 +290,19 @@ func TestLocalJobAfterCrash(t *testing.T) {
 	jobs, _ := store.Jobs(ctx, train.ID)
 	if len(jobs) != 1 || jobs[0].JobID != "local-crashed" || jobs[0].Status != "COMPLETED" {
 		t.Errorf("train jobs %+v, want the crashed job completed and no other", jobs)
+	}
+}
+
+// waitForLog returns once a job log (slurm-*.out) in run contains marker,
+// or when ctx ends, checking every interval.
+func waitForLog(ctx context.Context, run, marker string, every time.Duration) {
+	for ctx.Err() == nil {
+		logs, _ := filepath.Glob(filepath.Join(run, "slurm-*.out"))
+		for _, l := range logs {
+			if b, _ := os.ReadFile(l); strings.Contains(string(b), marker) {
+				return
+			}
+		}
+		time.Sleep(every)
 	}
 }

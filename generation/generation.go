@@ -8,21 +8,22 @@ import (
 	"strings"
 
 	"github.com/agorabench/agora/prompts"
+	"github.com/agorabench/agora/spec"
 )
 
-// Domains, methods and variants, as the spec names them.
+// Domains, methods and variants: the spec's names.
 const (
-	DomainMath        = "math"
-	DomainCode        = "code"
-	DomainInstruction = "instruction_following"
+	DomainMath        = spec.DomainMath
+	DomainCode        = spec.DomainCode
+	DomainInstruction = spec.DomainInstruction
 
-	MethodInstance = "instance_generation"
-	MethodResponse = "response_generation"
-	MethodQuality  = "quality_enhancement"
+	MethodInstance = spec.MethodInstance
+	MethodResponse = spec.MethodResponse
+	MethodQuality  = spec.MethodQuality
 
-	VariantFreeForm = "free-form"
-	VariantJSON     = "json"
-	VariantFile     = "file"
+	VariantFreeForm = spec.VariantFreeForm
+	VariantJSON     = spec.VariantJSON
+	VariantFile     = spec.VariantFile
 )
 
 // DefaultMaxChars is the length limit used when Task.MaxChars is zero: the
