@@ -6,7 +6,9 @@
 // what a long, paid, high-throughput run needs: a concurrency cap that backs
 // off adaptively, requests- and tokens-per-minute buckets, Retry-After,
 // exponential backoff with jitter, a per-attempt timeout, outage detection,
-// clear errors, and counters for progress lines.
+// clear errors, and counters for progress lines. The limits, retries and
+// outage detection are executors/retry's Policy, shared with plugin
+// providers; this package classifies HTTP outcomes for it.
 //
 // # At most one billable response per call
 //
@@ -51,7 +53,6 @@ package api
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -62,19 +63,19 @@ import (
 
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
-	"golang.org/x/time/rate"
 
+	"github.com/agorabench/agora/executors/retry"
 	"github.com/agorabench/agora/spec"
 )
 
-// Defaults of Config's zero fields.
+// Defaults of Config's zero fields (those of the shared retry policy).
 const (
-	DefaultConcurrency    = 16
-	DefaultAttemptTimeout = 120 * time.Second
-	DefaultMaxRetries     = 8
-	DefaultOutageAfter    = 10 * time.Minute
-	DefaultBackoffBase    = time.Second
-	DefaultBackoffMax     = 60 * time.Second
+	DefaultConcurrency    = retry.DefaultConcurrency
+	DefaultAttemptTimeout = retry.DefaultAttemptTimeout
+	DefaultMaxRetries     = retry.DefaultMaxRetries
+	DefaultOutageAfter    = retry.DefaultOutageAfter
+	DefaultBackoffBase    = retry.DefaultBackoffBase
+	DefaultBackoffMax     = retry.DefaultBackoffMax
 )
 
 // Config says how to reach one generator.
@@ -167,12 +168,11 @@ type Client struct {
 	prefix       []byte
 	withMessages bool
 
-	sem *aimd
-	rpm *rate.Limiter
-	tpm *rate.Limiter
-
-	lastSuccess atomic.Int64 // unix nanos of the last success
-	stats       counters
+	// policy applies the limits, retries and outage detection.
+	policy *retry.Policy
+	// promptTokens and completionTokens sum the usage of the responses
+	// returned.
+	promptTokens, completionTokens atomic.Int64
 }
 
 // New makes a client. It reads the key from the environment variable
@@ -201,46 +201,23 @@ func New(cfg Config) (*Client, error) {
 	if key == "" {
 		return nil, fmt.Errorf("generator %s: environment variable %s is not set: it must hold the API key for %s", cfg.Name, cfg.APIKeyEnv, shown)
 	}
-	if cfg.Limits.Concurrency <= 0 {
-		cfg.Limits.Concurrency = DefaultConcurrency
-	}
-	if cfg.AttemptTimeout <= 0 {
-		cfg.AttemptTimeout = DefaultAttemptTimeout
-	}
-	if cfg.MaxRetries == 0 {
-		cfg.MaxRetries = DefaultMaxRetries
-	} else if cfg.MaxRetries < 0 {
-		cfg.MaxRetries = 0
-	}
-	if cfg.OutageAfter <= 0 {
-		cfg.OutageAfter = DefaultOutageAfter
-	}
-	if cfg.BackoffBase <= 0 {
-		cfg.BackoffBase = DefaultBackoffBase
-	}
-	if cfg.BackoffMax <= 0 {
-		cfg.BackoffMax = DefaultBackoffMax
-	}
-	if cfg.BackoffMax < cfg.BackoffBase {
-		cfg.BackoffMax = cfg.BackoffBase
-	}
+	rc := retry.Config{Concurrency: cfg.Limits.Concurrency, RPM: cfg.Limits.RPM, TPM: cfg.Limits.TPM,
+		AttemptTimeout: cfg.AttemptTimeout, MaxRetries: cfg.MaxRetries, OutageAfter: cfg.OutageAfter,
+		BackoffBase: cfg.BackoffBase, BackoffMax: cfg.BackoffMax}.WithDefaults()
+	cfg.Limits.Concurrency = rc.Concurrency
+	cfg.AttemptTimeout, cfg.MaxRetries, cfg.OutageAfter = rc.AttemptTimeout, rc.MaxRetries, rc.OutageAfter
+	cfg.BackoffBase, cfg.BackoffMax = rc.BackoffBase, rc.BackoffMax
 
 	c := &Client{
-		cfg:   cfg,
-		key:   key,
-		base:  strings.TrimRight(cfg.BaseURL, "/"),
-		shown: shown,
-		sem:   newAIMD(cfg.Limits.Concurrency, cfg.BackoffBase),
+		cfg:    cfg,
+		key:    key,
+		base:   strings.TrimRight(cfg.BaseURL, "/"),
+		shown:  shown,
+		policy: retry.New(rc),
 	}
 	var err error
 	if c.prefix, c.withMessages, err = encodePrefix(cfg.Model, cfg.Sampling); err != nil {
 		return nil, fmt.Errorf("generator %s: %v", cfg.Name, err)
-	}
-	if cfg.Limits.RPM > 0 {
-		c.rpm = rate.NewLimiter(rate.Limit(float64(cfg.Limits.RPM)/60), cfg.Limits.RPM)
-	}
-	if cfg.Limits.TPM > 0 {
-		c.tpm = rate.NewLimiter(rate.Limit(float64(cfg.Limits.TPM)/60), cfg.Limits.TPM)
 	}
 
 	conc := cfg.Limits.Concurrency
@@ -253,6 +230,11 @@ func New(cfg Config) (*Client, error) {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   15 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		// A chat request with its meta-prompt and demonstrations is
+		// 4-12 KB: a write buffer that holds headers and body sends
+		// each request in one write(2) instead of two (the default is
+		// 4 KB), about 8 MB at concurrency 512.
+		WriteBufferSize: 16 << 10,
 	}
 	c.httpc = &http.Client{Transport: tr}
 	// The client is built from these options alone, not by
@@ -309,143 +291,63 @@ func (e *Error) Unwrap() error { return e.cause }
 // It returns ctx's error when ctx ends first.
 func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
 	start := time.Now()
-	c.stats.calls.Add(1)
 	if len(req.Messages) == 0 {
-		c.stats.permanent.Add(1)
+		c.policy.Reject()
 		return Response{}, &Error{Permanent: true, generator: c.cfg.Name, Msg: "request has no messages"}
 	}
 	body, err := c.encodeBody(req.Messages)
 	if err != nil {
-		c.stats.permanent.Add(1)
+		c.policy.Reject()
 		return Response{}, &Error{Permanent: true, generator: c.cfg.Name, Msg: c.redact(err.Error())}
 	}
 	prompt := req.PromptTokens
 	if prompt <= 0 {
 		prompt = estimatePrompt(req.Messages)
 	}
-	tokens := prompt + c.cfg.Sampling.MaxTokens
-
-	var attempts, retries, throttled int
-	for {
-		attempts++
-		res, f, err := c.attempt(ctx, body, tokens)
-		if err != nil { // ctx ended
-			return Response{}, err
+	var (
+		res Response
+		f   *failure
+	)
+	r, err := c.policy.Do(ctx, prompt+c.cfg.Sampling.MaxTokens, func(actx context.Context) retry.Outcome {
+		res, f = c.attempt(actx, body)
+		if f != nil {
+			return f.outcome()
 		}
-		if f == nil {
-			if res.UsageEstimated {
-				res.Usage.PromptTokens = prompt
-			}
-			c.lastSuccess.Store(time.Now().UnixNano())
-			c.stats.succeeded.Add(1)
-			c.stats.promptTokens.Add(int64(res.Usage.PromptTokens))
-			c.stats.completionTokens.Add(int64(res.Usage.CompletionTokens))
-			res.Attempts = attempts
-			res.Elapsed = time.Since(start)
-			return res, nil
-		}
-		if f.permanent {
-			c.stats.permanent.Add(1)
-			return Response{}, c.errorf(f, attempts, false)
-		}
-		c.stats.count(f.cause)
-		var wait time.Duration
-		if f.cause == causeRateLimit {
-			throttled++
-			if throttled > max(8, 4*c.cfg.MaxRetries) {
-				c.stats.outages.Add(1)
-				return Response{}, c.errorf(f, attempts, true)
-			}
-			if f.retryAfter > 0 {
-				// The provider's word, plus up to 10% so that the
-				// callers it stopped together do not return together.
-				wait = f.retryAfter + rand.N(f.retryAfter/10+1)
-			} else {
-				wait = c.backoff(throttled)
-			}
-		} else {
-			retries++
-			if retries > c.cfg.MaxRetries {
-				c.stats.outages.Add(1)
-				return Response{}, c.errorf(f, attempts, true)
-			}
-			wait = c.backoff(retries)
-		}
-		// An outage: no call of this client has succeeded for OutageAfter
-		// (counted from this call's start at the earliest), or will not
-		// have by the end of the wait.
-		ref := time.Unix(0, max(c.lastSuccess.Load(), start.UnixNano()))
-		if time.Since(ref)+wait > c.cfg.OutageAfter {
-			c.stats.outages.Add(1)
-			return Response{}, c.errorf(f, attempts, true)
-		}
-		if err := sleep(ctx, wait); err != nil {
-			return Response{}, err
-		}
+		return retry.Outcome{}
+	})
+	if err != nil { // ctx ended
+		return Response{}, err
 	}
+	if !r.Last.OK() {
+		return Response{}, c.errorf(f, r.Attempts, r.Outage)
+	}
+	if res.UsageEstimated {
+		res.Usage.PromptTokens = prompt
+	}
+	c.promptTokens.Add(int64(res.Usage.PromptTokens))
+	c.completionTokens.Add(int64(res.Usage.CompletionTokens))
+	res.Attempts = r.Attempts
+	res.Elapsed = time.Since(start)
+	return res, nil
 }
 
-// attempt makes one HTTP attempt under the limits. It returns a response,
-// or a failure, or ctx's error.
-func (c *Client) attempt(ctx context.Context, body []byte, tokens int) (Response, *failure, error) {
-	if err := ctx.Err(); err != nil {
-		return Response{}, nil, err
-	}
-	// The slot is taken first and held while waiting for the buckets, so
-	// that a request leaves as soon as its tokens are there.
-	epoch, err := c.sem.acquire(ctx)
-	if err != nil {
-		return Response{}, nil, err
-	}
-	defer c.sem.release()
-	if c.rpm != nil {
-		if err := c.rpm.Wait(ctx); err != nil {
-			return Response{}, nil, ctxErr(ctx, err)
-		}
-	}
-	if c.tpm != nil {
-		if err := c.tpm.WaitN(ctx, min(tokens, c.tpm.Burst())); err != nil {
-			return Response{}, nil, ctxErr(ctx, err)
-		}
-	}
-
-	c.stats.attempts.Add(1)
-	c.stats.inFlight.Add(1)
-	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+// attempt makes one HTTP attempt bounded by actx (the call's context with
+// the attempt's timeout; when the call's context ends, the policy returns
+// its error whatever attempt says). It returns a response or a failure.
+func (c *Client) attempt(actx context.Context, body []byte) (Response, *failure) {
 	t0 := time.Now()
 	var (
 		hres *http.Response
 		raw  []byte
 	)
-	err = c.oc.Post(actx, "chat/completions", body, &raw, option.WithResponseInto(&hres))
+	err := c.oc.Post(actx, "chat/completions", body, &raw, option.WithResponseInto(&hres))
 	latency := time.Since(t0)
-	cancel()
-	c.stats.inFlight.Add(-1)
-
 	if err == nil {
 		res, f := c.decodeResponse(raw)
-		if f == nil {
-			res.Latency = latency
-			c.sem.success()
-		}
-		return res, f, nil
+		res.Latency = latency
+		return res, f
 	}
-	if ctx.Err() != nil {
-		return Response{}, nil, ctx.Err()
-	}
-	f := c.classify(err, hres, actx)
-	if f.cause == causeRateLimit {
-		c.sem.throttle(epoch)
-	}
-	return Response{}, f, nil
-}
-
-func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	// rate.Limiter refuses a wait that would outlast ctx's deadline.
-	return context.DeadlineExceeded
+	return Response{}, c.classify(err, hres, actx)
 }
 
 // Check verifies the endpoint before a run: that it is reachable, accepts
@@ -462,9 +364,9 @@ func (c *Client) Check(ctx context.Context) error {
 			// classify's message already says it.
 		case f.status == http.StatusNotFound:
 			f.msg = fmt.Sprintf("%s/models answered 404: is %s an OpenAI-compatible base URL (usually ending in /v1)?", c.shown, c.shown)
-		case f.cause == causeMalformed:
+		case f.cause == retry.Malformed:
 			f.msg = fmt.Sprintf("%s/models did not return a model list: is %s an OpenAI-compatible base URL (usually ending in /v1)?", c.shown, c.shown)
-		case f.cause == causeConnection || f.cause == causeTimeout:
+		case f.cause == retry.Connection || f.cause == retry.Timeout:
 			f.msg = fmt.Sprintf("cannot reach %s: %s", c.shown, f.msg)
 		default:
 			f.msg = fmt.Sprintf("listing models at %s failed: %s", c.shown, f.msg)

@@ -12,23 +12,13 @@ import (
 	"time"
 
 	"github.com/openai/openai-go"
-)
 
-// cause classifies a transient failure, for retry decisions and Stats.
-type cause int
-
-const (
-	causeNone       cause = iota
-	causeRateLimit        // 429
-	causeServer           // 5xx, 408, 409, 425, x-should-retry
-	causeTimeout          // the attempt's timeout
-	causeConnection       // no response: refused, reset, dropped
-	causeMalformed        // 200 without a usable body
+	"github.com/agorabench/agora/executors/retry"
 )
 
 // failure is one failed attempt, described without the key.
 type failure struct {
-	cause      cause
+	cause      retry.Cause
 	permanent  bool
 	status     int
 	code       string
@@ -45,7 +35,7 @@ func (c *Client) classify(err error, hres *http.Response, actx context.Context) 
 		return c.statusFailure(err, hres)
 	}
 	if errors.Is(actx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
-		return &failure{cause: causeTimeout, wrapped: context.DeadlineExceeded,
+		return &failure{cause: retry.Timeout, wrapped: context.DeadlineExceeded,
 			msg: fmt.Sprintf("attempt timed out after %s", c.cfg.AttemptTimeout)}
 	}
 	if hres != nil {
@@ -53,17 +43,17 @@ func (c *Client) classify(err error, hres *http.Response, actx context.Context) 
 		// over unparsed; decodeResponse judges it). For Check's typed
 		// model list, a body that is not one.
 		if strings.Contains(trimErr(err), "json") {
-			return &failure{cause: causeMalformed, status: hres.StatusCode,
+			return &failure{cause: retry.Malformed, status: hres.StatusCode,
 				msg: c.redact(fmt.Sprintf("malformed response body (%d): %v", hres.StatusCode, trimErr(err)))}
 		}
-		return &failure{cause: causeConnection, status: hres.StatusCode,
+		return &failure{cause: retry.Connection, status: hres.StatusCode,
 			msg: c.redact("connection error: response body lost: " + trimErr(err))}
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return &failure{cause: causeConnection, msg: c.redact("connection error: " + trimErr(err))}
+	return &failure{cause: retry.Connection, msg: c.redact("connection error: " + trimErr(err))}
 }
 
 func (c *Client) statusFailure(err error, hres *http.Response) *failure {
@@ -94,12 +84,12 @@ func (c *Client) statusFailure(err error, hres *http.Response) *failure {
 		f.permanent = true
 		f.msg = fmt.Sprintf("quota exhausted at %s (%s): check the account's plan and billing", c.shown, detail)
 	case s == http.StatusTooManyRequests:
-		f.cause = causeRateLimit
+		f.cause = retry.RateLimit
 		f.retryAfter, _ = retryAfter(hres.Header, time.Now())
 		f.msg = "rate limited (" + detail + ")"
 	case s == http.StatusRequestTimeout || s == http.StatusConflict || s == http.StatusTooEarly || s >= 500 ||
 		hres.Header.Get("x-should-retry") == "true":
-		f.cause = causeServer
+		f.cause = retry.Server
 		f.msg = "server error (" + detail + ")"
 	case s == http.StatusUnauthorized:
 		f.permanent = true
@@ -216,4 +206,9 @@ func parseReset(v string, now time.Time) (time.Duration, bool) {
 		return max(0, t.Sub(now)), true
 	}
 	return 0, false
+}
+
+// outcome is the failure as the retry policy sees it.
+func (f *failure) outcome() retry.Outcome {
+	return retry.Outcome{Cause: f.cause, Permanent: f.permanent, RetryAfter: f.retryAfter}
 }

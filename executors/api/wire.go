@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 
+	"github.com/agorabench/agora/executors/retry"
 	"github.com/agorabench/agora/spec"
 )
 
@@ -142,11 +143,11 @@ func (c *Client) encodeBody(msgs []Message) ([]byte, error) {
 func (c *Client) decodeResponse(raw []byte) (Response, *failure) {
 	var out wireResponse
 	if err := json.Unmarshal(raw, &out); err != nil {
-		return Response{}, &failure{cause: causeMalformed, status: http.StatusOK,
+		return Response{}, &failure{cause: retry.Malformed, status: http.StatusOK,
 			msg: c.redact("malformed response body: " + err.Error())}
 	}
 	if len(out.Choices) == 0 {
-		return Response{}, &failure{cause: causeMalformed, status: http.StatusOK,
+		return Response{}, &failure{cause: retry.Malformed, status: http.StatusOK,
 			msg: "malformed response body: no choices"}
 	}
 	ch := out.Choices[0]

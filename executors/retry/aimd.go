@@ -1,4 +1,4 @@
-package api
+package retry
 
 import (
 	"container/list"
@@ -118,12 +118,12 @@ func (a *aimd) throttle(epoch uint64) {
 
 // backoff is the wait before retry n (from 1): full jitter over
 // [0, min(BackoffMax, BackoffBase·2^(n-1))).
-func (c *Client) backoff(n int) time.Duration {
-	ceil := c.cfg.BackoffBase
-	for i := 1; i < n && ceil < c.cfg.BackoffMax; i++ {
+func (p *Policy) backoff(n int) time.Duration {
+	ceil := p.cfg.BackoffBase
+	for i := 1; i < n && ceil < p.cfg.BackoffMax; i++ {
 		ceil *= 2
 	}
-	ceil = min(ceil, c.cfg.BackoffMax)
+	ceil = min(ceil, p.cfg.BackoffMax)
 	if ceil <= 0 {
 		return 0
 	}
