@@ -88,6 +88,13 @@ type Config struct {
 	BaseURL string
 	// APIKeyEnv names the environment variable holding the key.
 	APIKeyEnv string
+	// APIKey is the key itself, for endpoints agora runs (a vLLM server
+	// started with a key of agora's making). When set, APIKeyEnv is not
+	// read and may be empty.
+	APIKey string
+	// Transport, when set, carries the client's requests instead of its
+	// own http.Transport (a vLLM pool spreads them over its replicas).
+	Transport http.RoundTripper
 	// Model is the model id sent with every request.
 	Model string
 
@@ -187,7 +194,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Model == "" {
 		return nil, fmt.Errorf("generator %s: no model", cfg.Name)
 	}
-	if cfg.APIKeyEnv == "" {
+	if cfg.APIKeyEnv == "" && cfg.APIKey == "" {
 		return nil, fmt.Errorf("generator %s: no api_key_env naming the environment variable that holds the key", cfg.Name)
 	}
 	shown := strings.TrimRight(cfg.BaseURL, "/")
@@ -197,7 +204,10 @@ func New(cfg Config) (*Client, error) {
 		u.User, u.RawQuery = nil, ""
 		shown = u.String()
 	}
-	key := os.Getenv(cfg.APIKeyEnv)
+	key := cfg.APIKey
+	if key == "" {
+		key = os.Getenv(cfg.APIKeyEnv)
+	}
 	if key == "" {
 		return nil, fmt.Errorf("generator %s: environment variable %s is not set: it must hold the API key for %s", cfg.Name, cfg.APIKeyEnv, shown)
 	}
@@ -237,6 +247,9 @@ func New(cfg Config) (*Client, error) {
 		WriteBufferSize: 16 << 10,
 	}
 	c.httpc = &http.Client{Transport: tr}
+	if cfg.Transport != nil {
+		c.httpc.Transport = cfg.Transport
+	}
 	// The client is built from these options alone, not by
 	// openai.NewClient, which would also pick up OPENAI_* variables from
 	// the environment (another key, organisation or base URL) behind the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -662,5 +663,39 @@ func TestBaseURLShownWithoutCredentials(t *testing.T) {
 	}
 	if _, err := api.New(api.Config{Name: "gen", BaseURL: "api.openai.com/v1", APIKeyEnv: env, Model: "m"}); err == nil || !strings.Contains(err.Error(), "base_url must be an http(s) URL") {
 		t.Errorf("New with a schemeless base URL: %v", err)
+	}
+}
+
+// countingTransport forwards requests to http.DefaultTransport, counting
+// them.
+type countingTransport struct{ n atomic.Int64 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestKeyAndTransportGivenDirectly(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, apitest.Options{})
+	tr := &countingTransport{}
+	cfg := testConfig(t, s)
+	cfg.APIKeyEnv, cfg.APIKey, cfg.Transport = "", s.APIKey(), tr
+	c := newClient(t, cfg)
+	if err := c.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Complete(context.Background(), user("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.n.Load(); got != 2 {
+		t.Errorf("the transport carried %d requests, want 2 (models, chat)", got)
+	}
+
+	cfg.APIKey = "wrong"
+	c = newClient(t, cfg)
+	var ae *api.Error
+	if _, err := c.Complete(context.Background(), user("hello")); !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || strings.Contains(err.Error(), "wrong") {
+		t.Errorf("with a wrong key given directly: %v", err)
 	}
 }
