@@ -16,6 +16,16 @@ func builtinSetting(name string) (*Setting, bool) {
 	return &s, true
 }
 
+// BuiltinSetting returns a copy of the AgoraBench setting called name
+// (domain, method, seed data, benchmarks), and whether there is one.
+func BuiltinSetting(name string) (Setting, bool) {
+	s, ok := builtinSetting(name)
+	if !ok {
+		return Setting{}, false
+	}
+	return *s, true
+}
+
 // BuiltinSettings lists the names of the nine AgoraBench settings in the
 // paper's order: math, code, instruction following; each as instance
 // generation, response generation, quality enhancement.
