@@ -1,7 +1,7 @@
 // Package providers wires a spec's generators and seed data to the
 // engine: it builds the engine.Provider of each generator (the
-// OpenAI-compatible client of executors/api today; vLLM and plugins later)
-// and the engine's seed loader.
+// OpenAI-compatible client of executors/api, or a plugin through
+// plugins/host; vLLM later) and the engine's seed loader.
 package providers
 
 import (
@@ -11,7 +11,9 @@ import (
 
 	"github.com/agorabench/agora/engine"
 	"github.com/agorabench/agora/executors/api"
+	"github.com/agorabench/agora/executors/retry"
 	"github.com/agorabench/agora/generation"
+	"github.com/agorabench/agora/plugins/host"
 	"github.com/agorabench/agora/seeddata"
 	"github.com/agorabench/agora/spec"
 )
@@ -23,6 +25,9 @@ type Tuning struct {
 	BackoffBase, BackoffMax time.Duration
 	OutageAfter             time.Duration
 	MaxRetries              int
+	// Plugins runs the plugins of generators with provider: plugin; nil
+	// refuses them.
+	Plugins *host.Host
 }
 
 // New returns a function building the provider of a generator.
@@ -43,8 +48,20 @@ func New(t Tuning) func(g *spec.Generator) (engine.Provider, error) {
 			return apiProvider{c}, nil
 		case g.Provider.VLLM != nil:
 			return nil, fmt.Errorf("generator %s: local vLLM generators are not supported by this version of agora yet", g.Name)
+		case g.Provider.Plugin != "":
+			if t.Plugins == nil {
+				return nil, fmt.Errorf("generator %s: no plugin host to run plugin %s", g.Name, g.Provider.Plugin)
+			}
+			c, err := t.Plugins.Client(context.Background(), host.Config{Generator: g.Name, Plugin: g.Provider.Plugin,
+				SHA256: g.Provider.SHA256, Model: g.Model, Limits: g.Limits, Sampling: g.Sampling,
+				Retry: retry.Config{AttemptTimeout: t.AttemptTimeout, MaxRetries: t.MaxRetries, OutageAfter: t.OutageAfter,
+					BackoffBase: t.BackoffBase, BackoffMax: t.BackoffMax}})
+			if err != nil {
+				return nil, err // names the generator already
+			}
+			return pluginProvider{c}, nil
 		default:
-			return nil, fmt.Errorf("generator %s: plugin providers are not supported by this version of agora yet", g.Name)
+			return nil, fmt.Errorf("generator %s: no provider: set one of openai, vllm or plugin", g.Name)
 		}
 	}
 }
@@ -72,6 +89,29 @@ func (p apiProvider) Complete(ctx context.Context, msgs []engine.Message) (engin
 	}
 	return engine.Completion{Text: r.Text, FinishReason: r.FinishReason, Model: r.Model, SystemFingerprint: r.SystemFingerprint,
 		ID: r.ID, PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens}, nil
+}
+
+// pluginProvider adapts a plugin's client to the engine.
+type pluginProvider struct{ c *host.Client }
+
+// Retries is the number of attempts beyond the first of each call, for
+// progress lines.
+func (p pluginProvider) Retries() int64 { return p.c.Stats().Retries.Total() }
+
+// Check verifies that the plugin serves the model before a run.
+func (p pluginProvider) Check(ctx context.Context) error { return p.c.Check(ctx) }
+
+func (p pluginProvider) Complete(ctx context.Context, msgs []engine.Message) (engine.Completion, error) {
+	in := make([]host.Message, len(msgs))
+	for i, m := range msgs {
+		in[i] = host.Message{Role: m.Role, Content: m.Content}
+	}
+	r, err := p.c.Complete(ctx, in)
+	if err != nil {
+		return engine.Completion{}, err
+	}
+	return engine.Completion{Text: r.Text, FinishReason: r.FinishReason, Model: r.Model, SystemFingerprint: r.SystemFingerprint,
+		ID: r.ID, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens}, nil
 }
 
 // Seeds loads seed data relative to the spec's directory, caching hub

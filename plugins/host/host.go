@@ -1,0 +1,361 @@
+// Package host runs agora's LM provider plugins: it finds the executable
+// agora-provider-NAME on the search path ($AGORA_PLUGIN_PATH,
+// .agora/plugins beside the spec, ~/.agora/plugins), refuses one whose
+// SHA-256 differs from the spec's pin (go-plugin's SecureConfig), starts
+// it through github.com/hashicorp/go-plugin with AutoMTLS, routes its log
+// lines into agora's log through hclog, restarts it once after a crash,
+// and kills it when agora ends: Close on the way out, and on Linux a
+// parent-death signal in case agora is killed outright (the SDK also
+// watches its parent).
+//
+// Client adapts one generator's plugin to the same small interface as the
+// built-in providers, with executors/retry's limits, retries and outage
+// detection; the protobuf types stay inside this package.
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pb "github.com/agorabench/agora/plugins/providerpb"
+)
+
+// Options configure a Host.
+type Options struct {
+	// Dirs is the search path (see SearchPath).
+	Dirs []string
+	// Logger receives the plugins' log lines and the host's own; nil
+	// discards them.
+	Logger hclog.Logger
+	// StartTimeout bounds a plugin's start-up handshake (default 30s).
+	StartTimeout time.Duration
+}
+
+// Host starts and owns plugin processes; one process per plugin and pin,
+// shared by the generators that use it.
+type Host struct {
+	opts    Options
+	mu      sync.Mutex
+	plugins map[string]*Plugin
+	closed  bool
+}
+
+// New makes a host. Close it to end its plugins.
+func New(o Options) *Host {
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 30 * time.Second
+	}
+	return &Host{opts: o, plugins: map[string]*Plugin{}}
+}
+
+// Dirs is the host's search path.
+func (h *Host) Dirs() []string { return h.opts.Dirs }
+
+// Close ends every plugin the host started.
+func (h *Host) Close() {
+	h.mu.Lock()
+	h.closed = true
+	ps := h.plugins
+	h.plugins = map[string]*Plugin{}
+	h.mu.Unlock()
+	for _, p := range ps {
+		p.close()
+	}
+}
+
+// Open returns the running plugin name, starting it if needed. pin, when
+// set, is the hex SHA-256 the executable must have.
+func (h *Host) Open(ctx context.Context, name, pin string) (*Plugin, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, errors.New("plugin host closed")
+	}
+	key := name + "@" + pin
+	if p, ok := h.plugins[key]; ok {
+		return p, nil
+	}
+	path, err := Find(name, h.opts.Dirs)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := Checksum(path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", name, err)
+	}
+	if pin != "" && !strings.EqualFold(sum, pin) {
+		return nil, &ChecksumError{Name: name, Path: path, Got: sum, Want: pin}
+	}
+	p := &Plugin{Name: name, Path: path, SHA256: sum, pin: pin, host: h}
+	if err := p.start(ctx); err != nil {
+		return nil, err
+	}
+	h.plugins[key] = p
+	return p, nil
+}
+
+// ChecksumError is a plugin whose executable does not match its pin.
+type ChecksumError struct{ Name, Path, Got, Want string }
+
+func (e *ChecksumError) Error() string {
+	return fmt.Sprintf("plugin %s: %s has sha256 %s but the spec pins %s: refusing to run it (rebuild or reinstall the plugin, or update the pin after checking the new binary)",
+		e.Name, e.Path, e.Got, e.Want)
+}
+
+// VersionError is a plugin that speaks another version of the protocol.
+type VersionError struct {
+	Name, Path string
+	// Plugin is the version the plugin speaks (0 when it did not say);
+	// Host the one this agora speaks.
+	Plugin, Host int
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("plugin %s (%s) speaks provider protocol version %d, this agora speaks version %d: use a build of the plugin for protocol %d, or an agora that speaks %d",
+		e.Name, e.Path, e.Plugin, e.Host, e.Host, e.Plugin)
+}
+
+// Plugin is a running plugin, restarted once after a crash.
+type Plugin struct {
+	Name, Path, SHA256 string
+	pin                string
+	host               *Host
+
+	mu       sync.Mutex
+	inst     *instance
+	gen      int   // instances started
+	crashes  int   // instances that crashed
+	dead     error // set after the second crash: every call fails with it
+	desc     *pb.DescribeResponse
+	version  int
+	closing  bool
+	stopOnce sync.Once
+}
+
+// instance is one process of a plugin.
+type instance struct {
+	gen    int
+	client *plugin.Client
+	rpc    pb.ProviderClient
+	stderr *tail
+}
+
+// Version is the protocol version negotiated with the plugin.
+func (p *Plugin) Version() int { return p.version }
+
+// Description is what the plugin said it offers when it started.
+func (p *Plugin) Description() Description { return describe(p.desc) }
+
+var versionRE = regexp.MustCompile(`[Pp]lugin version: (\d+)`)
+
+// start launches a new instance; p.mu is held or p is not shared yet.
+func (p *Plugin) start(ctx context.Context) error {
+	h := p.host
+	cmd := exec.Command(p.Path)
+	setParentDeath(cmd)
+	stderr := newTail(16 << 10)
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig: plugin.HandshakeConfig{
+			ProtocolVersion:  pb.ProtocolVersion,
+			MagicCookieKey:   pb.CookieKey,
+			MagicCookieValue: pb.CookieValue,
+		},
+		VersionedPlugins: map[int]plugin.PluginSet{
+			pb.ProtocolVersion: {pb.PluginName: &grpcPlugin{}},
+		},
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           h.opts.Logger.Named("plugin"),
+		Stderr:           stderr,
+		StartTimeout:     h.opts.StartTimeout,
+	}
+	if p.pin != "" {
+		want, err := hex.DecodeString(p.pin)
+		if err != nil {
+			return fmt.Errorf("plugin %s: sha256 pin %q is not hex", p.Name, p.pin)
+		}
+		cfg.SecureConfig = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
+	}
+	c := plugin.NewClient(cfg)
+	fail := func(err error) error {
+		c.Kill()
+		return err
+	}
+	rpcc, err := c.Client()
+	if err != nil {
+		switch {
+		case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
+			got, _ := Checksum(p.Path)
+			return fail(&ChecksumError{Name: p.Name, Path: p.Path, Got: got, Want: p.pin})
+		case strings.Contains(err.Error(), "incompatible API version"):
+			ve := &VersionError{Name: p.Name, Path: p.Path, Host: pb.ProtocolVersion}
+			if m := versionRE.FindStringSubmatch(err.Error()); m != nil {
+				fmt.Sscan(m[1], &ve.Plugin)
+			}
+			return fail(ve)
+		}
+		msg := err.Error()
+		if t := stderr.summary(); t != "" {
+			msg += "; the end of its stderr:\n" + t
+		}
+		return fail(fmt.Errorf("plugin %s (%s) did not start: %s", p.Name, p.Path, msg))
+	}
+	raw, err := rpcc.Dispense(pb.PluginName)
+	if err != nil {
+		return fail(fmt.Errorf("plugin %s (%s): %v", p.Name, p.Path, err))
+	}
+	inst := &instance{client: c, rpc: raw.(pb.ProviderClient), stderr: stderr}
+	dctx, cancel := context.WithTimeout(ctx, h.opts.StartTimeout)
+	desc, err := inst.rpc.Describe(dctx, &pb.DescribeRequest{})
+	cancel()
+	if err != nil {
+		return fail(fmt.Errorf("plugin %s (%s): describe: %v", p.Name, p.Path, grpcMessage(err)))
+	}
+	p.gen++
+	inst.gen = p.gen
+	p.inst, p.desc, p.version = inst, desc, c.NegotiatedVersion()
+	return nil
+}
+
+// current returns the live instance, restarting the plugin after its
+// first crash; it fails once the plugin has crashed twice.
+func (p *Plugin) current(ctx context.Context) (*instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dead != nil {
+		return nil, p.dead
+	}
+	if p.closing {
+		return nil, fmt.Errorf("plugin %s stopped", p.Name)
+	}
+	if p.inst == nil {
+		p.host.opts.Logger.Warn("restarting plugin after a crash", "plugin", p.Name)
+		if err := p.start(ctx); err != nil {
+			p.dead = fmt.Errorf("plugin %s crashed and could not be restarted: %w", p.Name, err)
+			return nil, p.dead
+		}
+	}
+	return p.inst, nil
+}
+
+// exited reports whether inst's process has ended, waiting a moment for
+// the exit to be noticed (a broken connection is seen before the exit).
+func (inst *instance) exited() bool {
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if inst.client.Exited() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// crashed records that inst's process died. The first crash leaves the
+// restart to the next call; the second is final. It returns the error of
+// a final crash, nil otherwise.
+func (p *Plugin) crashed(inst *instance) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dead != nil {
+		return p.dead
+	}
+	if p.inst != inst { // another call saw this crash first
+		return nil
+	}
+	inst.client.Kill()
+	p.inst = nil
+	p.crashes++
+	p.host.opts.Logger.Error("plugin crashed", "plugin", p.Name, "crash", p.crashes)
+	if p.crashes < 2 {
+		return nil
+	}
+	msg := fmt.Sprintf("plugin %s (%s) crashed twice", p.Name, p.Path)
+	if t := inst.stderr.summary(); t != "" {
+		msg += "; the end of its stderr:\n" + t
+	}
+	p.dead = errors.New(msg)
+	return p.dead
+}
+
+func (p *Plugin) close() {
+	p.mu.Lock()
+	p.closing = true
+	inst := p.inst
+	p.inst = nil
+	p.mu.Unlock()
+	if inst != nil {
+		inst.client.Kill()
+	}
+}
+
+// grpcPlugin is the client half of go-plugin's GRPCPlugin.
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+}
+
+func (grpcPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("agora is the client of provider plugins")
+}
+
+func (grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return pb.NewProviderClient(cc), nil
+}
+
+// tail keeps the last bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func newTail(n int) *tail { return &tail{max: n} }
+
+func (t *tail) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	t.buf = append(t.buf, b...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	t.mu.Unlock()
+	return len(b), nil
+}
+
+// summary is the end of the plugin's stderr for a message: from the last
+// panic line when there is one (with a few frames), else the last lines.
+func (t *tail) summary() string {
+	t.mu.Lock()
+	s := string(bytes.TrimSpace(t.buf))
+	t.mu.Unlock()
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(s, "\n")
+	const keep = 8
+	start := max(0, len(lines)-keep)
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "panic:") || strings.HasPrefix(lines[i], "fatal error:") {
+			start = i
+			break
+		}
+	}
+	lines = lines[start:min(len(lines), start+keep)]
+	return "  " + strings.Join(lines, "\n  ")
+}
