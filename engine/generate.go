@@ -29,6 +29,10 @@ type SeedLoader interface {
 // flight when the generator sets no limit.
 const defaultConcurrency = 16
 
+// spareWorkerDivisor sizes the workers of a generate step beyond its
+// concurrency: concurrency/spareWorkerDivisor more (docs/benchmarks.md).
+const spareWorkerDivisor = 4
+
 // perMessageOverhead bounds the tokens a chat template adds per message.
 const perMessageOverhead = 8
 
@@ -80,11 +84,15 @@ func (r *generateRunner) run(ctx context.Context, s plan.Step) error {
 	sp := e.prog.add(s.Address, s.Instances, len(accepted), s.Generator)
 	defer e.prog.remove(sp)
 
-	workers := g.Limits.Concurrency
-	if workers <= 0 {
-		workers = defaultConcurrency
+	conc := g.Limits.Concurrency
+	if conc <= 0 {
+		conc = defaultConcurrency
 	}
-	workers = min(workers, len(todo))
+	// More workers than the concurrency: a worker whose response is
+	// waiting for its group commit holds no connection, and the spare
+	// workers, queued on the provider's own concurrency limit, keep the
+	// connections busy meanwhile.
+	workers := min(conc+conc/spareWorkerDivisor+1, len(todo))
 	slots := make(chan int)
 	var (
 		mu        sync.Mutex
