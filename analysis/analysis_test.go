@@ -341,7 +341,10 @@ func TestMarkdownAndJSON(t *testing.T) {
 	want := "| generator | math-ig | code-ig | score | cost (USD) | PGR per $ |\n" +
 		"|---|---:|---:|---:|---:|---:|\n" +
 		"| gpt-4o | 52.9 | 35.0 | 44.0 | 20.00 | 2.198 |\n" +
-		"| llama-70b | — | 80.0 | — | 5.00 | — |\n"
+		"| llama-70b | — | 80.0 | — | 5.00 | — |\n" +
+		// Column means: math-ig is missing for llama-70b, so its mean is
+		// missing; code-ig (35 + 80) / 2 = 57.5.
+		"| *mean* | — | 57.5 | — | | |\n"
 	if b.String() != want {
 		t.Errorf("markdown:\n%s\nwant:\n%s", b.String(), want)
 	}
@@ -370,5 +373,36 @@ func TestValue(t *testing.T) {
 	// (1e308 + 1e308) / 2 overflows the sum: missing, not +Inf.
 	if v := mean([]string{"a", "b"}, []Value{Known(1e308), Known(1e308)}); v.Valid {
 		t.Errorf("overflowing mean = %+v", v)
+	}
+}
+
+func TestTableGivenPGR(t *testing.T) {
+	// Imported cells carry their PGR; scores, when present, win.
+	in := Input{
+		Settings:  []Setting{{Name: "math-ig", Benchmarks: []string{"gsm8k"}}, {Name: "code-ig", Benchmarks: []string{"mbpp"}}},
+		Base:      map[string]float64{"gsm8k": 40},
+		Reference: map[string]float64{"gsm8k": 80},
+		Students:  map[string]map[string]map[string]float64{"a": {"math-ig": {"gsm8k": 60}}},
+		PGR:       map[string]map[string]float64{"a": {"math-ig": 99, "code-ig": 30}, "b": {"math-ig": 10, "code-ig": 20, "if-ig": 5}},
+	}
+	tab, err := NewTable(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := tab.Cell("a", "math-ig")
+	if a.PGR.V != 50 {
+		t.Errorf("a math-ig = %v, want 50 from the scores (100 × 20 / 40), not the given 99", a.PGR)
+	}
+	b, _ := tab.Row("b")
+	if !b.Score.Valid || b.Score.V != 15 {
+		t.Errorf("b's score = %v, want (10 + 20) / 2 = 15", b.Score)
+	}
+	// Means: math-ig (50 + 10) / 2 = 30, code-ig (30 + 20) / 2 = 25;
+	// scores a (50 + 30) / 2 = 40, b 15, mean 27.5.
+	if tab.Means[0].V != 30 || tab.Means[1].V != 25 || tab.MeanScore.V != 27.5 {
+		t.Errorf("means %v, mean score %v", tab.Means, tab.MeanScore)
+	}
+	if len(tab.Warnings) != 1 || !strings.Contains(tab.Warnings[0], "b: a PGR for setting if-ig") {
+		t.Errorf("warnings %q", tab.Warnings)
 	}
 }

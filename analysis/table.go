@@ -29,6 +29,10 @@ type Input struct {
 	// Students maps generator → setting → benchmark → the score of the
 	// student trained on that generator's data for that setting.
 	Students map[string]map[string]map[string]float64
+	// PGR maps generator → setting → a PGR given directly (imported from
+	// another team's or a paper's results) for cells without student
+	// scores; scores, when present, win.
+	PGR map[string]map[string]float64
 	// Cost maps a generator to the US dollars its data cost over the
 	// table's settings (optional).
 	Cost map[string]float64
@@ -70,6 +74,10 @@ type Row struct {
 type Table struct {
 	Settings []Setting `json:"settings"`
 	Rows     []Row     `json:"rows"`
+	// Means are the column means: for each setting, the mean PGR over
+	// the rows; MeanScore is the mean of the rows' scores.
+	Means     []Value `json:"setting_means"`
+	MeanScore Value   `json:"mean_score"`
 	// Warnings are facts about the input a reader should know: PGR with
 	// an inverted sign, scores given for settings or benchmarks the table
 	// does not show.
@@ -143,6 +151,9 @@ func NewTable(in Input) (*Table, error) {
 				bpgr = append(bpgr, bc.PGR)
 			}
 			cell.PGR = mean(s.Benchmarks, bpgr)
+			if given, ok := in.PGR[g][s.Name]; ok && len(scores) == 0 {
+				cell.PGR, cell.Benchmarks = Known(given), nil
+			}
 			row.Settings = append(row.Settings, cell)
 			names = append(names, s.Name)
 			pgrs = append(pgrs, cell.PGR)
@@ -157,10 +168,31 @@ func NewTable(in Input) (*Table, error) {
 				warn("%s: scores for setting %s, which the table does not show, are ignored", g, s)
 			}
 		}
+		for _, s := range sortedKeys(in.PGR[g]) {
+			if !seen[s] {
+				warn("%s: a PGR for setting %s, which the table does not show, is ignored", g, s)
+			}
+		}
 		row.Score = mean(names, pgrs)
 		row.Cost, row.PerDollar = costCells(in.Cost, g, row.Score)
 		t.Rows = append(t.Rows, row)
 	}
+	var names []string
+	for _, r := range t.Rows {
+		names = append(names, r.Generator)
+	}
+	for i := range t.Settings {
+		var col []Value
+		for _, r := range t.Rows {
+			col = append(col, r.Settings[i].PGR)
+		}
+		t.Means = append(t.Means, mean(names, col))
+	}
+	var scores []Value
+	for _, r := range t.Rows {
+		scores = append(scores, r.Score)
+	}
+	t.MeanScore = mean(names, scores)
 	return t, nil
 }
 
@@ -184,6 +216,9 @@ func generators(in Input) ([]string, error) {
 		set[g] = true
 	}
 	for g := range in.Cost {
+		set[g] = true
+	}
+	for g := range in.PGR {
 		set[g] = true
 	}
 	if set[""] {
@@ -290,6 +325,13 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 			b.WriteString(" " + c.PGR.Format(1) + " |")
 		}
 		fmt.Fprintf(&b, " %s | %s | %s |\n", r.Score.Format(1), r.Cost.Format(2), r.PerDollar.Format(3))
+	}
+	if len(t.Rows) > 1 {
+		b.WriteString("| *mean* |")
+		for _, m := range t.Means {
+			b.WriteString(" " + m.Format(1) + " |")
+		}
+		fmt.Fprintf(&b, " %s | | |\n", t.MeanScore.Format(1))
 	}
 	for _, warning := range t.Warnings {
 		b.WriteString("\nWarning: " + warning + "\n")

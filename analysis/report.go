@@ -1,0 +1,677 @@
+package analysis
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Cell is one configuration's results: a generator's data for one setting
+// at one size (and variant and seed), from agora's state or an imported
+// results file.
+type Cell struct {
+	Generator string
+	Setting   string
+	// Instances is the data set's size; 0 when unknown.
+	Instances int
+	Variant   string
+	Seed      int
+	// Scores are the student's benchmark scores (PGR is computed from
+	// them and the dataset's base and reference scores); PGR is a PGR
+	// given directly, used when there are no scores.
+	Scores map[string]float64
+	PGR    *float64
+	// Cost is what the data cost in US dollars.
+	Cost *float64
+	// ProblemSolving is the generator's own score on the setting's
+	// domain benchmarks (the mean of them), in percent.
+	ProblemSolving *float64
+	// Features are intrinsic metrics of the data (docs/analysis.md).
+	Features map[string]float64
+	// Source says where the cell came from, for messages: "state" or
+	// "FILE:LINE".
+	Source string
+}
+
+// GeneratorInfo is what is known of a generator besides its cells: its
+// API price in US dollars per million input and output tokens.
+type GeneratorInfo struct {
+	Name                    string
+	PriceInput, PriceOutput *float64
+}
+
+// Dataset is everything a report is computed from.
+type Dataset struct {
+	// Settings are the columns, in order; every cell's setting must be
+	// one of them.
+	Settings []Setting
+	// Base and Reference are the base and reference models' scores per
+	// benchmark, for cells given as scores.
+	Base, Reference map[string]float64
+	Cells           []Cell
+	// Generators orders the generators and carries their prices; a
+	// generator with cells but not listed follows, sorted by name.
+	Generators []GeneratorInfo
+}
+
+// Options tune the analyses; the zero value is the documented default.
+type Options struct {
+	// Share is the explained variance the PCA's top components must
+	// reach (default 0.9); K, when positive, fixes their number instead.
+	Share float64
+	K     int
+	// Targets are the PGR levels for "the cheapest configuration reaching
+	// PGR ≥ x" (default 25 and 50).
+	Targets []float64
+}
+
+// Report is every analysis of a dataset. An analysis that cannot be
+// computed (too few points, zero variance, no features) says why in its
+// Error field; nothing is NaN.
+type Report struct {
+	// Table is PGR by generator × setting with row and column means (the
+	// paper's Table 2 shape).
+	Table *Table `json:"table"`
+	// Generators is one line per table row with price, problem-solving,
+	// AgoraBench score, cost and PGR per dollar (the paper's Table 3
+	// shape, plus PGR per dollar).
+	Generators []GeneratorLine `json:"generators"`
+	// ProblemSolving regresses PGR on the generators' own benchmark
+	// scores, per generator and per cell.
+	ProblemSolving []Regression `json:"problem_solving"`
+	PCA            PCAReport    `json:"pca"`
+	Cost           CostReport   `json:"cost"`
+}
+
+// GeneratorLine is one row of the Table 3 shape.
+type GeneratorLine struct {
+	Row         string `json:"row"`
+	Generator   string `json:"generator"`
+	PriceInput  Value  `json:"price_input_per_mtok"`
+	PriceOutput Value  `json:"price_output_per_mtok"`
+	// ProblemSolving is the mean of the generator's domain scores over
+	// the domains of the table's settings.
+	ProblemSolving Value `json:"problem_solving"`
+	Score          Value `json:"agorabench_score"`
+	Cost           Value `json:"cost_usd"`
+	PerDollar      Value `json:"pgr_per_dollar"`
+}
+
+// Regression is one OLS fit of a report, or why there is none.
+type Regression struct {
+	Name string `json:"name"`
+	X    string `json:"x"`
+	Y    string `json:"y"`
+	Fit  *Fit   `json:"fit,omitempty"`
+	// Points are the observations, Labels their names.
+	Points [][2]float64 `json:"points"`
+	Labels []string     `json:"labels"`
+	// Left lists the observations left out, with the reason.
+	Left  []string `json:"left_out,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
+
+// PCAReport is the PCA over the cells' intrinsic features and the
+// regression of PGR on the top components, or why there is none.
+type PCAReport struct {
+	*PCA         `json:"pca,omitempty"`
+	Observations []string     `json:"observations,omitempty"`
+	PGR          []float64    `json:"pgr,omitempty"`
+	K            int          `json:"k,omitempty"`
+	Share        float64      `json:"share,omitempty"`
+	Importance   []Importance `json:"importance,omitempty"`
+	Fit          *MultiFit    `json:"fit,omitempty"`
+	FitError     string       `json:"fit_error,omitempty"`
+	Left         []string     `json:"left_out,omitempty"`
+	Error        string       `json:"error,omitempty"`
+}
+
+// CostReport is PGR against dollars per domain, and PGR against the
+// number of instances per generator and setting.
+type CostReport struct {
+	Domains []DomainCost `json:"domains"`
+	Scaling []Curve      `json:"scaling"`
+}
+
+// CostPoint is one cell's cost and PGR.
+type CostPoint struct {
+	Point
+	Generator string `json:"generator"`
+	Setting   string `json:"setting"`
+	Method    string `json:"method,omitempty"`
+	Instances int    `json:"instances,omitempty"`
+}
+
+// DomainCost is the cost analysis of one domain's cells.
+type DomainCost struct {
+	Domain   string      `json:"domain"`
+	Points   []CostPoint `json:"points"`
+	Frontier []Point     `json:"frontier"`
+	Cheapest []Target    `json:"cheapest"`
+}
+
+// Target is the cheapest cell of a domain reaching PGR ≥ Target, or the
+// best there is when none does.
+type Target struct {
+	Target float64 `json:"target"`
+	Found  *Point  `json:"found,omitempty"`
+	Best   *Point  `json:"best,omitempty"`
+}
+
+// Curve is one generator's PGR on one setting over instance counts.
+type Curve struct {
+	Generator string       `json:"generator"`
+	Setting   string       `json:"setting"`
+	Points    []CurvePoint `json:"points"`
+}
+
+// CurvePoint is one instance count's PGR (and cost, when known).
+type CurvePoint struct {
+	Instances int     `json:"instances"`
+	PGR       float64 `json:"pgr"`
+	Cost      Value   `json:"cost_usd"`
+}
+
+// The intrinsic features with documented names (docs/analysis.md), in
+// the order reports list them; other features follow, sorted by name.
+var knownFeatures = []string{
+	"instruction_difficulty", "instruction_difficulty_2",
+	"response_quality", "response_quality_2", "response_reward",
+	"response_perplexity", "instruction_diversity", "response_diversity",
+}
+
+// FeatureProblemSolving is the name of the generator's problem-solving
+// score when the PCA uses it as a feature, as the paper does.
+const FeatureProblemSolving = "problem_solving"
+
+// KnownFeatures lists the intrinsic features with documented names.
+func KnownFeatures() []string { return append([]string(nil), knownFeatures...) }
+
+type rowKey struct {
+	gen, setting string
+}
+
+// Analyse computes the report. Structural mistakes (a cell for a setting
+// that is not a column, two cells with the same configuration) are
+// errors; everything else is a missing value or an analysis's Error.
+func Analyse(ds Dataset, opt Options) (*Report, error) {
+	if opt.Share <= 0 {
+		opt.Share = 0.9
+	}
+	if opt.Targets == nil {
+		opt.Targets = []float64{25, 50}
+	}
+	settings := map[string]Setting{}
+	for _, s := range ds.Settings {
+		settings[s.Name] = s
+	}
+	// Rows: a generator, or a generator and configuration when some
+	// generator has several cells for one setting.
+	count := map[rowKey]int{}
+	for _, c := range ds.Cells {
+		if _, ok := settings[c.Setting]; !ok {
+			return nil, fmt.Errorf("%s: setting %q is not one of the report's settings", c.Source, c.Setting)
+		}
+		count[rowKey{c.Generator, c.Setting}]++
+	}
+	// A generator has one problem-solving score per domain.
+	type psKey struct{ gen, domain string }
+	ps := map[psKey]Cell{}
+	for _, c := range ds.Cells {
+		if c.ProblemSolving == nil {
+			continue
+		}
+		k := psKey{c.Generator, settings[c.Setting].Domain}
+		if prev, ok := ps[k]; ok && *prev.ProblemSolving != *c.ProblemSolving {
+			return nil, fmt.Errorf("%s: problem_solving of %s on %s is %s here but %s at %s (one score per generator and domain)",
+				c.Source, c.Generator, orDash(k.domain), fmtScore(*c.ProblemSolving), fmtScore(*prev.ProblemSolving), prev.Source)
+		}
+		ps[k] = c
+	}
+	split := false
+	for _, n := range count {
+		if n > 1 {
+			split = true
+		}
+	}
+	label := configLabeler(ds.Cells)
+	rowOf := func(c Cell) string {
+		if split {
+			return c.Generator + " " + label(c)
+		}
+		return c.Generator
+	}
+	seen := map[[2]string]string{}
+	for _, c := range ds.Cells {
+		k := [2]string{rowOf(c), c.Setting}
+		if prev, ok := seen[k]; ok {
+			return nil, fmt.Errorf("%s: generator %s, setting %s %s is also given at %s", c.Source, c.Generator, c.Setting, label(c), prev)
+		}
+		seen[k] = c.Source
+	}
+
+	// Row order: the listed generators' rows, then the rest by name; a
+	// generator's configurations by instances, variant, seed.
+	genRank := map[string]int{}
+	for i, g := range ds.Generators {
+		genRank[g.Name] = i
+	}
+	cells := append([]Cell(nil), ds.Cells...)
+	sort.SliceStable(cells, func(a, b int) bool {
+		ca, cb := cells[a], cells[b]
+		ra, oka := genRank[ca.Generator]
+		rb, okb := genRank[cb.Generator]
+		switch {
+		case oka != okb:
+			return oka
+		case oka && ra != rb:
+			return ra < rb
+		case ca.Generator != cb.Generator:
+			return ca.Generator < cb.Generator
+		case ca.Instances != cb.Instances:
+			return ca.Instances < cb.Instances
+		case ca.Variant != cb.Variant:
+			return ca.Variant < cb.Variant
+		}
+		return ca.Seed < cb.Seed
+	})
+	in := Input{Settings: ds.Settings, Base: ds.Base, Reference: ds.Reference,
+		Students: map[string]map[string]map[string]float64{}, PGR: map[string]map[string]float64{}, Cost: map[string]float64{}}
+	var rows []string
+	rowGen := map[string]string{}
+	rowCells := map[string][]Cell{}
+	ordered := append([]Cell(nil), cells...)
+	for _, g := range ds.Generators {
+		if !hasCells(ds.Cells, g.Name) {
+			// A generator without results still gets its (empty) row, in
+			// its place among the listed ones.
+			ordered = append(ordered, Cell{Generator: g.Name})
+		}
+	}
+	sort.SliceStable(ordered, func(a, b int) bool {
+		ra, oka := genRank[ordered[a].Generator]
+		rb, okb := genRank[ordered[b].Generator]
+		return oka && (!okb || ra < rb)
+	})
+	for _, c := range ordered {
+		r := rowOf(c)
+		if c.Setting == "" {
+			r = c.Generator
+		}
+		if _, ok := rowGen[r]; !ok {
+			rows = append(rows, r)
+			rowGen[r] = c.Generator
+		}
+		if c.Setting == "" {
+			continue
+		}
+		rowCells[r] = append(rowCells[r], c)
+		if len(c.Scores) > 0 {
+			if in.Students[r] == nil {
+				in.Students[r] = map[string]map[string]float64{}
+			}
+			in.Students[r][c.Setting] = c.Scores
+		} else if c.PGR != nil {
+			if in.PGR[r] == nil {
+				in.PGR[r] = map[string]float64{}
+			}
+			in.PGR[r][c.Setting] = *c.PGR
+		}
+	}
+	// A row's cost is the sum over its cells, when every cell of the
+	// table's settings has one.
+	for _, r := range rows {
+		cs := rowCells[r]
+		if len(cs) == 0 {
+			continue
+		}
+		sum, ok := 0.0, true
+		for _, c := range cs {
+			if c.Cost == nil {
+				ok = false
+				break
+			}
+			sum += *c.Cost
+		}
+		if ok && len(cs) == len(ds.Settings) {
+			in.Cost[r] = sum
+		}
+	}
+	in.Generators = rows
+	table, err := NewTable(in)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Table: table}
+	info := map[string]GeneratorInfo{}
+	for _, g := range ds.Generators {
+		info[g.Name] = g
+	}
+
+	// Table 3 and the per-generator regression.
+	perGen := Regression{Name: "per generator", X: "problem-solving score (mean over domains)", Y: "AgoraBench score (mean PGR over settings)"}
+	for _, row := range table.Rows {
+		g := rowGen[row.Generator]
+		line := GeneratorLine{Row: row.Generator, Generator: g, Score: row.Score, Cost: row.Cost, PerDollar: row.PerDollar,
+			PriceInput: ptrValue(info[g].PriceInput, "no price"), PriceOutput: ptrValue(info[g].PriceOutput, "no price")}
+		line.ProblemSolving = problemSolving(rowCells[row.Generator], settings, ds.Settings)
+		rep.Generators = append(rep.Generators, line)
+		switch {
+		case !line.ProblemSolving.Valid:
+			perGen.Left = append(perGen.Left, row.Generator+": problem solving "+line.ProblemSolving.Why)
+		case !row.Score.Valid:
+			perGen.Left = append(perGen.Left, row.Generator+": score "+row.Score.Why)
+		default:
+			perGen.Points = append(perGen.Points, [2]float64{line.ProblemSolving.V, row.Score.V})
+			perGen.Labels = append(perGen.Labels, row.Generator)
+		}
+	}
+	fitPoints(&perGen)
+
+	// Per cell: the cell's PGR on the generator's domain score.
+	perCell := Regression{Name: "per cell", X: "problem-solving score on the setting's domain", Y: "PGR of the cell"}
+	for _, row := range table.Rows {
+		byS := map[string]Cell{}
+		for _, c := range rowCells[row.Generator] {
+			byS[c.Setting] = c
+		}
+		for _, sc := range row.Settings {
+			c, ok := byS[sc.Setting]
+			name := row.Generator + " × " + sc.Setting
+			switch {
+			case !ok:
+				continue
+			case c.ProblemSolving == nil:
+				perCell.Left = append(perCell.Left, name+": no problem-solving score")
+			case !sc.PGR.Valid:
+				perCell.Left = append(perCell.Left, name+": PGR "+sc.PGR.Why)
+			default:
+				perCell.Points = append(perCell.Points, [2]float64{*c.ProblemSolving, sc.PGR.V})
+				perCell.Labels = append(perCell.Labels, name)
+			}
+		}
+	}
+	fitPoints(&perCell)
+	rep.ProblemSolving = []Regression{perGen, perCell}
+
+	cellPGR := func(c Cell) Value {
+		sc, ok := table.Cell(rowOf(c), c.Setting)
+		if !ok {
+			return Missing("not in the table")
+		}
+		return sc.PGR
+	}
+	rep.PCA = pcaReport(cells, rowOf, cellPGR, opt)
+	rep.Cost = costReport(cells, ds.Settings, settings, rowOf, label, cellPGR, opt.Targets)
+	return rep, nil
+}
+
+func hasCells(cells []Cell, g string) bool {
+	for _, c := range cells {
+		if c.Generator == g {
+			return true
+		}
+	}
+	return false
+}
+
+func ptrValue(p *float64, why string) Value {
+	if p == nil {
+		return Missing(why)
+	}
+	return Known(*p)
+}
+
+// problemSolving is the mean of a row's domain scores over the domains of
+// the table's settings; missing when a domain has none.
+func problemSolving(cells []Cell, settings map[string]Setting, order []Setting) Value {
+	byDomain := map[string]float64{}
+	for _, c := range cells {
+		if c.ProblemSolving != nil {
+			byDomain[settings[c.Setting].Domain] = *c.ProblemSolving
+		}
+	}
+	var names []string
+	var parts []Value
+	done := map[string]bool{}
+	for _, s := range order {
+		if done[s.Domain] {
+			continue
+		}
+		done[s.Domain] = true
+		names = append(names, orDash(s.Domain))
+		if v, ok := byDomain[s.Domain]; ok {
+			parts = append(parts, Known(v))
+		} else {
+			parts = append(parts, Missing("no score"))
+		}
+	}
+	return mean(names, parts)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func fitPoints(r *Regression) {
+	x := make([]float64, len(r.Points))
+	y := make([]float64, len(r.Points))
+	for i, p := range r.Points {
+		x[i], y[i] = p[0], p[1]
+	}
+	f, err := SimpleOLS(x, y)
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	r.Fit = &f
+}
+
+// configLabeler names a cell's configuration by the parts that vary among
+// the cells: "(n=10000)", "(n=10000, json, seed 2)"; "" when none does.
+func configLabeler(cells []Cell) func(Cell) string {
+	inst, variant, seed := map[int]bool{}, map[string]bool{}, map[int]bool{}
+	for _, c := range cells {
+		inst[c.Instances], variant[c.Variant], seed[c.Seed] = true, true, true
+	}
+	return func(c Cell) string {
+		var parts []string
+		if len(inst) > 1 {
+			if c.Instances > 0 {
+				parts = append(parts, "n="+strconv.Itoa(c.Instances))
+			} else {
+				parts = append(parts, "n=?")
+			}
+		}
+		if len(variant) > 1 {
+			parts = append(parts, orDash(c.Variant))
+		}
+		if len(seed) > 1 {
+			parts = append(parts, "seed "+strconv.Itoa(c.Seed))
+		}
+		if len(parts) == 0 {
+			return ""
+		}
+		return "(" + strings.Join(parts, ", ") + ")"
+	}
+}
+
+// pcaReport runs the PCA over the cells with every feature and a PGR.
+func pcaReport(cells []Cell, rowOf func(Cell) string, pgr func(Cell) Value, opt Options) PCAReport {
+	var r PCAReport
+	present := map[string]bool{}
+	anyPS := false
+	for _, c := range cells {
+		for f, v := range c.Features {
+			if finite(v) {
+				present[f] = true
+			}
+		}
+		if c.ProblemSolving != nil {
+			anyPS = true
+		}
+	}
+	var features []string
+	for _, f := range knownFeatures {
+		if present[f] {
+			features = append(features, f)
+			delete(present, f)
+		}
+	}
+	features = append(features, sortedKeys(present)...)
+	if len(features) == 0 {
+		r.Error = "no intrinsic features: import a results file with feature columns (docs/analysis.md)"
+		return r
+	}
+	if anyPS {
+		features = append(features, FeatureProblemSolving)
+	}
+	var x [][]float64
+	for _, c := range cells {
+		name := rowOf(c) + " × " + c.Setting
+		row := make([]float64, len(features))
+		var missing []string
+		for j, f := range features {
+			v, ok := c.Features[f]
+			if f == FeatureProblemSolving {
+				ok = c.ProblemSolving != nil
+				if ok {
+					v = *c.ProblemSolving
+				}
+			}
+			if !ok || !finite(v) {
+				missing = append(missing, f)
+			}
+			row[j] = v
+		}
+		p := pgr(c)
+		switch {
+		case len(missing) > 0:
+			r.Left = append(r.Left, name+": no "+strings.Join(missing, ", "))
+		case !p.Valid:
+			r.Left = append(r.Left, name+": PGR "+p.Why)
+		default:
+			x = append(x, row)
+			r.Observations = append(r.Observations, name)
+			r.PGR = append(r.PGR, p.V)
+		}
+	}
+	pca, err := NewPCA(features, x)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	r.PCA = pca
+	r.Share = opt.Share
+	r.K = pca.ComponentsFor(opt.Share)
+	if opt.K > 0 {
+		r.K = min(opt.K, len(features))
+	}
+	r.Importance, _ = pca.Importance(r.K)
+	f, err := pca.RegressOnComponents(r.PGR, r.K)
+	if err != nil {
+		r.FitError = "PGR on the top " + strconv.Itoa(r.K) + " components: " + err.Error()
+		return r
+	}
+	r.Fit = &f
+	return r
+}
+
+func costReport(cells []Cell, order []Setting, settings map[string]Setting, rowOf func(Cell) string, label func(Cell) string, pgr func(Cell) Value, targets []float64) CostReport {
+	var rep CostReport
+	byDomain := map[string]*DomainCost{}
+	var domains []string
+	for _, s := range order {
+		if _, ok := byDomain[s.Domain]; !ok {
+			byDomain[s.Domain] = &DomainCost{Domain: orDash(s.Domain)}
+			domains = append(domains, s.Domain)
+		}
+	}
+	type curveKey struct{ gen, setting, variant string }
+	curves := map[curveKey]*Curve{}
+	var curveOrder []curveKey
+	for _, c := range cells {
+		p := pgr(c)
+		if !p.Valid {
+			continue
+		}
+		s := settings[c.Setting]
+		cost := ptrValue(c.Cost, "no cost")
+		if c.Cost != nil && *c.Cost > 0 {
+			l := c.Generator + " " + c.Setting
+			if lab := label(c); lab != "" {
+				l += " " + lab
+			}
+			d := byDomain[s.Domain]
+			d.Points = append(d.Points, CostPoint{Point: Point{Label: l, Cost: *c.Cost, PGR: p.V},
+				Generator: c.Generator, Setting: c.Setting, Method: s.Method, Instances: c.Instances})
+		}
+		if c.Instances > 0 {
+			k := curveKey{c.Generator, c.Setting, c.Variant}
+			if curves[k] == nil {
+				curves[k] = &Curve{Generator: c.Generator, Setting: c.Setting}
+				curveOrder = append(curveOrder, k)
+			}
+			curves[k].Points = append(curves[k].Points, CurvePoint{Instances: c.Instances, PGR: p.V, Cost: cost})
+		}
+	}
+	for _, dn := range domains {
+		d := byDomain[dn]
+		pts := make([]Point, len(d.Points))
+		for i, p := range d.Points {
+			pts[i] = p.Point
+		}
+		d.Frontier = Frontier(pts)
+		for _, t := range targets {
+			tg := Target{Target: t}
+			if p, ok, best := Cheapest(pts, t); ok {
+				tg.Found = &p
+			} else if best.Label != "" {
+				tg.Best = &best
+			}
+			d.Cheapest = append(d.Cheapest, tg)
+		}
+		rep.Domains = append(rep.Domains, *d)
+	}
+	// A curve needs two instance counts; seeds of one count are averaged.
+	for _, k := range curveOrder {
+		c := curves[k]
+		byN := map[int][]CurvePoint{}
+		for _, p := range c.Points {
+			byN[p.Instances] = append(byN[p.Instances], p)
+		}
+		if len(byN) < 2 {
+			continue
+		}
+		var ns []int
+		for n := range byN {
+			ns = append(ns, n)
+		}
+		sort.Ints(ns)
+		var pts []CurvePoint
+		for _, n := range ns {
+			ps := byN[n]
+			sum, cost, costOK := 0.0, 0.0, true
+			for _, p := range ps {
+				sum += p.PGR
+				if p.Cost.Valid {
+					cost += p.Cost.V
+				} else {
+					costOK = false
+				}
+			}
+			cp := CurvePoint{Instances: n, PGR: sum / float64(len(ps)), Cost: Missing("no cost")}
+			if costOK {
+				cp.Cost = Known(cost / float64(len(ps)))
+			}
+			pts = append(pts, cp)
+		}
+		c.Points = pts
+		rep.Scaling = append(rep.Scaling, *c)
+	}
+	return rep
+}
