@@ -239,7 +239,13 @@ func (r *resultReader) readJSON(path string, data []byte) error {
 	syntax := func(err error) error {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			l, c := lineCol(data, int(se.Offset))
+			// The decoder's offset is the end of the last good token;
+			// the culprit is the first non-blank byte after it.
+			off := max(int(se.Offset), int(dec.InputOffset()))
+			for off < len(data) && strings.ContainsRune(" \t\r\n", rune(data[off])) {
+				off++
+			}
+			l, c := lineCol(data, off)
 			return posErr(path, l, c, "%v", se)
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
