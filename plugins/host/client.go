@@ -216,6 +216,9 @@ func (c *Client) attempt(actx context.Context, req *pb.CompleteRequest) (*pb.Com
 	res, err := inst.rpc.Complete(actx, req)
 	if err == nil {
 		if e := res.GetError(); e != nil {
+			if e.GetTimedOut() {
+				return nil, retry.Outcome{Cause: retry.Timeout}, c.timedOut()
+			}
 			return nil, outcome(e), "plugin " + c.cfg.Plugin + ": " + e.GetMessage()
 		}
 		if res.GetCompletion() == nil {
@@ -224,7 +227,7 @@ func (c *Client) attempt(actx context.Context, req *pb.CompleteRequest) (*pb.Com
 		return res.GetCompletion(), retry.Outcome{}, ""
 	}
 	if errors.Is(actx.Err(), context.DeadlineExceeded) {
-		return nil, retry.Outcome{Cause: retry.Timeout}, fmt.Sprintf("plugin %s: attempt timed out after %s", c.cfg.Plugin, c.policy.Config().AttemptTimeout)
+		return nil, retry.Outcome{Cause: retry.Timeout}, c.timedOut()
 	}
 	if actx.Err() != nil {
 		return nil, retry.Outcome{Cause: retry.Connection}, "cancelled"
@@ -244,6 +247,10 @@ func (c *Client) attempt(actx context.Context, req *pb.CompleteRequest) (*pb.Com
 		return nil, retry.Outcome{Cause: retry.Server}, "plugin " + c.cfg.Plugin + ": " + grpcMessage(err)
 	}
 	return nil, retry.Outcome{Permanent: true}, "plugin " + c.cfg.Plugin + ": " + grpcMessage(err)
+}
+
+func (c *Client) timedOut() string {
+	return fmt.Sprintf("plugin %s: attempt timed out after %s", c.cfg.Plugin, c.policy.Config().AttemptTimeout)
 }
 
 func outcome(e *pb.Error) retry.Outcome {

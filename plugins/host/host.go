@@ -359,3 +359,16 @@ func (t *tail) summary() string {
 	lines = lines[start:min(len(lines), start+keep)]
 	return "  " + strings.Join(lines, "\n  ")
 }
+
+// PID is the process id of the plugin's current process; 0 when none.
+func (p *Plugin) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inst == nil {
+		return 0
+	}
+	if rc := p.inst.client.ReattachConfig(); rc != nil {
+		return rc.Pid
+	}
+	return 0
+}

@@ -803,7 +803,10 @@ type Error struct {
 	Status int32 `protobuf:"varint,5,opt,name=status,proto3" json:"status,omitempty"`
 	// code is the provider's error code or type (overloaded_error,
 	// invalid_request_error, …).
-	Code          string `protobuf:"bytes,6,opt,name=code,proto3" json:"code,omitempty"`
+	Code string `protobuf:"bytes,6,opt,name=code,proto3" json:"code,omitempty"`
+	// timed_out: the call's deadline (agora's attempt timeout, sent with
+	// the gRPC call) passed before the provider answered.
+	TimedOut      bool `protobuf:"varint,7,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -878,6 +881,13 @@ func (x *Error) GetCode() string {
 		return x.Code
 	}
 	return ""
+}
+
+func (x *Error) GetTimedOut() bool {
+	if x != nil {
+		return x.TimedOut
+	}
+	return false
 }
 
 type CountTokensRequest struct {
@@ -1189,14 +1199,15 @@ const file_provider_proto_rawDesc = "" +
 	"\x12system_fingerprint\x18\x06 \x01(\tR\x11systemFingerprint\"O\n" +
 	"\x05Usage\x12!\n" +
 	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12#\n" +
-	"\routput_tokens\x18\x02 \x01(\x03R\foutputTokens\"\xb4\x01\n" +
+	"\routput_tokens\x18\x02 \x01(\x03R\foutputTokens\"\xd1\x01\n" +
 	"\x05Error\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1c\n" +
 	"\tretryable\x18\x02 \x01(\bR\tretryable\x12!\n" +
 	"\frate_limited\x18\x03 \x01(\bR\vrateLimited\x12$\n" +
 	"\x0eretry_after_ms\x18\x04 \x01(\x03R\fretryAfterMs\x12\x16\n" +
 	"\x06status\x18\x05 \x01(\x05R\x06status\x12\x12\n" +
-	"\x04code\x18\x06 \x01(\tR\x04code\"b\n" +
+	"\x04code\x18\x06 \x01(\tR\x04code\x12\x1b\n" +
+	"\ttimed_out\x18\a \x01(\bR\btimedOut\"b\n" +
 	"\x12CountTokensRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x126\n" +
 	"\bmessages\x18\x02 \x03(\v2\x1a.agora.provider.v1.MessageR\bmessages\"-\n" +

@@ -309,7 +309,10 @@ func wireError(ctx context.Context, err error) *pb.Error {
 		return &pb.Error{Message: e.Message, Retryable: e.Retryable || e.RateLimited, RateLimited: e.RateLimited,
 			RetryAfterMs: e.RetryAfter.Milliseconds(), Status: int32(e.Status), Code: e.Code}
 	}
-	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return &pb.Error{Message: err.Error(), Retryable: true, TimedOut: true}
+	}
+	if ctx.Err() != nil {
 		return &pb.Error{Message: err.Error(), Retryable: true}
 	}
 	return &pb.Error{Message: err.Error()}

@@ -1,0 +1,421 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agorabench/agora/executors/retry"
+	"github.com/agorabench/agora/plugins/host"
+	"github.com/agorabench/agora/plugins/plugintest"
+	pb "github.com/agorabench/agora/plugins/providerpb"
+	"github.com/agorabench/agora/spec"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+)
+
+// plugins builds the test plugins once per test binary.
+func plugins(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "agora-plugins-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		binDir = plugintest.Build(t, dir, "fake", "future")
+	})
+	if binDir == "" {
+		t.Fatal("plugins not built")
+	}
+	return binDir
+}
+
+func TestMain(m *testing.M) {
+	if p := os.Getenv("HOST_TEST_MIDDLE"); p != "" {
+		middle(p)
+		return
+	}
+	if p := os.Getenv("HOST_TEST_HOST"); p != "" {
+		hostHelper(p)
+		return
+	}
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newHost(t *testing.T) (*host.Host, *syncBuffer) {
+	t.Helper()
+	log := &syncBuffer{}
+	h := host.New(host.Options{Dirs: []string{plugins(t)},
+		Logger: hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Debug})})
+	t.Cleanup(h.Close)
+	return h, log
+}
+
+func fakeConfig(t *testing.T) host.Config {
+	dir := t.TempDir()
+	t.Setenv("FAKE_PANIC_MARK", filepath.Join(dir, "panicked"))
+	t.Setenv("FAKE_STATE", filepath.Join(dir, "limited"))
+	return host.Config{Generator: "g", Plugin: "fake", Model: "fake-1", Sampling: spec.Sampling{MaxTokens: 100},
+		Retry: retry.Config{AttemptTimeout: 2 * time.Second, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxRetries: 3}}
+}
+
+func user(s string) []host.Message { return []host.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: s}} }
+
+func TestCompleteAndDescribe(t *testing.T) {
+	h, log := newHost(t)
+	c, err := h.Client(context.Background(), fakeConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Complete(context.Background(), user("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Text != "echo: hello" || r.FinishReason != "stop" || r.Model != "fake-1-20250101" || r.PromptTokens != 4 || r.CompletionTokens != 3 || r.Attempts != 1 {
+		t.Errorf("response %+v", r)
+	}
+	p := c.Plugin()
+	if p.Version() != pb.ProtocolVersion {
+		t.Errorf("version %d", p.Version())
+	}
+	d := p.Description()
+	if m, ok := d.Model("fake-1"); d.Name != "fake" || !ok || m.InputPrice != 1 || m.OutputPrice != 2 || m.Concurrency != 4 || !d.CountTokens || d.Embeddings {
+		t.Errorf("description %+v", d)
+	}
+	want, _ := host.Checksum(filepath.Join(plugins(t), "agora-provider-fake"))
+	if p.SHA256 != want {
+		t.Errorf("checksum %s, want %s", p.SHA256, want)
+	}
+	n, ok, err := p.CountTokens(context.Background(), "fake-1", user("12345678"))
+	if err != nil || !ok || n != 4 {
+		t.Errorf("count tokens %d %v %v", n, ok, err)
+	}
+	// The plugin's log lines arrive in the host's log, with their level.
+	if l := log.String(); !strings.Contains(l, "[INFO]  plugin.agora-provider-fake: completing:") {
+		t.Errorf("plugin log line missing from the host's log:\n%s", l)
+	}
+
+	// A model the plugin does not serve fails the check, naming those it does.
+	cfg := fakeConfig(t)
+	cfg.Model = "gpt-9"
+	c2, err := h.Client(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Check(context.Background()); err == nil || err.Error() != "generator g: model gpt-9 is not served by plugin fake (it serves fake-1, fake-2)" {
+		t.Errorf("check: %v", err)
+	}
+	if c2.Plugin() != p {
+		t.Error("a second generator started a second process of the same plugin")
+	}
+}
+
+func TestLimitsFromDescription(t *testing.T) {
+	h, _ := newHost(t)
+	c, err := h.Client(context.Background(), fakeConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Stats().Concurrency; got != 4 {
+		t.Errorf("concurrency %d, want the plugin's 4", got)
+	}
+	cfg := fakeConfig(t)
+	cfg.Limits.Concurrency = 2
+	c, _ = h.Client(context.Background(), cfg)
+	if got := c.Stats().Concurrency; got != 2 {
+		t.Errorf("concurrency %d, want the spec's 2", got)
+	}
+}
+
+func TestRateLimitHonoursRetryAfter(t *testing.T) {
+	h, _ := newHost(t)
+	c, err := h.Client(context.Background(), fakeConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r, err := c.Complete(context.Background(), user("RATELIMIT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("retried after %v, before the plugin's retry-after of 50ms", d)
+	}
+	if r.Attempts != 2 || c.Stats().Retries.RateLimited != 1 {
+		t.Errorf("attempts %d, stats %+v", r.Attempts, c.Stats())
+	}
+}
+
+func TestPermanentNotRetried(t *testing.T) {
+	h, _ := newHost(t)
+	c, _ := h.Client(context.Background(), fakeConfig(t))
+	_, err := c.Complete(context.Background(), user("PERMANENT"))
+	var e *host.Error
+	if !errors.As(err, &e) || !e.Permanent || e.Attempts != 1 || err.Error() != "generator g: plugin fake: fake: this request can never succeed" {
+		t.Fatalf("err %v (%+v)", err, e)
+	}
+}
+
+func TestHangCutOffByAttemptTimeout(t *testing.T) {
+	h, _ := newHost(t)
+	cfg := fakeConfig(t)
+	cfg.Retry.AttemptTimeout = 100 * time.Millisecond
+	cfg.Retry.MaxRetries = 1
+	c, _ := h.Client(context.Background(), cfg)
+	start := time.Now()
+	_, err := c.Complete(context.Background(), user("HANG"))
+	var e *host.Error
+	if !errors.As(err, &e) || !e.Outage || e.Attempts != 2 || !strings.Contains(err.Error(), "attempt timed out after 100ms") {
+		t.Fatalf("err %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("a hung plugin held the call %v", d)
+	}
+	// The plugin is still usable.
+	if _, err := c.Complete(context.Background(), user("hi")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPanicMidRequestRestartsOnce(t *testing.T) {
+	h, log := newHost(t)
+	c, err := h.Client(context.Background(), fakeConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Complete(context.Background(), user("PANIC-ONCE"))
+	if err != nil {
+		t.Fatalf("the request after the restart failed: %v", err)
+	}
+	if r.Attempts != 2 || c.Stats().Retries.Connection != 1 {
+		t.Errorf("attempts %d stats %+v", r.Attempts, c.Stats())
+	}
+	if !strings.Contains(log.String(), "restarting plugin after a crash") {
+		t.Errorf("no restart in the log:\n%s", log.String())
+	}
+	// A second crash is final: this request and every later one fail
+	// with the end of the plugin's stderr.
+	_, err = c.Complete(context.Background(), user("PANIC"))
+	var e *host.Error
+	if !errors.As(err, &e) || !e.Permanent {
+		t.Fatalf("err %v", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "plugin fake ("+filepath.Join(plugins(t), "agora-provider-fake")+") crashed twice; the end of its stderr:\n  panic: fake: PANIC requested") {
+		t.Errorf("message:\n%s", msg)
+	}
+	if _, err := c.Complete(context.Background(), user("hi")); err == nil || !strings.Contains(err.Error(), "crashed twice") {
+		t.Errorf("after the second crash: %v", err)
+	}
+}
+
+func TestChecksumPin(t *testing.T) {
+	h, _ := newHost(t)
+	path := filepath.Join(plugins(t), "agora-provider-fake")
+	sum, _ := host.Checksum(path)
+	cfg := fakeConfig(t)
+	cfg.SHA256 = sum
+	if _, err := h.Client(context.Background(), cfg); err != nil {
+		t.Fatalf("the right pin: %v", err)
+	}
+	cfg.SHA256 = strings.Repeat("ab", 32)
+	_, err := h.Client(context.Background(), cfg)
+	var ce *host.ChecksumError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err %v, want a checksum error", err)
+	}
+	want := fmt.Sprintf("generator g: plugin fake: %s has sha256 %s but the spec pins %s: refusing to run it", path, sum, cfg.SHA256)
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("message\n%s\nwant prefix\n%s", err, want)
+	}
+}
+
+func TestVersionMismatch(t *testing.T) {
+	h, _ := newHost(t)
+	_, err := h.Open(context.Background(), "future", "")
+	var ve *host.VersionError
+	if !errors.As(err, &ve) || ve.Plugin != 2 || ve.Host != 1 {
+		t.Fatalf("err %v, want a version error", err)
+	}
+	want := "plugin future (" + filepath.Join(plugins(t), "agora-provider-future") + ") speaks provider protocol version 2, this agora speaks version 1"
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("message %q", err)
+	}
+}
+
+func TestNotFoundListsDirs(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("AGORA_PLUGIN_PATH", "/opt/a"+string(os.PathListSeparator)+"/opt/b")
+	dirs := host.SearchPath("/work/exp")
+	want := []string{"/opt/a", "/opt/b", "/work/exp/.agora/plugins", filepath.Join(home, ".agora", "plugins")}
+	if strings.Join(dirs, "|") != strings.Join(want, "|") {
+		t.Fatalf("search path %v, want %v", dirs, want)
+	}
+	h := host.New(host.Options{Dirs: dirs})
+	_, err := h.Open(context.Background(), "nope", "")
+	if err == nil || err.Error() != "plugin nope not found: no executable agora-provider-nope in /opt/a, /opt/b, /work/exp/.agora/plugins, "+
+		filepath.Join(home, ".agora", "plugins")+" (set $AGORA_PLUGIN_PATH or copy the binary to one of them)" {
+		t.Errorf("err %v", err)
+	}
+}
+
+func TestFindOrderAndList(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	for _, d := range []string{a, b} {
+		os.WriteFile(filepath.Join(d, "agora-provider-x"), []byte("#!/bin/sh\n"), 0o755)
+	}
+	os.WriteFile(filepath.Join(b, "agora-provider-y"), []byte("#!/bin/sh\n"), 0o755)
+	os.WriteFile(filepath.Join(b, "agora-provider-z"), []byte("not executable"), 0o644)
+	p, err := host.Find("x", []string{a, b})
+	if err != nil || p != filepath.Join(a, "agora-provider-x") {
+		t.Errorf("find %s %v", p, err)
+	}
+	got := host.List([]string{a, b, "/nonexistent"})
+	want := []host.Found{{Name: "x", Path: filepath.Join(a, "agora-provider-x")}, {Name: "x", Path: filepath.Join(b, "agora-provider-x"), Shadowed: true},
+		{Name: "y", Path: filepath.Join(b, "agora-provider-y")}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("list %v, want %v", got, want)
+	}
+}
+
+// alive reports whether pid is a live (not zombie) process.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+func waitGone(t *testing.T, pid int, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); alive(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("plugin process %d outlived its parent by %v", pid, within)
+		}
+	}
+}
+
+// startHelper re-executes the test binary as a helper process that
+// prints a plugin's pid and waits to be killed.
+func startHelper(t *testing.T, env string) (helper *exec.Cmd, pluginPID int) {
+	t.Helper()
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Fscan(out, &pid); err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("helper: %v", err)
+	}
+	if !alive(pid) {
+		t.Fatalf("plugin %d not running", pid)
+	}
+	return cmd, pid
+}
+
+// TestNoOrphanAfterHostKilled kills a host with SIGKILL while its plugin
+// runs: the kernel's parent-death signal ends the plugin.
+func TestNoOrphanAfterHostKilled(t *testing.T) {
+	cmd, pid := startHelper(t, "HOST_TEST_HOST="+plugins(t))
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	waitGone(t, pid, 5*time.Second)
+}
+
+// TestSDKWatchesParent starts a plugin without the host's parent-death
+// signal and kills its parent: the SDK's own watch ends it.
+func TestSDKWatchesParent(t *testing.T) {
+	cmd, pid := startHelper(t, "HOST_TEST_MIDDLE="+filepath.Join(plugins(t), "agora-provider-fake"))
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	waitGone(t, pid, 5*time.Second)
+}
+
+// hostHelper opens the fake plugin through a Host, prints its pid and
+// sleeps.
+func hostHelper(dir string) {
+	h := host.New(host.Options{Dirs: []string{dir}})
+	p, err := h.Open(context.Background(), "fake", "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(p.PID())
+	time.Sleep(time.Minute)
+}
+
+// middle starts a plugin by hand, as go-plugin would but without a
+// parent-death signal, prints its pid and sleeps.
+func middle(path string) {
+	cmd := exec.Command(path)
+	cmd.Env = append(os.Environ(), pb.CookieKey+"="+pb.CookieValue, "PLUGIN_PROTOCOL_VERSIONS=1", "PLUGIN_MIN_PORT=10000", "PLUGIN_MAX_PORT=25000")
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Wait for the handshake line: the plugin is serving.
+	buf := make([]byte, 1)
+	for {
+		if _, err := out.Read(buf); err != nil || buf[0] == '\n' {
+			break
+		}
+	}
+	fmt.Println(cmd.Process.Pid)
+	time.Sleep(time.Minute)
+}

@@ -1,0 +1,80 @@
+// Command fake is a test provider plugin: it echoes the last message of
+// model fake-1, and misbehaves on request, by the last message's content:
+//
+//	PANIC       panics (crashing the plugin)
+//	PANIC-ONCE  panics unless the file $FAKE_PANIC_MARK exists, creating it
+//	HANG        never answers
+//	RATELIMIT   is rate limited once per $FAKE_STATE file, asking for 50ms
+//	PERMANENT   fails permanently
+//	SLOW        answers after 200ms
+//
+// It counts tokens as ceil(bytes/4) and logs each request at info level.
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/agorabench/agora/plugins/sdk"
+)
+
+type fake struct{}
+
+func (fake) Describe(context.Context) (sdk.Description, error) {
+	return sdk.Description{Name: "fake", Models: []sdk.Model{
+		{ID: "fake-1", InputPrice: 1, OutputPrice: 2, RPM: 6000, Concurrency: 4},
+		{ID: "fake-2"},
+	}}, nil
+}
+
+func (fake) Complete(ctx context.Context, req sdk.Request) (sdk.Completion, error) {
+	last := req.Messages[len(req.Messages)-1].Content
+	sdk.Log.Info("completing", "model", req.Model, "messages", len(req.Messages))
+	switch {
+	case strings.Contains(last, "PANIC-ONCE"):
+		mark := os.Getenv("FAKE_PANIC_MARK")
+		if _, err := os.Stat(mark); err != nil {
+			os.WriteFile(mark, nil, 0o644)
+			panic("fake: PANIC-ONCE requested")
+		}
+	case strings.Contains(last, "PANIC"):
+		panic("fake: PANIC requested")
+	case strings.Contains(last, "HANG"):
+		<-ctx.Done()
+		return sdk.Completion{}, ctx.Err()
+	case strings.Contains(last, "RATELIMIT"):
+		mark := os.Getenv("FAKE_STATE")
+		if _, err := os.Stat(mark); err != nil {
+			os.WriteFile(mark, nil, 0o644)
+			return sdk.Completion{}, &sdk.Error{Message: "slow down", RateLimited: true, RetryAfter: 50 * time.Millisecond, Status: 429}
+		}
+	case strings.Contains(last, "PERMANENT"):
+		return sdk.Completion{}, errors.New("fake: this request can never succeed")
+	case strings.Contains(last, "SLOW"):
+		time.Sleep(200 * time.Millisecond)
+	}
+	text := "echo: " + last
+	finish := "stop"
+	if m := req.Sampling.MaxTokens; m > 0 && (len(text)+3)/4 > m {
+		text, finish = text[:m*4], "length"
+	}
+	in := 0
+	for _, m := range req.Messages {
+		in += (len(m.Content) + 3) / 4
+	}
+	return sdk.Completion{Text: text, FinishReason: finish, Model: req.Model + "-20250101", ID: "fake-id",
+		Usage: sdk.Usage{InputTokens: in, OutputTokens: (len(text) + 3) / 4}}, nil
+}
+
+func (fake) CountTokens(_ context.Context, _ string, msgs []sdk.Message) (int, error) {
+	n := 0
+	for _, m := range msgs {
+		n += (len(m.Content) + 3) / 4
+	}
+	return n, nil
+}
+
+func main() { sdk.Serve(fake{}) }

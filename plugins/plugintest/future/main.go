@@ -1,0 +1,32 @@
+// Command future is a test plugin built against a future version 2 of the
+// provider protocol: agora, which speaks version 1, must refuse it and
+// name both versions.
+package main
+
+import (
+	"context"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pb "github.com/agorabench/agora/plugins/providerpb"
+)
+
+type v2 struct{ plugin.NetRPCUnsupportedPlugin }
+
+func (v2) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterProviderServer(s, pb.UnimplementedProviderServer{})
+	return nil
+}
+
+func (v2) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, nil
+}
+
+func main() {
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  plugin.HandshakeConfig{ProtocolVersion: 2, MagicCookieKey: pb.CookieKey, MagicCookieValue: pb.CookieValue},
+		VersionedPlugins: map[int]plugin.PluginSet{2: {pb.PluginName: v2{}}},
+		GRPCServer:       plugin.DefaultGRPCServer,
+	})
+}
