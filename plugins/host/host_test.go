@@ -96,7 +96,9 @@ func fakeConfig(t *testing.T) host.Config {
 		Retry: retry.Config{AttemptTimeout: 2 * time.Second, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxRetries: 3}}
 }
 
-func user(s string) []host.Message { return []host.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: s}} }
+func user(s string) []host.Message {
+	return []host.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: s}}
+}
 
 func TestCompleteAndDescribe(t *testing.T) {
 	h, log := newHost(t)
