@@ -1,0 +1,225 @@
+// Command vllm is a stand-in for vLLM's `vllm serve` in agora's tests. It
+// parses the flags agora passes (and a few common engine flags), rejects
+// others the way vLLM's argument parser does, and serves GET /health,
+// GET /v1/models and POST /v1/chat/completions, requiring
+// "Authorization: Bearer $VLLM_API_KEY" on /v1 when that variable is set.
+//
+// Environment knobs for tests:
+//
+//	AGORA_STUB_START_DELAY  a duration slept before listening (loading weights)
+//	AGORA_STUB_FAIL_START   a message: print a traceback ending in it and exit 1
+//	AGORA_STUB_DIE_AFTER    N: die (exit 1, connections dropped) on the request after the Nth completion ...
+//	AGORA_STUB_DIE_ONCE     ... but only in the one server that creates this file first
+//	AGORA_STUB_LATENCY      a duration each completion takes
+//	AGORA_STUB_REPLY        the completion text (default: a math answer)
+//
+// Each response's system_fingerprint is "stub-PORT", so a test can tell
+// which server answered.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 3 || os.Args[1] != "serve" {
+		fmt.Fprintln(os.Stderr, "usage: vllm serve MODEL [options]")
+		os.Exit(2)
+	}
+	model := os.Args[2]
+	fs := flag.NewFlagSet("vllm serve", flag.ContinueOnError)
+	served := fs.String("served-model-name", "", "")
+	host := fs.String("host", "", "")
+	port := fs.Int("port", 8000, "")
+	tp := fs.Int("tensor-parallel-size", 1, "")
+	pp := fs.Int("pipeline-parallel-size", 1, "")
+	dtype := fs.String("dtype", "auto", "")
+	maxLen := fs.Int("max-model-len", 0, "")
+	gpuMem := fs.Float64("gpu-memory-utilization", 0.9, "")
+	seed := fs.Int("seed", 0, "")
+	fs.Int("max-num-seqs", 256, "")
+	fs.Bool("enforce-eager", false, "")
+	fs.Bool("enable-prefix-caching", false, "")
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(os.Args[3:]); err != nil {
+		fmt.Fprintln(os.Stderr, "vllm: error: unrecognized arguments")
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "vllm: error: unrecognized arguments: %s\n", strings.Join(fs.Args(), " "))
+		os.Exit(2)
+	}
+	switch *dtype {
+	case "auto", "half", "float16", "bfloat16", "float", "float32":
+	default:
+		fmt.Fprintf(os.Stderr, "vllm: error: argument --dtype: invalid choice: '%s'\n", *dtype)
+		os.Exit(2)
+	}
+	if *gpuMem <= 0 || *gpuMem > 1 || *tp < 1 || *pp < 1 || *maxLen < 0 {
+		fmt.Fprintln(os.Stderr, "vllm: error: invalid engine arguments")
+		os.Exit(2)
+	}
+	name := model
+	if *served != "" {
+		name = *served
+	}
+	fmt.Printf("INFO vllm stand-in: model=%s served=%s tp=%d dtype=%s max_model_len=%d gpu_memory_utilization=%g seed=%d\n",
+		model, name, *tp, *dtype, *maxLen, *gpuMem, *seed)
+
+	if d := env("AGORA_STUB_START_DELAY"); d != "" {
+		wait, err := time.ParseDuration(d)
+		if err != nil {
+			fatal("bad AGORA_STUB_START_DELAY")
+		}
+		fmt.Println("INFO Loading model weights took a while…")
+		time.Sleep(wait)
+	}
+	if msg := env("AGORA_STUB_FAIL_START"); msg != "" {
+		fmt.Fprintln(os.Stderr, "Traceback (most recent call last):")
+		fmt.Fprintln(os.Stderr, `  File "vllm/entrypoints/openai/api_server.py", line 1, in run_server`)
+		fmt.Fprintln(os.Stderr, msg)
+		os.Exit(1)
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	if err != nil {
+		fatal("OSError: [Errno 98] Address already in use: " + err.Error())
+	}
+	s := &server{name: name, key: os.Getenv("VLLM_API_KEY"), port: *port, reply: env("AGORA_STUB_REPLY")}
+	if s.reply == "" {
+		s.reply = "Adding the two numbers gives the total. [RESULT] 4 [/RESULT]"
+	}
+	if d := env("AGORA_STUB_LATENCY"); d != "" {
+		if s.latency, err = time.ParseDuration(d); err != nil {
+			fatal("bad AGORA_STUB_LATENCY")
+		}
+	}
+	if n := env("AGORA_STUB_DIE_AFTER"); n != "" {
+		if s.dieAfter, err = strconv.ParseInt(n, 10, 64); err != nil {
+			fatal("bad AGORA_STUB_DIE_AFTER")
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("GET /v1/models", s.auth(s.models))
+	mux.HandleFunc("POST /v1/chat/completions", s.auth(s.chat))
+	srv := &http.Server{Handler: mux}
+	fmt.Printf("INFO Starting vLLM API server on http://%s\n", ln.Addr())
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		sig := <-sigs
+		fmt.Printf("INFO received %s: shutting down\n", sig)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		os.Exit(0)
+	}()
+	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+		fatal(err.Error())
+	}
+}
+
+type server struct {
+	name, key, reply string
+	port             int
+	latency          time.Duration
+	dieAfter         int64
+	spared           atomic.Bool // another server died instead
+	served           atomic.Int64
+}
+
+func (s *server) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.key != "" && r.Header.Get("Authorization") != "Bearer "+s.key {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error": "Unauthorized"}`)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *server) models(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, map[string]any{"object": "list", "data": []any{
+		map[string]any{"id": s.name, "object": "model", "owned_by": "vllm"},
+	}})
+}
+
+func (s *server) chat(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Model    string `json:"model"`
+		Messages []struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		} `json:"messages"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Messages) == 0 {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"object": "error", "message": "bad request", "type": "BadRequestError", "code": 400}`)
+		return
+	}
+	if req.Model != s.name {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"object": "error", "message": "The model %s does not exist.", "type": "NotFoundError", "code": 404}`, req.Model)
+		return
+	}
+	if s.dieAfter > 0 && !s.spared.Load() && s.served.Load() >= s.dieAfter {
+		if path := env("AGORA_STUB_DIE_ONCE"); path == "" || claim(path) {
+			fmt.Fprintln(os.Stderr, "ERROR the engine core died: CUDA error: an illegal memory access was encountered")
+			os.Exit(1)
+		}
+		s.spared.Store(true)
+	}
+	time.Sleep(s.latency)
+	n := s.served.Add(1)
+	prompt := 0
+	for _, m := range req.Messages {
+		prompt += len(m.Content)/4 + 4
+	}
+	writeJSON(w, map[string]any{
+		"id": fmt.Sprintf("chatcmpl-%d-%d", s.port, n), "object": "chat.completion", "created": time.Now().Unix(),
+		"model": s.name, "system_fingerprint": fmt.Sprintf("stub-%d", s.port),
+		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": s.reply}}},
+		"usage": map[string]any{"prompt_tokens": prompt, "completion_tokens": (len(s.reply) + 3) / 4,
+			"total_tokens": prompt + (len(s.reply)+3)/4},
+	})
+}
+
+// claim creates path exclusively: true for the first caller on the machine.
+func claim(path string) bool {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func env(k string) string { return strings.TrimSpace(os.Getenv(k)) }
+
+func fatal(msg string) {
+	fmt.Fprintln(os.Stderr, "ERROR "+msg)
+	os.Exit(1)
+}

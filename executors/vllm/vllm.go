@@ -1,0 +1,137 @@
+// Package vllm runs the vLLM servers of a generator with provider vllm: it
+// builds the `vllm serve` command line from the spec, starts one server
+// per replica as a local process or as a Slurm job (the job script that
+// executors/slurm renders, run by executors/local or submitted with
+// sbatch), waits for GET /health within a start timeout, checks that
+// /v1/models serves the spec's model, and stops the servers again.
+//
+// A Pool is an http.RoundTripper: the OpenAI-compatible client of
+// executors/api sends its requests through it, and it spreads them over
+// the live replicas by requests in flight. A replica whose process or job
+// ends, or that stops answering, leaves the rotation and the request it
+// failed is sent to another; when none is left the pool is down (Done,
+// Err).
+//
+// No server outlives its use: Close stops them (SIGTERM to the local
+// process group, scancel for jobs) and KillAll does so on a hard exit.
+// Each server's script also watches a heartbeat file the pool touches;
+// when agora dies without a word (kill -9, a lost node), the script stops
+// its server once the heartbeat is older than ten intervals.
+package vllm
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/agorabench/agora/spec"
+)
+
+// Args is the `vllm serve` command line of one server of model under v,
+// without --host and --port: the checkpoint (v.Path, or the model id),
+// served under the model's name, with the spec's engine settings and its
+// extra arguments last.
+func Args(model string, v spec.VLLM) []string {
+	target := v.Path
+	if target == "" {
+		target = model
+	}
+	a := []string{"vllm", "serve", target, "--served-model-name", model,
+		"--tensor-parallel-size", strconv.Itoa(max(v.TensorParallel, 1))}
+	if v.DType != "" {
+		a = append(a, "--dtype", v.DType)
+	}
+	if v.MaxModelLen > 0 {
+		a = append(a, "--max-model-len", strconv.Itoa(v.MaxModelLen))
+	}
+	if v.GPUMemoryUtilization > 0 {
+		a = append(a, "--gpu-memory-utilization", strconv.FormatFloat(v.GPUMemoryUtilization, 'g', -1, 64))
+	}
+	if v.Seed != nil {
+		a = append(a, "--seed", strconv.Itoa(*v.Seed))
+	}
+	return append(a, v.ExtraArgs...)
+}
+
+// script is the body of replica r's job: pick a port (or take
+// AGORA_VLLM_PORT), start the server in the background, write "HOST PORT"
+// to the endpoint file, and watch both the server and agora's heartbeat.
+func (p *Pool) script(r *replica) string {
+	local := r.executor == spec.ExecutorLocal
+	bind, host := "0.0.0.0", "$(hostname)"
+	if local {
+		bind, host = "127.0.0.1", "127.0.0.1"
+	}
+	every := max(1, int(p.cfg.Heartbeat.Seconds()))
+	stale := every * heartbeatMisses
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("# The vLLM server of generator %s, replica %d, started by agora.", p.cfg.Name, r.i+1)
+	w("endpoint=%s", shellQuote(r.endpoint))
+	w("heartbeat=%s", shellQuote(p.heartbeat))
+	w(`rm -f "$endpoint"`)
+	w(`port=${AGORA_VLLM_PORT:-}`)
+	w(`if [ -z "$port" ]; then`)
+	w(`	# A random free port on this node: one nothing answers on.`)
+	w(`	for try in $(seq 1 200); do`)
+	w(`		port=$((20000 + (RANDOM * 32768 + RANDOM) %% 40000))`)
+	w(`		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break`)
+	w(`	done`)
+	w(`fi`)
+	w(`echo "agora: starting vLLM on port $port"`)
+	w(`%s --host %s --port "$port" &`, shellJoin(Args(p.cfg.Model, p.cfg.VLLM)), bind)
+	w(`server=$!`)
+	w(`trap 'kill -TERM "$server" 2>/dev/null; wait "$server"; exit 143' TERM INT`)
+	w(`printf '%%s %%s\n' %s "$port" >"$endpoint.tmp" && mv "$endpoint.tmp" "$endpoint"`, host)
+	w(`# agora touches $heartbeat every %d s; without it for %d s, agora is gone.`, every, stale)
+	w(`while kill -0 "$server" 2>/dev/null; do`)
+	w(`	sleep %d & wait $!`, every)
+	w(`	age=$(( $(date +%%s) - $(stat -c %%Y "$heartbeat" 2>/dev/null || echo 0) ))`)
+	w(`	if [ "$age" -gt %d ]; then`, stale)
+	w(`		echo "agora: no heartbeat from agora for ${age} s: stopping the server" >&2`)
+	w(`		kill -TERM "$server" 2>/dev/null`)
+	w(`		break`)
+	w(`	fi`)
+	w(`done`)
+	w(`wait "$server"`)
+	return b.String()
+}
+
+// heartbeatMisses is how many heartbeat intervals a server's script waits
+// without one before it stops the server.
+const heartbeatMisses = 10
+
+var shellSafe = regexp.MustCompile(`^[A-Za-z0-9@%+=:,./_-]+$`)
+
+func shellQuote(s string) string {
+	if shellSafe.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = shellQuote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+// jobName is the Slurm job name of a generator's servers.
+func jobName(generator string) string {
+	clean := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '-'
+	}, generator)
+	return "agora-vllm-" + clean
+}
+
+// filesOf are the endpoint file of replica i in dir.
+func endpointPath(dir string, i int) string {
+	return filepath.Join(dir, fmt.Sprintf("replica-%d.endpoint", i+1))
+}
