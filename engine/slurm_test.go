@@ -273,3 +273,45 @@ func TestPipelineSlurmStopAndCancel(t *testing.T) {
 		t.Errorf("%d training submissions, want 2 (%v)", n, c.submitted())
 	}
 }
+
+// TestPipelineSlurmCheckpointRequeue: USR1 to the batch shell, as
+// --signal=B:USR1@N sends it before the time limit (scancel --batch here,
+// since Slurm's own timer fires up to 30 s late). The trap tells the
+// trainer, which saves a checkpoint and exits; the job requeues itself;
+// its second run resumes from the checkpoint. The engine follows the
+// requeued job: one submission, completed.
+func TestPipelineSlurmCheckpointRequeue(t *testing.T) {
+	f, c, opts := slurmPipeline(t)
+	t.Setenv("AGORA_STANDIN_SLEEP", "12") // 4 steps of 3 s
+	train := f.stepOf(plan.KindTrain, "")
+	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
+	ctx := withTimeout(t, 8*time.Minute)
+	go func() {
+		waitForLog(ctx, run, "trl stand-in: sleeping", 100*time.Millisecond)
+		for ctx.Err() == nil {
+			if _, err := os.Stat(filepath.Join(run, "agora_trl.0.pid")); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		name := "agora-train-" + train.ID[:12]
+		if out, err := exec.Command("scancel", "--batch", "--signal=USR1", "--name="+name).CombinedOutput(); err != nil {
+			t.Errorf("scancel --batch --signal=USR1: %v: %s", err, out)
+		}
+	}()
+	res, store := f.applyWith(ctx, opts)
+	checkPipeline(t, f, res, store, 6)
+	if n := c.count("agora-train-"); n != 1 {
+		t.Errorf("%d training submissions, want 1: the job requeues itself (%v)", n, c.submitted())
+	}
+	jobs, _ := store.Jobs(context.Background(), train.ID)
+	if len(jobs) != 1 || jobs[0].Status != string(slurm.Completed) {
+		t.Errorf("train jobs %+v, want one, completed", jobs)
+	}
+	log, _ := os.ReadFile(slurm.LogPath(run, jobs[0].JobID))
+	for _, want := range []string{"agora: USR1", "checkpoint saved on SIGUSR1", "run 1 on", "agora: resuming from", "stand-in trainer: resumed at step"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the job's log lacks %q:\n%s", want, log)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/plan"
@@ -34,6 +36,23 @@ const (
 	AccelerateConfig = "zero3.yaml"
 	// ModelDir receives the trained weights, config and tokenizer.
 	ModelDir = "model"
+	// TRLLauncher runs TRL's SFT script with resume and checkpoint-on-USR1
+	// (trl_launcher.py).
+	TRLLauncher = "agora_trl.py"
+)
+
+// trlLauncher is agora_trl.py: TRL's own SFT script, resuming from the
+// newest checkpoint in the output directory and saving one on SIGUSR1.
+//
+//go:embed trl_launcher.py
+var trlLauncher []byte
+
+// Checkpointing on Slurm: the signal comes checkpointLead before the time
+// limit (at most a quarter of it), and the trap waits for the save until
+// checkpointMargin before the limit.
+const (
+	checkpointLead   = 10 * time.Minute
+	checkpointMargin = time.Minute
 )
 
 // runDir is the absolute working directory of a step's jobs.
@@ -119,6 +138,9 @@ func (r *trainRunner) run(ctx context.Context, s plan.Step) error {
 	}
 	if st.Slurm != nil {
 		j.Slurm = *st.Slurm
+	}
+	if in.Trainer == "" || in.Trainer == spec.TrainerTRL {
+		j.SignalSeconds, j.Checkpoint = trlCheckpoint(dir, st.Hardware.TimeLimit)
 	}
 	if err := e.runJob(ctx, s, j, st.Hardware.GPUs()); err != nil {
 		return wrapJobErr("train", err)
@@ -261,8 +283,12 @@ func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out str
 		if st.Hardware.Nodes > 1 {
 			return "", fmt.Errorf("trainer trl: training on %d nodes is not yet supported by this version of agora (use one node, or trainer command with your own launcher)", st.Hardware.Nodes)
 		}
-		return fmt.Sprintf("accelerate launch --config_file %s --num_processes %d \"$(command -v trl)\" sft --config %s\n",
-			shQuote(acc), gpus, shQuote(sft)), nil
+		launcher := filepath.Join(dir, TRLLauncher)
+		if err := os.WriteFile(launcher, trlLauncher, 0o755); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("rm -f %s\naccelerate launch --config_file %s --num_processes %d %s --config %s\n",
+			shQuote(filepath.Join(dir, "agora_trl."))+"*.pid", shQuote(acc), gpus, shQuote(launcher), shQuote(sft)), nil
 	case spec.TrainerAxolotl:
 		return "", fmt.Errorf("trainer axolotl: not yet supported by this version of agora (use trl, or command with your own template)")
 	case spec.TrainerCommand:
@@ -282,6 +308,31 @@ func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out str
 		return b.String(), nil
 	}
 	return "", fmt.Errorf("unknown trainer %q", in.Trainer)
+}
+
+// trlCheckpoint returns the USR1 lead and the trap's checkpoint command of
+// a TRL job: signal every training process (their pid files), then wait
+// for them to save and exit, until checkpointMargin before the limit.
+func trlCheckpoint(dir, timeLimit string) (int, string) {
+	limit, err := slurm.ParseTimeLimit(timeLimit)
+	if err != nil || limit <= 0 {
+		return 0, ""
+	}
+	lead := min(checkpointLead, limit/4)
+	wait := int((lead - checkpointMargin) / time.Second)
+	if wait < 10 {
+		wait = int(lead/time.Second) / 2
+	}
+	pids := shQuote(filepath.Join(dir, "agora_trl.")) + "*.pid"
+	return int(lead / time.Second), fmt.Sprintf(`for f in %s; do
+	[ -e "$f" ] && kill -USR1 "$(cat "$f")" 2>/dev/null
+done
+i=0
+while kill -0 "$AGORA_BODY_PID" 2>/dev/null && [ "$i" -lt %d ]; do
+	sleep 1
+	i=$((i + 1))
+done
+echo "agora: the trainer stopped after ${i}s"`, pids, wait)
 }
 
 // renderSFTConfig writes TRL's SFTConfig (and model/data arguments) as
@@ -307,7 +358,7 @@ func renderSFTConfig(in trainInputs, data, out string) string {
 		"packing":                     false,
 		"gradient_checkpointing":      true,
 		"save_strategy":               "no",
-		"save_only_model":             true,
+		"save_only_model":             false, // a checkpoint resumes with its optimizer state
 		"report_to":                   "none",
 		"logging_steps":               10,
 	}

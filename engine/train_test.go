@@ -4,9 +4,11 @@ import (
 	"context"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,14 +21,28 @@ import (
 
 // standIns puts engine/testdata/bin (stand-ins for accelerate, trl,
 // lm_eval and evalplus.evaluate that write what the real tools write) first
-// on PATH, so that the rendered commands themselves run.
+// on PATH, and engine/testdata/python (stand-ins for the transformers and
+// trl modules agora_trl.py imports) on PYTHONPATH, so that the rendered
+// commands themselves run.
 func standIns(t *testing.T) {
 	t.Helper()
 	bin, err := filepath.Abs("testdata/bin")
 	if err != nil {
 		t.Fatal(err)
 	}
+	py, err := filepath.Abs("testdata/python")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("python3"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 is not in PATH: the TRL launcher cannot run (CI=true: these tests must run)")
+		}
+		t.Skip("python3 is not in PATH: the TRL launcher cannot run")
+	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("PYTHONPATH", py)
+	t.Setenv("PYTHONDONTWRITEBYTECODE", "1")
 }
 
 // applyWith runs apply with extra engine options.
@@ -304,5 +320,55 @@ func waitForLog(ctx context.Context, run, marker string, every time.Duration) {
 			}
 		}
 		time.Sleep(every)
+	}
+}
+
+// signalTrainer waits for the TRL launcher's pid file in run, then sends
+// it SIGUSR1, as the job's trap does.
+func signalTrainer(ctx context.Context, t *testing.T, run string) {
+	waitForLog(ctx, run, "trl stand-in: sleeping", 20*time.Millisecond)
+	for ctx.Err() == nil {
+		b, err := os.ReadFile(filepath.Join(run, "agora_trl.0.pid"))
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
+			if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+				t.Errorf("signal the trainer: %v", err)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPipelineLocalCheckpointResume: SIGUSR1 makes the TRL launcher save
+// a checkpoint and exit 75; the job is run again, resumes from that
+// checkpoint instead of starting over, and removes it at the end.
+func TestPipelineLocalCheckpointResume(t *testing.T) {
+	standIns(t)
+	f := pipelineFixture(t, `student: hardware: gpus_per_node: 1`)
+	t.Setenv("AGORA_STANDIN_SLEEP", "4") // 4 steps of 1 s
+	train := f.stepOf(plan.KindTrain, "")
+	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	go signalTrainer(ctx, t, run)
+	res, store := f.applyWith(ctx, nil)
+	checkPipeline(t, f, res, store, 6)
+	jobs, _ := store.Jobs(context.Background(), train.ID)
+	if len(jobs) != 2 || jobs[0].Status != "FAILED" || jobs[1].Status != "COMPLETED" {
+		t.Fatalf("train jobs %+v, want the checkpointed run then the resumed one", jobs)
+	}
+	logs, _ := filepath.Glob(filepath.Join(run, "slurm-*.out"))
+	var all strings.Builder
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		all.Write(b)
+	}
+	for _, want := range []string{"stand-in trainer: saved", "checkpoint saved on SIGUSR1", "agora: resuming from", "stand-in trainer: resumed at step 1"} {
+		if !strings.Contains(all.String(), want) {
+			t.Errorf("the logs lack %q:\n%s", want, all.String())
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(run, engine.ModelDir, "checkpoint-*")); len(left) != 0 {
+		t.Errorf("checkpoints left after the end: %v", left)
 	}
 }

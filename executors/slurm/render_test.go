@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agorabench/agora/spec"
 )
@@ -221,6 +222,33 @@ func TestRenderedScriptRuns(t *testing.T) {
 		}
 		if b, _ := os.ReadFile(filepath.Join(dir, "out.txt")); string(b) != "body\n" {
 			t.Errorf("signal %d: body did not run in dir: %q", tc.signal, b)
+		}
+	}
+}
+
+func TestParseTimeLimit(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"30":         30 * time.Minute,
+		"05:30":      5*time.Minute + 30*time.Second,
+		"24:00:00":   24 * time.Hour,
+		"1-12":       36 * time.Hour,
+		"2-01:30":    49*time.Hour + 30*time.Minute,
+		"1-00:00:10": 24*time.Hour + 10*time.Second,
+		"UNLIMITED":  0,
+		"00:10:00":   10 * time.Minute,
+		"100:00:00":  100 * time.Hour,
+		"0-00:00:01": time.Second,
+		"INFINITE":   0,
+		" 12:00:00 ": 12 * time.Hour,
+	} {
+		got, err := ParseTimeLimit(in)
+		if err != nil || got != want {
+			t.Errorf("ParseTimeLimit(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "12h", "1:2:3:4", "-1", "1-"} {
+		if _, err := ParseTimeLimit(in); err == nil {
+			t.Errorf("ParseTimeLimit(%q): no error", in)
 		}
 	}
 }
