@@ -1,0 +1,200 @@
+package vllm_test
+
+// The servers as jobs on the real Slurm that scripts/slurm-up.sh starts
+// (one CPU node). These tests skip when there is none, except with
+// CI=true, where a missing Slurm is a failure.
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agorabench/agora/executors/slurm"
+	"github.com/agorabench/agora/executors/vllm"
+	"github.com/agorabench/agora/executors/vllm/vllmtest"
+	"github.com/agorabench/agora/spec"
+)
+
+var slurmCheck = sync.OnceValue(func() string {
+	if _, err := exec.LookPath("sinfo"); err != nil {
+		return "sinfo is not in PATH"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "sinfo", "--noheader", "--format=%T").CombinedOutput()
+	if err != nil {
+		return "sinfo failed: " + err.Error() + ": " + strings.TrimSpace(string(out))
+	}
+	if len(strings.Fields(string(out))) == 0 {
+		return "sinfo lists no node"
+	}
+	return ""
+})
+
+func requireSlurm(t *testing.T) {
+	t.Helper()
+	if why := slurmCheck(); why != "" {
+		msg := "no Slurm to test against: " + why + "; run scripts/slurm-up.sh (as root) first"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " (CI=true: the Slurm integration tests must run)")
+		}
+		t.Skip(msg)
+	}
+}
+
+// slurmConfig runs the servers as CPU jobs (the test node has no GPUs).
+func slurmConfig(t *testing.T, replicas int) vllm.Config {
+	requireSlurm(t)
+	vllmtest.PutFirstInPath(t) // sbatch exports PATH to the job
+	cfg := testConfig(t, replicas)
+	if err := os.Chmod(cfg.Dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cfg.VLLM.Executor = spec.ExecutorSlurm
+	cfg.Hardware = spec.Hardware{Nodes: 1, CPUsPerTask: 1, Mem: "100M", TimeLimit: "00:10:00"}
+	cfg.Client = &slurm.Client{}
+	cfg.PollInterval = 300 * time.Millisecond
+	cfg.StartTimeout = 60 * time.Second
+	return cfg
+}
+
+// jobsOf are the ids of the recorded Slurm jobs.
+func jobsOf(cfg vllm.Config) []string {
+	rec := cfg.Recorder.(*recorder)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var ids []string
+	for id, ex := range rec.exec {
+		if ex == spec.ExecutorSlurm {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// gone waits until no job of ids is pending or running.
+func gone(t *testing.T, ids []string) {
+	t.Helper()
+	c := &slurm.Client{}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := c.Poll(context.Background(), ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var live []string
+		for id, s := range st {
+			if s.State == slurm.Pending || s.State == slurm.Running || s.State == slurm.Requeued || s.State == "COMPLETING" {
+				live = append(live, id+" "+string(s.State))
+			}
+		}
+		if len(live) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.Cancel(context.Background(), ids...)
+			t.Fatalf("jobs still live: %v", live)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func TestSlurmServersServeAndStop(t *testing.T) {
+	cfg := slurmConfig(t, 2)
+	p := start(t, cfg)
+	ids := jobsOf(cfg)
+	if len(ids) != 2 || p.Alive() != 2 {
+		t.Fatalf("jobs %v, %d replicas in the rotation", ids, p.Alive())
+	}
+	c := client(t, p)
+	if err := c.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := ask(c, "What is 2 + 2?"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addrs := p.Addrs()
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gone(t, ids)
+	for _, a := range addrs {
+		if !refused(a) {
+			t.Errorf("%s still answers after Close", a)
+		}
+	}
+	if got := cfg.Recorder.(*recorder).statuses(); got["COMPLETED"] != 2 {
+		t.Errorf("recorded %v, want 2 COMPLETED", got)
+	}
+}
+
+func TestSlurmStartFailureShowsLogTail(t *testing.T) {
+	cfg := slurmConfig(t, 1)
+	t.Setenv("AGORA_STUB_FAIL_START", "ValueError: The model's max seq len (131072) is larger than the maximum number of tokens that can be stored in KV cache")
+	_, err := vllm.Start(context.Background(), cfg)
+	if err == nil {
+		t.Fatal("started")
+	}
+	for _, want := range []string{"the vLLM server did not start: (slurm job ", "ended FAILED before the server was ready", "ends:\n", "larger than the maximum number of tokens"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	gone(t, jobsOf(cfg))
+}
+
+func TestSlurmReplicaDiesMidStep(t *testing.T) {
+	cfg := slurmConfig(t, 2)
+	t.Setenv("AGORA_STUB_DIE_AFTER", "5")
+	t.Setenv("AGORA_STUB_DIE_ONCE", cfg.Dir+"/died")
+	t.Setenv("AGORA_STUB_LATENCY", "20ms")
+	var l logs
+	cfg.Logf = l.logf
+	p := start(t, cfg)
+	c := client(t, p)
+	var wg sync.WaitGroup
+	errs := make(chan error, 60)
+	for i := 0; i < 60; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := ask(c, "What is 2 + 2?"); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a request failed: %v", err)
+	}
+	if p.Alive() != 1 || !strings.Contains(l.String(), "left the rotation (1 left)") {
+		t.Errorf("%d replicas in the rotation; log:\n%s", p.Alive(), l.String())
+	}
+	ids := jobsOf(cfg)
+	p.Close(context.Background())
+	gone(t, ids)
+}
+
+func TestSlurmInterruptedStartCancelsJobs(t *testing.T) {
+	cfg := slurmConfig(t, 2)
+	t.Setenv("AGORA_STUB_START_DELAY", "120s")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(3*time.Second, cancel)
+	_, err := vllm.Start(ctx, cfg)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start after cancel: %v", err)
+	}
+	ids := jobsOf(cfg)
+	if len(ids) != 2 {
+		t.Fatalf("jobs %v", ids)
+	}
+	gone(t, ids)
+}
