@@ -229,16 +229,27 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 		}
 		ps[k] = c
 	}
-	split := false
-	for _, n := range count {
+	// A generator with several cells for one setting (instance counts,
+	// variants, seeds) gets a row per configuration, named by what varies
+	// among its cells.
+	splitGen := map[string]bool{}
+	byGen := map[string][]Cell{}
+	for k, n := range count {
 		if n > 1 {
-			split = true
+			splitGen[k.gen] = true
 		}
+	}
+	for _, c := range ds.Cells {
+		byGen[c.Generator] = append(byGen[c.Generator], c)
+	}
+	rowLabel := map[string]func(Cell) string{}
+	for g := range splitGen {
+		rowLabel[g] = configLabeler(byGen[g])
 	}
 	label := configLabeler(ds.Cells)
 	rowOf := func(c Cell) string {
-		if split {
-			return c.Generator + " " + label(c)
+		if splitGen[c.Generator] {
+			return c.Generator + prefixSpace(rowLabel[c.Generator](c))
 		}
 		return c.Generator
 	}
@@ -246,7 +257,8 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 	for _, c := range ds.Cells {
 		k := [2]string{rowOf(c), c.Setting}
 		if prev, ok := seen[k]; ok {
-			return nil, fmt.Errorf("%s: generator %s, setting %s %s is also given at %s", c.Source, c.Generator, c.Setting, label(c), prev)
+			return nil, fmt.Errorf("%s: generator %s, setting %s%s is given twice (also at %s); rename the generator in one place to compare the two",
+				c.Source, c.Generator, c.Setting, prefixSpace(label(c)), prev)
 		}
 		seen[k] = c.Source
 	}
@@ -361,7 +373,13 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 		case !line.ProblemSolving.Valid:
 			perGen.Left = append(perGen.Left, row.Generator+": problem solving "+line.ProblemSolving.Why)
 		case !row.Score.Valid:
-			perGen.Left = append(perGen.Left, row.Generator+": score "+row.Score.Why)
+			var missing []string
+			for _, sc := range row.Settings {
+				if !sc.PGR.Valid {
+					missing = append(missing, sc.Setting)
+				}
+			}
+			perGen.Left = append(perGen.Left, fmt.Sprintf("%s: no AgoraBench score (no PGR for %s)", row.Generator, strings.Join(missing, ", ")))
 		default:
 			perGen.Points = append(perGen.Points, [2]float64{line.ProblemSolving.V, row.Score.V})
 			perGen.Labels = append(perGen.Labels, row.Generator)
@@ -674,4 +692,11 @@ func costReport(cells []Cell, order []Setting, settings map[string]Setting, rowO
 		rep.Scaling = append(rep.Scaling, *c)
 	}
 	return rep
+}
+
+func prefixSpace(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " " + s
 }

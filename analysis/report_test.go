@@ -137,7 +137,7 @@ func TestAnalyseStructuralErrors(t *testing.T) {
 	ds.Cells[0].Instances, ds.Cells[2].Instances = 10, 10
 	ds.Cells = append(ds.Cells, Cell{Generator: "g1", Setting: "math-ig", Instances: 10, Source: "r.csv:12"})
 	_, err = Analyse(ds, Options{})
-	wantErr(t, err, "r.csv:12", "generator g1, setting math-ig (n=10) is also given at test")
+	wantErr(t, err, "r.csv:12", "generator g1, setting math-ig (n=10) is given twice (also at test)")
 }
 
 func TestAnalysePCA(t *testing.T) {
@@ -192,7 +192,7 @@ func TestAnalyseCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Table.Rows) != 4 || rep.Table.Rows[0].Generator != "big (n=10000)" {
+	if len(rep.Table.Rows) != 4 || rep.Table.Rows[0].Generator != "big" || rep.Table.Rows[1].Generator != "mini (n=10000)" {
 		t.Errorf("rows %+v", rep.Table.Rows)
 	}
 	d := rep.Cost.Domains[0]

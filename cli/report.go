@@ -3,34 +3,98 @@ package cli
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/agorabench/agora/analysis"
 	"github.com/agorabench/agora/compiler"
 	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/report"
 	"github.com/agorabench/agora/spec"
 	"github.com/agorabench/agora/state"
 )
 
+// stateSource names the state as the source of a cell in messages.
+const stateSource = "agora's state"
+
+// listFlag is a flag that may be repeated.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// floatsFlag is a comma-separated list of numbers.
+type floatsFlag []float64
+
+func (l *floatsFlag) String() string {
+	var s []string
+	for _, v := range *l {
+		s = append(s, strconv.FormatFloat(v, 'g', -1, 64))
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *floatsFlag) Set(v string) error {
+	*l = nil
+	for _, part := range strings.Split(v, ",") {
+		f, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
+		if err != nil || !finiteFloat(f) {
+			return fmt.Errorf("%q is not a number", part)
+		}
+		*l = append(*l, f)
+	}
+	return nil
+}
+
+func finiteFloat(f float64) bool { return f-f == 0 }
+
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var format string
-	fs := newFlags("report", "report [SPEC] [-format markdown|csv|json]", stderr)
+	var format, htmlDir string
+	var results listFlag
+	targets := floatsFlag{25, 50}
+	var opt analysis.Options
+	fs := newFlags("report", "report [SPEC] [-format markdown|csv|json] [-results FILE.csv|FILE.json]... [-html DIR]", stderr)
 	fs.StringVar(&format, "format", "markdown", "output `format`: markdown, csv or json")
-	specPath, code, ok := specArg(fs, args, stderr)
-	if !ok {
-		return code
+	fs.Var(&results, "results", "import results from `FILE` (.csv or .json; docs/analysis.md); repeatable")
+	fs.StringVar(&htmlDir, "html", "", "also write a self-contained HTML report with plots to `DIR`/index.html")
+	fs.IntVar(&opt.K, "k", 0, "number of principal components to regress PGR on (default: the fewest explaining -share)")
+	fs.Float64Var(&opt.Share, "share", 0.9, "explained variance the top principal components must reach")
+	fs.Var(&targets, "targets", "PGR `levels` for the cheapest configuration reaching each, comma-separated")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagErr(err)
+	}
+	if len(pos) > 1 {
+		fmt.Fprintln(stderr, "agora report: want at most one spec file")
+		return ExitError
+	}
+	specPath, specGiven := "agora.cue", len(pos) == 1
+	if specGiven {
+		specPath = pos[0]
 	}
 	if format != "markdown" && format != "csv" && format != "json" {
 		fmt.Fprintf(stderr, "agora report: unknown format %q (want markdown, csv or json)\n", format)
 		return ExitError
 	}
-	exp, store, err := openState(ctx, specPath)
+	if opt.Share <= 0 || opt.Share > 1 {
+		fmt.Fprintf(stderr, "agora report: -share %v: want a share above 0 and at most 1 (0.9 for 90%%)\n", opt.Share)
+		return ExitError
+	}
+	if opt.K < 0 {
+		fmt.Fprintf(stderr, "agora report: -k %d: want a positive number of components (0 for the default)\n", opt.K)
+		return ExitError
+	}
+	opt.Targets = targets
+	ds, err := gatherReport(ctx, specPath, specGiven, results)
 	if err != nil {
 		var ds spec.Diagnostics
 		if errors.As(err, &ds) {
@@ -40,11 +104,16 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		return ExitError
 	}
-	defer store.Close()
-	table, err := buildReport(ctx, exp, store)
+	rep, err := analysis.Analyse(*ds, opt)
 	if err != nil {
 		fmt.Fprintf(stderr, "agora report: %v\n", err)
 		return ExitError
+	}
+	if htmlDir != "" {
+		if err := report.WriteHTML(htmlDir, rep); err != nil {
+			fmt.Fprintf(stderr, "agora report: %v\n", err)
+			return ExitError
+		}
 	}
 	bw := bufio.NewWriter(stdout)
 	defer bw.Flush()
@@ -52,11 +121,14 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case "json":
 		enc := json.NewEncoder(bw)
 		enc.SetIndent("", "  ")
-		err = enc.Encode(table)
+		err = enc.Encode(rep)
 	case "csv":
-		err = writeReportCSV(bw, table)
+		err = report.WriteCSV(bw, rep)
 	default:
-		err = table.WriteMarkdown(bw)
+		err = report.WriteMarkdown(bw, rep)
+	}
+	if err == nil && htmlDir != "" {
+		fmt.Fprintf(stderr, "agora report: wrote %s\n", filepath.Join(htmlDir, "index.html"))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "agora report: %v\n", err)
@@ -65,19 +137,67 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return ExitOK
 }
 
-// buildReport gathers the recorded scores of the spec's plan into the PGR
-// table: base and reference scores per benchmark, each student's scores
-// by generator and setting, and each generator's recorded spend. A row is
-// a generator, or a generator's cell when the grid has several per
-// setting (instance counts, variants, seeds).
-func buildReport(ctx context.Context, exp *spec.Experiment, store *state.Store) (*analysis.Table, error) {
+// gatherReport collects the dataset: the spec's recorded results, then
+// each results file. With results files, a missing default spec or a spec
+// without a state is not an error: the report covers the files.
+func gatherReport(ctx context.Context, specPath string, specGiven bool, files []string) (*analysis.Dataset, error) {
+	ds := &analysis.Dataset{Base: map[string]float64{}, Reference: map[string]float64{}}
+	var exp *spec.Experiment
+	if len(files) > 0 && !specGiven {
+		if _, err := os.Stat(specPath); errors.Is(err, fs.ErrNotExist) {
+			specPath = ""
+		}
+	}
+	if specPath != "" {
+		e, err := spec.Load(specPath)
+		if err != nil {
+			return nil, err
+		}
+		exp = e
+		dir := stateDir(exp)
+		_, err = os.Stat(filepath.Join(dir, "state.db"))
+		switch {
+		case err == nil:
+			store, err := state.Open(ctx, dir)
+			if err != nil {
+				return nil, err
+			}
+			defer store.Close()
+			if err := stateDataset(ctx, exp, store, ds); err != nil {
+				return nil, err
+			}
+		case len(files) == 0:
+			return nil, fmt.Errorf("no state in %s yet: run agora apply first", dir)
+		}
+		// With results files and no state, the spec's settings and
+		// prices still serve the files.
+	}
+	for _, f := range files {
+		if err := addResults(ds, exp, f); err != nil {
+			return nil, err
+		}
+	}
+	if len(ds.Settings) == 0 {
+		if len(files) > 0 {
+			return nil, errors.New("nothing to report: the results files have no results")
+		}
+		return nil, errors.New("nothing to report: the plan has no settings")
+	}
+	return ds, nil
+}
+
+// stateDataset adds the spec's plan and recorded scores: the settings,
+// base and reference scores, one cell per generate step's configuration
+// with its students' scores and its data's cost, and the generators'
+// prices.
+func stateDataset(ctx context.Context, exp *spec.Experiment, store *state.Store, ds *analysis.Dataset) error {
 	p, err := compiler.Compile(ctx, exp, compiler.Options{})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	scores, err := store.Scores(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	byStep := map[string]map[string]float64{} // step -> benchmark -> value
 	for _, s := range scores {
@@ -89,92 +209,174 @@ func buildReport(ctx context.Context, exp *spec.Experiment, store *state.Store) 
 		}
 		byStep[s.StepID][s.Benchmark] = s.Value
 	}
-	// Several cells of one generator and setting get rows of their own.
-	cellsPer := map[string]map[string]bool{}
-	for _, s := range p.Steps {
-		if s.Kind == plan.KindGenerate {
-			k := s.Generator + "\x00" + s.Setting
-			if cellsPer[k] == nil {
-				cellsPer[k] = map[string]bool{}
-			}
-			cellsPer[k][cellLabel(s)] = true
-		}
+	steps, err := store.Steps(ctx)
+	if err != nil {
+		return err
 	}
-	split := false
-	for _, c := range cellsPer {
-		if len(c) > 1 {
-			split = true
-		}
+	cost := map[string]float64{}
+	for _, s := range steps {
+		cost[s.ID] = s.CostUSD
 	}
-	in := analysis.Input{Base: map[string]float64{}, Reference: map[string]float64{},
-		Students: map[string]map[string]map[string]float64{}, Cost: map[string]float64{}}
+	type key struct {
+		gen, setting, variant string
+		n, seed               int
+	}
+	keyOf := func(s plan.Step) key {
+		k := key{gen: s.Generator, setting: s.Setting, variant: s.Variant, n: s.Instances}
+		if s.Seed != nil {
+			k.seed = *s.Seed
+		}
+		return k
+	}
+	cells := map[key]*analysis.Cell{}
+	var order []key
+	cellOf := func(s plan.Step) *analysis.Cell {
+		k := keyOf(s)
+		if cells[k] == nil {
+			cells[k] = &analysis.Cell{Generator: s.Generator, Setting: s.Setting, Instances: s.Instances,
+				Variant: s.Variant, Seed: k.seed, Source: stateSource}
+			order = append(order, k)
+		}
+		return cells[k]
+	}
 	seenSetting := map[string]bool{}
-	var rows []string
-	seenRow := map[string]bool{}
 	for _, s := range p.Steps {
-		if s.Kind != plan.KindEvaluate && s.Kind != plan.KindGenerate {
-			continue
-		}
 		if s.Setting != "" && !seenSetting[s.Setting] {
 			seenSetting[s.Setting] = true
 			set := exp.Settings[s.Setting]
-			in.Settings = append(in.Settings, analysis.Setting{Name: set.Name, Domain: set.Domain, Method: set.Method, Benchmarks: set.Benchmarks})
+			ds.Settings = append(ds.Settings, analysis.Setting{Name: set.Name, Domain: set.Domain, Method: set.Method, Benchmarks: set.Benchmarks})
 		}
-		if s.Kind != plan.KindEvaluate {
-			continue
-		}
-		v, ok := byStep[s.ID][s.Benchmark]
-		if !ok {
-			continue
-		}
-		switch s.Model {
-		case "base":
-			in.Base[s.Benchmark] = v
-		case "reference":
-			in.Reference[s.Benchmark] = v
-		default:
-			row := s.Generator
-			if split {
-				row += " " + cellLabel(s)
+		switch s.Kind {
+		case plan.KindGenerate:
+			c := cellOf(s)
+			if usd := cost[s.ID]; usd > 0 {
+				c.Cost = &usd
 			}
-			if !seenRow[row] {
-				seenRow[row] = true
-				rows = append(rows, row)
+		case plan.KindEvaluate:
+			v, ok := byStep[s.ID][s.Benchmark]
+			if !ok {
+				continue
 			}
-			if in.Students[row] == nil {
-				in.Students[row] = map[string]map[string]float64{}
-			}
-			if in.Students[row][s.Setting] == nil {
-				in.Students[row][s.Setting] = map[string]float64{}
-			}
-			in.Students[row][s.Setting][s.Benchmark] = v
-		}
-	}
-	if !split {
-		_, byGen, err := store.Spend(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, g := range sortedGenerators(exp) {
-			if c, ok := byGen[g]; ok && c > 0 {
-				in.Cost[g] = c
-			}
-			if !seenRow[g] {
-				seenRow[g] = true
-				rows = append(rows, g)
+			switch s.Model {
+			case "base":
+				ds.Base[s.Benchmark] = v
+			case "reference":
+				ds.Reference[s.Benchmark] = v
+			default:
+				c := cellOf(s)
+				if c.Scores == nil {
+					c.Scores = map[string]float64{}
+				}
+				c.Scores[s.Benchmark] = v
 			}
 		}
 	}
-	in.Generators = rows
-	return analysis.NewTable(in)
+	for _, k := range order {
+		ds.Cells = append(ds.Cells, *cells[k])
+	}
+	for _, g := range sortedGenerators(exp) {
+		info := analysis.GeneratorInfo{Name: g}
+		if pr := exp.Generators[g].Price; pr != nil {
+			in, out := pr.Input, pr.Output
+			info.PriceInput, info.PriceOutput = &in, &out
+		}
+		ds.Generators = append(ds.Generators, info)
+	}
+	return nil
 }
 
-func cellLabel(s plan.Step) string {
-	seed := 0
-	if s.Seed != nil {
-		seed = *s.Seed
+// builtinByDomain names a built-in setting of each domain, for the
+// benchmarks of a setting only a results file knows.
+var builtinByDomain = map[string]string{spec.DomainMath: "math-ig", spec.DomainCode: "code-ig", spec.DomainInstruction: "if-ig"}
+
+// addResults adds a results file's cells, settings and prices.
+func addResults(ds *analysis.Dataset, exp *spec.Experiment, path string) error {
+	r, err := analysis.ReadResults(path)
+	if err != nil {
+		return err
 	}
-	return fmt.Sprintf("(n=%d, %s, seed %d)", s.Instances, s.Variant, seed)
+	have := map[string]bool{}
+	for _, s := range ds.Settings {
+		have[s.Name] = true
+	}
+	// New settings: the spec's, then the built-in ones in the paper's
+	// order, then the file's own in order of appearance.
+	var fresh []string
+	for _, c := range r.Cells {
+		if !have[c.Setting] && !slices.Contains(fresh, c.Setting) {
+			fresh = append(fresh, c.Setting)
+		}
+	}
+	rank := func(n string) int {
+		if i := slices.Index(spec.BuiltinSettings(), n); i >= 0 {
+			return i
+		}
+		return len(spec.BuiltinSettings())
+	}
+	sort.SliceStable(fresh, func(a, b int) bool { return rank(fresh[a]) < rank(fresh[b]) })
+	firstLine := map[string]string{}
+	for i := len(r.Cells) - 1; i >= 0; i-- {
+		firstLine[r.Cells[i].Setting] = r.Cells[i].Source
+	}
+	for _, name := range fresh {
+		s, err := resolveSetting(exp, name, r.Settings[name], firstLine[name])
+		if err != nil {
+			return err
+		}
+		ds.Settings = append(ds.Settings, s)
+	}
+	ds.Cells = append(ds.Cells, r.Cells...)
+	known := map[string]int{}
+	for i, g := range ds.Generators {
+		known[g.Name] = i
+	}
+	for _, g := range r.Generators {
+		if i, ok := known[g.Name]; ok {
+			// The spec's price wins; the file fills what it lacks.
+			if ds.Generators[i].PriceInput == nil {
+				ds.Generators[i].PriceInput = g.PriceInput
+			}
+			if ds.Generators[i].PriceOutput == nil {
+				ds.Generators[i].PriceOutput = g.PriceOutput
+			}
+			continue
+		}
+		known[g.Name] = len(ds.Generators)
+		ds.Generators = append(ds.Generators, g)
+	}
+	return nil
+}
+
+// resolveSetting finds what a results file's setting is: the spec's
+// setting of that name, a built-in one, or the domain and method the file
+// gives (with the benchmarks of the domain).
+func resolveSetting(exp *spec.Experiment, name string, given analysis.ResultSetting, where string) (analysis.Setting, error) {
+	if exp != nil {
+		if s, ok := exp.Settings[name]; ok {
+			return analysis.Setting{Name: name, Domain: s.Domain, Method: s.Method, Benchmarks: s.Benchmarks}, nil
+		}
+	}
+	if s, ok := spec.BuiltinSetting(name); ok {
+		if given.Domain != "" && given.Domain != s.Domain || given.Method != "" && given.Method != s.Method {
+			return analysis.Setting{}, fmt.Errorf("%s: setting %s is AgoraBench's %s × %s, not %s × %s", given.Source, name, s.Domain, s.Method, given.Domain, given.Method)
+		}
+		return analysis.Setting{Name: name, Domain: s.Domain, Method: s.Method, Benchmarks: s.Benchmarks}, nil
+	}
+	if given.Domain == "" || given.Method == "" {
+		return analysis.Setting{}, fmt.Errorf("%s: setting %q is neither built in (%s) nor in the spec: give its domain and method columns",
+			where, name, strings.Join(spec.BuiltinSettings(), ", "))
+	}
+	b, ok := builtinByDomain[given.Domain]
+	if !ok {
+		return analysis.Setting{}, fmt.Errorf("%s: setting %s: unknown domain %q (want %s, %s or %s)", given.Source, name, given.Domain,
+			spec.DomainMath, spec.DomainCode, spec.DomainInstruction)
+	}
+	if !slices.Contains([]string{spec.MethodInstance, spec.MethodResponse, spec.MethodQuality}, given.Method) {
+		return analysis.Setting{}, fmt.Errorf("%s: setting %s: unknown method %q (want %s, %s or %s)", given.Source, name, given.Method,
+			spec.MethodInstance, spec.MethodResponse, spec.MethodQuality)
+	}
+	bs, _ := spec.BuiltinSetting(b)
+	return analysis.Setting{Name: name, Domain: given.Domain, Method: given.Method, Benchmarks: bs.Benchmarks}, nil
 }
 
 func sortedGenerators(exp *spec.Experiment) []string {
@@ -184,30 +386,4 @@ func sortedGenerators(exp *spec.Experiment) []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// writeReportCSV writes one line per generator and setting, with the
-// generator's score, cost and PGR per dollar repeated; missing values are
-// empty fields.
-func writeReportCSV(w io.Writer, t *analysis.Table) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write([]string{"generator", "setting", "domain", "method", "pgr", "agorabench_score", "cost_usd", "pgr_per_dollar"}); err != nil {
-		return err
-	}
-	val := func(v analysis.Value) string {
-		if !v.Valid {
-			return ""
-		}
-		return strconv.FormatFloat(v.V, 'f', 4, 64)
-	}
-	for _, r := range t.Rows {
-		for i, c := range r.Settings {
-			s := t.Settings[i]
-			if err := cw.Write([]string{r.Generator, c.Setting, s.Domain, s.Method, val(c.PGR), val(r.Score), val(r.Cost), val(r.PerDollar)}); err != nil {
-				return err
-			}
-		}
-	}
-	cw.Flush()
-	return cw.Error()
 }
