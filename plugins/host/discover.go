@@ -26,6 +26,9 @@ func SearchPath(specDir string) []string {
 		}
 	}
 	if specDir != "" {
+		if abs, err := filepath.Abs(specDir); err == nil {
+			specDir = abs
+		}
 		dirs = append(dirs, filepath.Join(specDir, ".agora", "plugins"))
 	}
 	if home, err := os.UserHomeDir(); err == nil {

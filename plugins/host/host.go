@@ -231,6 +231,11 @@ func (p *Plugin) start(ctx context.Context) error {
 	p.gen++
 	inst.gen = p.gen
 	p.inst, p.desc, p.version = inst, desc, c.NegotiatedVersion()
+	pid := 0
+	if rc := c.ReattachConfig(); rc != nil {
+		pid = rc.Pid
+	}
+	h.opts.Logger.Info("plugin started", "plugin", p.Name, "path", p.Path, "sha256", p.SHA256, "protocol", p.version, "pid", pid)
 	return nil
 }
 

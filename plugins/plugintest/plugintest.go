@@ -4,6 +4,8 @@
 package plugintest
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,23 +25,43 @@ var Packages = map[string]string{
 // dir. It skips the test when no go command is at hand.
 func Build(tb testing.TB, dir string, names ...string) string {
 	tb.Helper()
+	if _, err := goCommand(); err != nil {
+		tb.Skip(err)
+	}
+	if err := BuildTo(dir, names...); err != nil {
+		tb.Fatal(err)
+	}
+	return dir
+}
+
+func goCommand() (string, error) {
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		if gobin, err = exec.LookPath("go"); err != nil {
-			tb.Skip("no go command to build plugins with")
-		}
+	if _, err := os.Stat(gobin); err == nil {
+		return gobin, nil
+	}
+	if p, err := exec.LookPath("go"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("no go command to build plugins with")
+}
+
+// BuildTo builds the named plugins as dir/agora-provider-NAME.
+func BuildTo(dir string, names ...string) error {
+	gobin, err := goCommand()
+	if err != nil {
+		return err
 	}
 	args := []string{"build", "-o", dir + string(os.PathSeparator)}
 	for _, n := range names {
 		pkg, ok := Packages[n]
 		if !ok {
-			tb.Fatalf("no test plugin %s", n)
+			return fmt.Errorf("no test plugin %s", n)
 		}
 		args = append(args, pkg)
 	}
 	cmd := exec.Command(gobin, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	// go build names a binary after its package directory: rename the
 	// test plugins to agora-provider-NAME.
@@ -47,9 +69,9 @@ func Build(tb testing.TB, dir string, names ...string) string {
 		base := filepath.Base(Packages[n])
 		if want := "agora-provider-" + n; base != want {
 			if err := os.Rename(filepath.Join(dir, base), filepath.Join(dir, want)); err != nil {
-				tb.Fatal(err)
+				return err
 			}
 		}
 	}
-	return dir
+	return nil
 }

@@ -47,6 +47,10 @@ type Options struct {
 	APIKey string
 	// Models served; {DefaultModel} when empty.
 	Models []string
+	// Responder plays the model: the completion text for a system prompt
+	// and the messages' texts. The default echoes the last message as
+	// "echo: TEXT". It is called concurrently.
+	Responder func(system string, texts []string) string
 	// RetryAfter is what 429 and 529 ask for (1s when zero), sent as
 	// retry-after in whole seconds.
 	RetryAfter time.Duration
@@ -304,6 +308,9 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	text := "echo: " + texts[len(texts)-1]
+	if s.opts.Responder != nil {
+		text = s.opts.Responder(b.System, texts)
+	}
 	stop := "end_turn"
 	switch {
 	case f == FaultTruncated:
