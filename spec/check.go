@@ -17,6 +17,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"cuelang.org/go/cue"
 
@@ -148,6 +149,14 @@ func (l *loader) completeGenerator(name string, g *Generator) {
 	}
 	if v := g.Provider.VLLM; v != nil && v.GPUs < v.TensorParallel {
 		l.at(append(p, cue.Str("vllm"), cue.Str("gpus")), "gpus (%d) is less than tensor_parallel (%d)", v.GPUs, v.TensorParallel)
+	}
+	if v := g.Provider.VLLM; v != nil {
+		if d, err := time.ParseDuration(v.StartTimeout); err != nil || d <= 0 {
+			l.at(append(p, cue.Str("vllm"), cue.Str("start_timeout")), "start_timeout %q is not a positive duration such as \"90s\" or \"20m\"", v.StartTimeout)
+		}
+		if g.Limits.Concurrency == 0 {
+			g.Limits.Concurrency = VLLMConcurrencyPerReplica * max(v.Replicas, 1)
+		}
 	}
 }
 

@@ -113,9 +113,9 @@ settings: "math-ig": {}
 		name string
 		want VLLM
 	}{
-		{"small", VLLM{TensorParallel: 1, GPUs: 1, Replicas: 1, DType: "auto", Executor: "local", ThroughputTokensPerS: 1500}},
-		{"big", VLLM{TensorParallel: 4, GPUs: 4, Replicas: 2, DType: "auto", Executor: "slurm", ThroughputTokensPerS: 1500}},
-		{"pinned", VLLM{TensorParallel: 2, GPUs: 8, Replicas: 1, DType: "auto", Executor: "local", ThroughputTokensPerS: 1500}},
+		{"small", VLLM{TensorParallel: 1, GPUs: 1, Replicas: 1, DType: "auto", Executor: "local", ThroughputTokensPerS: 1500, StartTimeout: "20m", TimeLimit: "24:00:00"}},
+		{"big", VLLM{TensorParallel: 4, GPUs: 4, Replicas: 2, DType: "auto", Executor: "slurm", ThroughputTokensPerS: 1500, StartTimeout: "20m", TimeLimit: "24:00:00"}},
+		{"pinned", VLLM{TensorParallel: 2, GPUs: 8, Replicas: 1, DType: "auto", Executor: "local", ThroughputTokensPerS: 1500, StartTimeout: "20m", TimeLimit: "24:00:00"}},
 	} {
 		g := exp.Generators[tc.name]
 		if g.Provider.VLLM == nil || !reflect.DeepEqual(*g.Provider.VLLM, tc.want) {
@@ -124,6 +124,16 @@ settings: "math-ig": {}
 		if g.Price != nil {
 			t.Errorf("%s: price = %+v, want none", tc.name, g.Price)
 		}
+		if want := VLLMConcurrencyPerReplica * tc.want.Replicas; g.Limits.Concurrency != want {
+			t.Errorf("%s: concurrency %d, want %d per replica", tc.name, g.Limits.Concurrency, VLLMConcurrencyPerReplica)
+		}
+	}
+	exp = load(t, `
+generators: own: {provider: vllm: {replicas: 4}, model: "m", limits: concurrency: 100}
+settings: "math-ig": {}
+`)
+	if got := exp.Generators["own"].Limits.Concurrency; got != 100 {
+		t.Errorf("the spec's concurrency became %d", got)
 	}
 }
 

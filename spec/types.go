@@ -1,5 +1,7 @@
 package spec
 
+import "time"
+
 // Experiment is a validated spec, with every default and built-in applied.
 type Experiment struct {
 	Name       string                `json:"name,omitempty"`
@@ -87,6 +89,22 @@ type VLLM struct {
 	ExtraArgs            []string `json:"extra_args,omitempty"`
 	Executor             string   `json:"executor"`
 	ThroughputTokensPerS float64  `json:"throughput_tokens_per_s"`
+	StartTimeout         string   `json:"start_timeout"`
+	TimeLimit            string   `json:"time_limit"`
+	Slurm                *Slurm   `json:"slurm,omitempty"`
+}
+
+// VLLMConcurrencyPerReplica is the default limits.concurrency of a vllm
+// generator, per replica: vLLM's default max_num_seqs, so that every
+// server's continuous batching stays full (docs/vllm.md).
+const VLLMConcurrencyPerReplica = 256
+
+// StartWait is the start timeout as a duration (20 minutes when unset).
+func (v VLLM) StartWait() time.Duration {
+	if d, err := time.ParseDuration(v.StartTimeout); err == nil && d > 0 {
+		return d
+	}
+	return 20 * time.Minute
 }
 
 // Price is dollars per one million tokens.
