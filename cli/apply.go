@@ -189,6 +189,10 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "agora apply: %v\n", err)
 		return ExitError
 	}
+	// Plugin providers run as child processes: ended when apply returns,
+	// and on a second interrupt before exiting.
+	plugins, closePlugins := newPluginHost(exp, dir)
+	defer closePlugins()
 	// The first interrupt stops sending and lets requests in flight land in
 	// the state; the second quits at once (every write is a transaction, so
 	// the state stays consistent).
@@ -211,6 +215,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			// Local jobs run in their own process groups: end them
 			// before exiting, or they would outlive agora.
 			local.KillAll()
+			closePlugins()
 			cancel()
 			release()
 			os.Exit(130)
@@ -222,7 +227,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Parallelism: o.parallelism,
 		MaxAttempts: o.maxAttempts,
 		Resubmits:   resubmitsOption(o.resubmits),
-		Providers:   providers.New(providers.Tuning{}),
+		Providers:   providers.New(providers.Tuning{Plugins: plugins}),
 		Seeds:       providers.Seeds{Dir: exp.Source.Dir, CacheDir: filepath.Join(dir, "cache", "hf")},
 		Stop:        stop,
 		Progress:    stderr,

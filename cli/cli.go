@@ -47,6 +47,7 @@ Commands:
   export        write a generate step's dataset as JSONL
   force-unlock  remove a stale state lock
   report        the PGR table: generator × setting, score, cost, PGR per dollar
+  plugins       list provider plugins; "plugins verify" checks a spec's pins
   show          render a saved plan
   schema        print the CUE schema specs are checked against
   init          write a starter spec
@@ -88,6 +89,8 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		return runForceUnlock(rest, stdout, stderr)
 	case "report":
 		return runReport(ctx, rest, stdout, stderr)
+	case "plugins":
+		return runPlugins(ctx, rest, stdout, stderr)
 	case "show":
 		return runShow(rest, stdout, stderr)
 	case "schema":

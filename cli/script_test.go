@@ -45,6 +45,7 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(removePluginCache)
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
 		UpdateScripts:       os.Getenv("AGORA_UPDATE_SCRIPTS") != "",
@@ -57,6 +58,9 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitCode,
 			"stubapi":  cmdStubAPI,
+			// plugins_test.go: real plugin binaries and the Anthropic stand-in.
+			"buildplugin":   cmdBuildPlugin,
+			"stubanthropic": cmdStubAnthropic,
 		},
 	})
 }

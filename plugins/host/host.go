@@ -169,7 +169,7 @@ func (p *Plugin) start(ctx context.Context) error {
 	h := p.host
 	cmd := exec.Command(p.Path)
 	setParentDeath(cmd)
-	stderr := newTail(16 << 10)
+	stderr := newTail()
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig: plugin.HandshakeConfig{
 			ProtocolVersion:  pb.ProtocolVersion,
@@ -324,44 +324,77 @@ func (grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.C
 	return pb.NewProviderClient(cc), nil
 }
 
-// tail keeps the last bytes written to it.
+// tail keeps the end of a plugin's stderr: its last lines, and the start
+// of its last panic (or fatal error) with a few lines after it, which a
+// dump of every goroutine would push out of the last lines.
 type tail struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
+	mu      sync.Mutex
+	partial []byte
+	lines   []string // the last tailLines lines
+	crash   []string // the last panic line and up to crashLines-1 after it
 }
 
-func newTail(n int) *tail { return &tail{max: n} }
+const (
+	tailLines  = 8
+	crashLines = 8
+	maxLine    = 1 << 10
+)
+
+func newTail() *tail { return &tail{} }
 
 func (t *tail) Write(b []byte) (int, error) {
 	t.mu.Lock()
-	t.buf = append(t.buf, b...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	defer t.mu.Unlock()
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			if len(t.partial) < maxLine {
+				t.partial = append(t.partial, b[:min(len(b), maxLine-len(t.partial))]...)
+			}
+			break
+		}
+		if len(t.partial) < maxLine {
+			t.partial = append(t.partial, b[:min(i, maxLine-len(t.partial))]...)
+		}
+		t.line(string(t.partial))
+		t.partial = t.partial[:0]
+		b = b[i+1:]
 	}
-	t.mu.Unlock()
 	return len(b), nil
 }
 
-// summary is the end of the plugin's stderr for a message: from the last
-// panic line when there is one (with a few frames), else the last lines.
+func (t *tail) line(l string) {
+	if strings.TrimSpace(l) == "" {
+		return
+	}
+	t.lines = append(t.lines, l)
+	if len(t.lines) > tailLines {
+		t.lines = t.lines[len(t.lines)-tailLines:]
+	}
+	switch {
+	case strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:"):
+		if len(t.crash) == 0 || len(t.crash) >= crashLines || !strings.HasPrefix(t.crash[0], "panic:") {
+			t.crash = []string{l}
+		} else {
+			t.crash = append(t.crash, l) // a panic during a panic
+		}
+	case len(t.crash) > 0 && len(t.crash) < crashLines:
+		t.crash = append(t.crash, l)
+	}
+}
+
+// summary is the end of the plugin's stderr for a message, indented: its
+// last panic when there was one, else its last lines.
 func (t *tail) summary() string {
 	t.mu.Lock()
-	s := string(bytes.TrimSpace(t.buf))
-	t.mu.Unlock()
-	if s == "" {
+	defer t.mu.Unlock()
+	lines := t.lines
+	if len(t.crash) > 0 {
+		lines = t.crash
+	}
+	if len(lines) == 0 {
 		return ""
 	}
-	lines := strings.Split(s, "\n")
-	const keep = 8
-	start := max(0, len(lines)-keep)
-	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.HasPrefix(lines[i], "panic:") || strings.HasPrefix(lines[i], "fatal error:") {
-			start = i
-			break
-		}
-	}
-	lines = lines[start:min(len(lines), start+keep)]
 	return "  " + strings.Join(lines, "\n  ")
 }
 

@@ -1,0 +1,242 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agorabench/agora/plugins/host"
+	"github.com/agorabench/agora/spec"
+)
+
+// logFile is agora's log in the state directory: plugins' log lines and
+// the plugin host's own.
+const logFile = "agora.log"
+
+// newPluginHost returns the host that runs exp's plugin generators,
+// logging into dir/agora.log (at $AGORA_LOG_LEVEL, info by default), and
+// the function that ends its plugins and closes the log.
+func newPluginHost(exp *spec.Experiment, dir string) (*host.Host, func()) {
+	var out io.Writer = io.Discard
+	var f *os.File
+	if err := os.MkdirAll(dir, 0o755); err == nil {
+		if f, err = os.OpenFile(filepath.Join(dir, logFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			out = f
+		}
+	}
+	level := hclog.LevelFromString(os.Getenv("AGORA_LOG_LEVEL"))
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	h := host.New(host.Options{Dirs: host.SearchPath(exp.Source.Dir),
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "agora", Output: out, Level: level})})
+	return h, func() {
+		h.Close()
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+func runPlugins(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "verify" {
+		return runPluginsVerify(ctx, args[1:], stdout, stderr)
+	}
+	fs := newFlags("plugins", "plugins [SPEC] | plugins verify [SPEC]", stderr)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagErr(err)
+	}
+	specDir, code, ok := pluginSpecDir("plugins", pos, stderr)
+	if !ok {
+		return code
+	}
+	dirs := host.SearchPath(specDir)
+	fmt.Fprintln(stdout, "Search path:")
+	for _, d := range dirs {
+		note := ""
+		if _, err := os.Stat(d); err != nil {
+			note = " (missing)"
+		}
+		fmt.Fprintf(stdout, "  %s%s\n", d, note)
+	}
+	found := host.List(dirs)
+	if len(found) == 0 {
+		fmt.Fprintf(stdout, "\nNo plugins found: a plugin NAME is an executable %sNAME in one of these directories.\n", host.Prefix)
+		return ExitOK
+	}
+	h := host.New(host.Options{Dirs: dirs, StartTimeout: 10 * time.Second})
+	defer h.Close()
+	for _, f := range found {
+		fmt.Fprintf(stdout, "\n%s  %s\n", f.Name, f.Path)
+		sum, err := host.Checksum(f.Path)
+		if err != nil {
+			fmt.Fprintf(stdout, "  error     %v\n", err)
+			continue
+		}
+		fmt.Fprintf(stdout, "  sha256    %s\n", sum)
+		if f.Shadowed {
+			fmt.Fprintf(stdout, "  shadowed  by the %s earlier on the search path: agora runs that one\n", f.Name)
+			continue
+		}
+		p, err := h.Open(ctx, f.Name, "")
+		var ve *host.VersionError
+		switch {
+		case errors.As(err, &ve):
+			fmt.Fprintf(stdout, "  protocol  %d: incompatible, this agora speaks %d\n", ve.Plugin, ve.Host)
+			continue
+		case err != nil:
+			fmt.Fprintf(stdout, "  error     %s\n", oneLine(err.Error()))
+			continue
+		}
+		d := p.Description()
+		fmt.Fprintf(stdout, "  protocol  %d\n", p.Version())
+		var caps []string
+		if d.CountTokens {
+			caps = append(caps, "token counting")
+		}
+		if d.Embeddings {
+			caps = append(caps, "embeddings")
+		}
+		if len(caps) > 0 {
+			fmt.Fprintf(stdout, "  offers    %s\n", strings.Join(caps, ", "))
+		}
+		models := append([]host.Model(nil), d.Models...)
+		sort.Slice(models, func(i, j int) bool { return models[i].ID < models[j].ID })
+		width := 0
+		for _, m := range models {
+			width = max(width, len(m.ID))
+		}
+		for i, m := range models {
+			label := "models"
+			if i > 0 {
+				label = ""
+			}
+			line := m.ID
+			if m.InputPrice > 0 || m.OutputPrice > 0 {
+				line = fmt.Sprintf("%-*s  $%g in / $%g out per 1M tokens", width, m.ID, m.InputPrice, m.OutputPrice)
+			}
+			fmt.Fprintf(stdout, "  %-8s  %s\n", label, line)
+		}
+	}
+	return ExitOK
+}
+
+// pluginSpecDir is the directory of the spec argument (or of agora.cue
+// here), whose .agora/plugins is on the search path.
+func pluginSpecDir(cmd string, pos []string, stderr io.Writer) (string, int, bool) {
+	dir := "."
+	switch len(pos) {
+	case 0:
+	case 1:
+		if _, err := os.Stat(pos[0]); err != nil {
+			fmt.Fprintf(stderr, "agora %s: %s: no such file\n", cmd, pos[0])
+			return "", ExitError, false
+		}
+		dir = filepath.Dir(pos[0])
+	default:
+		fmt.Fprintf(stderr, "agora %s: want at most one spec file, got %d\n", cmd, len(pos))
+		return "", ExitError, false
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return dir, 0, true
+}
+
+func runPluginsVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("plugins verify", "plugins verify [SPEC]", stderr)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return flagErr(err)
+	}
+	path := "agora.cue"
+	switch len(pos) {
+	case 0:
+	case 1:
+		path = pos[0]
+	default:
+		fmt.Fprintf(stderr, "agora plugins verify: want one spec file, got %d\n", len(pos))
+		return ExitError
+	}
+	exp, err := spec.Load(path)
+	if err != nil {
+		printLoadError(stderr, path, err)
+		return ExitError
+	}
+	names := make([]string, 0, len(exp.Generators))
+	for n, g := range exp.Generators {
+		if g.Provider.Plugin != "" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		fmt.Fprintf(stdout, "%s has no plugin generators.\n", path)
+		return ExitOK
+	}
+	dirs := host.SearchPath(exp.Source.Dir)
+	h := host.New(host.Options{Dirs: dirs, StartTimeout: 10 * time.Second})
+	defer h.Close()
+	failed, unpinned := 0, 0
+	for _, n := range names {
+		g := exp.Generators[n]
+		pl := g.Provider.Plugin
+		p, err := host.Find(pl, dirs)
+		if err != nil {
+			failed++
+			fmt.Fprintf(stderr, "generator %s: %v\n", n, err)
+			continue
+		}
+		sum, err := host.Checksum(p)
+		if err != nil {
+			failed++
+			fmt.Fprintf(stderr, "generator %s: plugin %s: %v\n", n, pl, err)
+			continue
+		}
+		pin := g.Provider.SHA256
+		if pin != "" && pin != sum {
+			failed++
+			fmt.Fprintf(stderr, "generator %s: %v\n", n, &host.ChecksumError{Name: pl, Path: p, Got: sum, Want: pin})
+			continue
+		}
+		// The pin holds (or there is none): start the plugin to check the
+		// protocol and the model.
+		pg, err := h.Open(ctx, pl, pin)
+		if err != nil {
+			failed++
+			fmt.Fprintf(stderr, "generator %s: %s\n", n, err)
+			continue
+		}
+		served := ""
+		if d := pg.Description(); len(d.Models) > 0 {
+			if _, ok := d.Model(g.Model); ok {
+				served = ", serves " + g.Model
+			} else {
+				served = ", does not list " + g.Model
+			}
+		}
+		if pin == "" {
+			unpinned++
+			fmt.Fprintf(stdout, "generator %s: plugin %s (%s): not pinned (protocol %d%s); to pin it: sha256: %q\n", n, pl, p, pg.Version(), served, sum)
+			continue
+		}
+		fmt.Fprintf(stdout, "generator %s: plugin %s (%s): sha256 matches the pin (protocol %d%s)\n", n, pl, p, pg.Version(), served)
+	}
+	if failed > 0 {
+		fmt.Fprintf(stderr, "agora plugins verify: %d of %d plugin generator%s failed\n", failed, len(names), plural(len(names)))
+		return ExitError
+	}
+	if unpinned > 0 {
+		fmt.Fprintf(stdout, "%d plugin generator%s not pinned: agora runs whatever binary it finds.\n", unpinned, plural(unpinned))
+	}
+	return ExitOK
+}

@@ -1,0 +1,89 @@
+package cli_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/agorabench/agora/plugins/anthropic/anthropictest"
+	"github.com/agorabench/agora/plugins/plugintest"
+)
+
+// Plugin binaries are built once per test binary into pluginCache and
+// copied into the scripts' directories.
+var (
+	pluginMu    sync.Mutex
+	pluginCache string
+	pluginBuilt = map[string]bool{}
+)
+
+func removePluginCache() {
+	pluginMu.Lock()
+	defer pluginMu.Unlock()
+	if pluginCache != "" {
+		os.RemoveAll(pluginCache)
+		pluginCache, pluginBuilt = "", map[string]bool{}
+	}
+}
+
+// cmdBuildPlugin implements "buildplugin DIR NAME...", which puts the
+// real binaries of the named plugins (plugins/plugintest.Packages) in DIR
+// as agora-provider-NAME.
+func cmdBuildPlugin(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: buildplugin DIR NAME...")
+	}
+	pluginMu.Lock()
+	defer pluginMu.Unlock()
+	if pluginCache == "" {
+		d, err := os.MkdirTemp("", "agora-script-plugins-")
+		ts.Check(err)
+		pluginCache = d
+	}
+	var missing []string
+	for _, n := range args[1:] {
+		if !pluginBuilt[n] {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		if err := plugintest.BuildTo(pluginCache, missing...); err != nil {
+			ts.Fatalf("buildplugin: %v", err)
+		}
+		for _, n := range missing {
+			pluginBuilt[n] = true
+		}
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	for _, n := range args[1:] {
+		b, err := os.ReadFile(filepath.Join(pluginCache, "agora-provider-"+n))
+		ts.Check(err)
+		ts.Check(os.WriteFile(filepath.Join(dir, "agora-provider-"+n), b, 0o755))
+	}
+}
+
+// cmdStubAnthropic implements "stubanthropic", which starts the Anthropic
+// Messages API stand-in for the rest of the script and sets
+// $ANTHROPIC_BASE_URL and $ANTHROPIC_API_KEY for the plugin. Its model
+// answers every request with a valid math response.
+func cmdStubAnthropic(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) > 0 {
+		ts.Fatalf("usage: stubanthropic")
+	}
+	srv := anthropictest.New(anthropictest.Options{
+		Models: []string{anthropictest.DefaultModel, "claude-haiku-4-5"},
+		Responder: func(system string, texts []string) string {
+			if strings.TrimSpace(system+strings.Join(texts, "")) == "" {
+				return ""
+			}
+			return "Adding the numbers step by step gives 7.\n[RESULT] 7 [/RESULT]\n[END]"
+		},
+	})
+	ts.Defer(srv.Close)
+	ts.Setenv("ANTHROPIC_BASE_URL", srv.URL())
+	ts.Setenv("ANTHROPIC_API_KEY", srv.APIKey())
+}
