@@ -27,13 +27,19 @@ const (
 	// conversational prompt-completion format,
 	// {"prompt": [{"role": "user", ...}], "completion": [{"role": "assistant", ...}]},
 	// so that the loss is on the responses only (completion_only_loss)
-	// whatever the base model's chat template.
+	// whatever the base model's chat template; for axolotl, one
+	// {"messages": [user, assistant]} per line.
 	TrainData = "data.jsonl"
 	// SFTConfig is TRL's configuration (`trl sft --config`).
 	SFTConfig = "sft.yaml"
 	// AccelerateConfig is accelerate's configuration: DeepSpeed ZeRO-3
 	// over the job's GPUs.
 	AccelerateConfig = "zero3.yaml"
+	// AxolotlConfig is axolotl's configuration (trainer "axolotl"), whose
+	// training set is TrainData in chat format ({"messages": [...]}) and
+	// whose DeepSpeed ZeRO-3 configuration is DeepSpeedConfig.
+	AxolotlConfig   = "axolotl.yaml"
+	DeepSpeedConfig = "zero3.json"
 	// ModelDir receives the trained weights, config and tokenizer.
 	ModelDir = "model"
 	// TRLLauncher runs TRL's SFT script with resume and checkpoint-on-USR1
@@ -98,7 +104,9 @@ func (r *trainRunner) run(ctx context.Context, s plan.Step) error {
 			return err
 		}
 	case spec.TrainerAxolotl:
-		return &unavailableError{why: "trainer axolotl: not yet supported by this version of agora (use trl, or command with your own template)"}
+		if err := needTools(s.Executor, "train with axolotl", "accelerate", "axolotl"); err != nil {
+			return err
+		}
 	}
 	if err := e.store.BeginStep(ctx, state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting}); err != nil {
 		return fmt.Errorf("record step: %w", err)
@@ -116,7 +124,7 @@ func (r *trainRunner) run(ctx context.Context, s plan.Step) error {
 
 	st := e.exp.Student
 	data := filepath.Join(dir, TrainData)
-	n, err := r.writeData(ctx, gen, in.SeedData != "", data)
+	n, err := r.writeData(ctx, gen, in.SeedData != "", in.Trainer == spec.TrainerAxolotl, data)
 	if err != nil {
 		return err
 	}
@@ -187,6 +195,11 @@ func checkModelDir(dir string) error {
 	return nil
 }
 
+// chatRecord is a line of axolotl's training set (type chat_template).
+type chatRecord struct {
+	Messages []Message `json:"messages"`
+}
+
 type trainRecord struct {
 	Prompt     []Message `json:"prompt"`
 	Completion []Message `json:"completion"`
@@ -194,7 +207,7 @@ type trainRecord struct {
 
 // writeData writes the generate step's accepted instances, and the seed
 // data for instance generation, to path as TRL prompt-completion JSONL.
-func (r *trainRunner) writeData(ctx context.Context, gen plan.Step, seeds bool, path string) (int, error) {
+func (r *trainRunner) writeData(ctx context.Context, gen plan.Step, seeds, chat bool, path string) (int, error) {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
@@ -207,8 +220,11 @@ func (r *trainRunner) writeData(ctx context.Context, gen plan.Step, seeds bool, 
 	n := 0
 	write := func(instruction, response string) error {
 		n++
-		return enc.Encode(trainRecord{Prompt: []Message{{Role: "user", Content: instruction}},
-			Completion: []Message{{Role: "assistant", Content: response}}})
+		user, assistant := Message{Role: "user", Content: instruction}, Message{Role: "assistant", Content: response}
+		if chat {
+			return enc.Encode(chatRecord{Messages: []Message{user, assistant}})
+		}
+		return enc.Encode(trainRecord{Prompt: []Message{user}, Completion: []Message{assistant}})
 	}
 	err = r.e.store.Accepted(ctx, gen.ID, func(g state.Generation) error { return write(g.Instruction, g.Response) })
 	if err == nil && seeds {
@@ -290,7 +306,18 @@ func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out str
 		return fmt.Sprintf("rm -f %s\naccelerate launch --config_file %s --num_processes %d %s --config %s\n",
 			shQuote(filepath.Join(dir, "agora_trl."))+"*.pid", shQuote(acc), gpus, shQuote(launcher), shQuote(sft)), nil
 	case spec.TrainerAxolotl:
-		return "", fmt.Errorf("trainer axolotl: not yet supported by this version of agora (use trl, or command with your own template)")
+		if st.Hardware.Nodes > 1 {
+			return "", fmt.Errorf("trainer axolotl: training on %d nodes is not yet supported by this version of agora (use one node, or trainer command with your own launcher)", st.Hardware.Nodes)
+		}
+		ds := filepath.Join(dir, DeepSpeedConfig)
+		if err := os.WriteFile(ds, []byte(renderDeepSpeedZero3()), 0o644); err != nil {
+			return "", err
+		}
+		cfg := filepath.Join(dir, AxolotlConfig)
+		if err := os.WriteFile(cfg, []byte(renderAxolotlConfig(in, data, out, ds)), 0o644); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("accelerate launch --num_processes %d -m axolotl.cli.train %s\n", gpus, shQuote(cfg)), nil
 	case spec.TrainerCommand:
 		if strings.TrimSpace(in.Command) == "" {
 			return "", fmt.Errorf("trainer command: student.command is empty")
@@ -362,7 +389,72 @@ func renderSFTConfig(in trainInputs, data, out string) string {
 		"report_to":                   "none",
 		"logging_steps":               10,
 	}
-	for k, v := range h.Extra {
+	return renderYAML("# TRL SFT configuration, rendered by agora.\n", kv, h.Extra)
+}
+
+// renderAxolotlConfig writes axolotl's configuration: the Table 6
+// hyperparameters under axolotl's names, the training set as a local JSON
+// dataset of chat messages trained on the assistant turns only
+// (roles_to_train, train_on_inputs: false), the base model's own chat
+// template (ChatML when it has none), DeepSpeed ZeRO-3, no packing, and
+// resumption from the newest checkpoint when a requeued job finds one.
+// Extra hyperparameters are added under their own names and override.
+func renderAxolotlConfig(in trainInputs, data, out, deepspeed string) string {
+	h := in.Hyperparameters
+	kv := map[string]any{
+		"base_model": in.Base,
+		"datasets": []map[string]any{{
+			"path": data, "ds_type": "json", "type": "chat_template",
+			"field_messages": "messages", "roles_to_train": []string{"assistant"},
+		}},
+		"chat_template":                "tokenizer_default_fallback_chatml",
+		"dataset_prepared_path":        filepath.Join(filepath.Dir(out), "axolotl-prepared"),
+		"output_dir":                   out,
+		"sequence_len":                 h.MaxSeqLength,
+		"sample_packing":               false,
+		"num_epochs":                   h.Epochs,
+		"micro_batch_size":             h.PerDeviceBatchSize,
+		"gradient_accumulation_steps":  h.GradientAccumulationSteps,
+		"learning_rate":                h.LearningRate,
+		"optimizer":                    "adamw_torch",
+		"train_on_inputs":              false,
+		"seed":                         h.Seed,
+		"bf16":                         h.DType == "bfloat16",
+		"fp16":                         h.DType == "float16",
+		"gradient_checkpointing":       true,
+		"deepspeed":                    deepspeed,
+		"val_set_size":                 0,
+		"auto_resume_from_checkpoints": true,
+		"logging_steps":                10,
+	}
+	return renderYAML("# axolotl configuration, rendered by agora.\n", kv, h.Extra)
+}
+
+// renderDeepSpeedZero3 is a DeepSpeed ZeRO-3 configuration whose sizes
+// and precision follow the trainer's arguments ("auto").
+func renderDeepSpeedZero3() string {
+	return `{
+  "zero_optimization": {
+    "stage": 3,
+    "overlap_comm": true,
+    "contiguous_gradients": true,
+    "stage3_gather_16bit_weights_on_model_save": true
+  },
+  "bf16": {"enabled": "auto"},
+  "fp16": {"enabled": "auto"},
+  "gradient_accumulation_steps": "auto",
+  "gradient_clipping": "auto",
+  "train_batch_size": "auto",
+  "train_micro_batch_size_per_gpu": "auto",
+  "wall_clock_breakdown": false
+}
+`
+}
+
+// renderYAML writes kv, then extra over it, as sorted YAML keys with
+// flow-style values.
+func renderYAML(header string, kv, extra map[string]any) string {
+	for k, v := range extra {
 		kv[k] = v
 	}
 	keys := make([]string, 0, len(kv))
@@ -371,7 +463,7 @@ func renderSFTConfig(in trainInputs, data, out string) string {
 	}
 	sort.Strings(keys)
 	var b strings.Builder
-	b.WriteString("# TRL SFT configuration, rendered by agora.\n")
+	b.WriteString(header)
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s: %s\n", k, yamlValue(kv[k]))
 	}

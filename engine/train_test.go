@@ -119,7 +119,11 @@ func checkPipeline(t *testing.T, f *fixture, res *engine.Result, store *state.St
 	}
 	data, _ := os.ReadFile(filepath.Join(run, engine.TrainData))
 	first, _, _ := strings.Cut(string(data), "\n")
-	if !strings.HasPrefix(first, `{"prompt":[{"role":"user","content":`) || !strings.Contains(first, `"completion":[{"role":"assistant","content":`) {
+	if _, err := os.Stat(filepath.Join(run, engine.AxolotlConfig)); err == nil {
+		if !strings.HasPrefix(first, `{"messages":[{"role":"user","content":`) || !strings.Contains(first, `{"role":"assistant","content":`) {
+			t.Errorf("axolotl training record %s", first)
+		}
+	} else if !strings.HasPrefix(first, `{"prompt":[{"role":"user","content":`) || !strings.Contains(first, `"completion":[{"role":"assistant","content":`) {
 		t.Errorf("training record %s", first)
 	}
 	sft, _ := os.ReadFile(filepath.Join(run, engine.SFTConfig))
@@ -370,5 +374,37 @@ func TestPipelineLocalCheckpointResume(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(run, engine.ModelDir, "checkpoint-*")); len(left) != 0 {
 		t.Errorf("checkpoints left after the end: %v", left)
+	}
+}
+
+// TestPipelineLocalAxolotl: trainer axolotl renders its configuration, a
+// chat-format training set and a DeepSpeed ZeRO-3 file, and runs
+// `accelerate launch -m axolotl.cli.train` (a stand-in module that checks
+// them); the pipeline completes as with TRL.
+func TestPipelineLocalAxolotl(t *testing.T) {
+	standIns(t)
+	f := pipelineFixture(t, `student: {trainer: "axolotl", hardware: gpus_per_node: 2, hyperparameters: extra: {warmup_ratio: 0.03}}`)
+	res, store := f.applyWith(context.Background(), nil)
+	checkPipeline(t, f, res, store, 6)
+	train := f.stepOf(plan.KindTrain, "")
+	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
+	cfg, err := os.ReadFile(filepath.Join(run, engine.AxolotlConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"base_model: \"meta-llama/Llama-3.1-8B\"", "num_epochs: 5", "learning_rate: 1e-05",
+		"micro_batch_size: 4", "gradient_accumulation_steps: 8", "sequence_len: 4096", "train_on_inputs: false", "warmup_ratio: 0.03"} {
+		if !strings.Contains(string(cfg), want+"\n") {
+			t.Errorf("%s lacks %q:\n%s", engine.AxolotlConfig, want, cfg)
+		}
+	}
+	logs, _ := filepath.Glob(filepath.Join(run, "slurm-*.out"))
+	var all strings.Builder
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		all.Write(b)
+	}
+	if !strings.Contains(all.String(), "accelerate stand-in: 2 processes") || !strings.Contains(all.String(), "axolotl stand-in: trained") {
+		t.Errorf("the log does not show axolotl on 2 processes:\n%s", all.String())
 	}
 }
