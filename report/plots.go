@@ -8,8 +8,10 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -64,13 +66,20 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.X.Tick.Label.Font.Size = vg.Points(10)
 	p.Y.Tick.Label.Font.Size = vg.Points(10)
 	p.Add(plotter.NewGrid())
+	p.Y.Tick.Marker = plainTicks{}
+	p.X.Tick.Marker = plainTicks{}
 	return p
 }
 
-var svgSize = regexp.MustCompile(`<svg[^>]*?width="([0-9.]+)pt"[^>]*?height="([0-9.]+)pt"`)
+var (
+	svgWidth  = regexp.MustCompile(`\swidth="[0-9.]+pt"`)
+	svgHeight = regexp.MustCompile(`\sheight="[0-9.]+pt"`)
+)
 
-// render draws p as SVG for inlining in HTML: without the XML prolog, and
-// scaling with the page (a viewBox, width 100%).
+// render draws p as SVG for inlining in HTML: without the XML prolog,
+// scaling with the page (its viewBox kept, width 100%), and with the
+// plot's font (Liberation Sans, metric-compatible with Arial) falling
+// back to the page's sans-serif.
 func render(p *plot.Plot, w, h vg.Length) (string, error) {
 	wt, err := p.WriterTo(w, h, "svg")
 	if err != nil {
@@ -81,16 +90,23 @@ func render(p *plot.Plot, w, h vg.Length) (string, error) {
 		return "", err
 	}
 	s := b.String()
-	if i := bytes.Index(b.Bytes(), []byte("<svg")); i > 0 {
-		s = s[i:]
+	i := strings.Index(s, "<svg")
+	if i < 0 {
+		return "", fmt.Errorf("no <svg> element in the plot's output")
 	}
-	if m := svgSize.FindStringSubmatchIndex(s); m != nil {
-		wv, hv := s[m[2]:m[3]], s[m[4]:m[5]]
-		s = s[:m[2]] + "100%" + s[m[3]:m[4]] + "auto" + s[m[5]:]
-		s = regexp.MustCompile(`width="100%"pt"`).ReplaceAllString(s, `width="100%"`)
-		s = "<svg viewBox=\"0 0 " + wv + " " + hv + "\"" + s[len("<svg"):]
-	}
+	s = s[i:]
+	end := strings.IndexByte(s, '>')
+	tag := svgWidth.ReplaceAllString(s[:end], ` width="100%"`)
+	tag = svgHeight.ReplaceAllString(tag, "")
+	s = tag + s[end:]
+	s = strings.ReplaceAll(s, "font-family:Liberation Sans;", "font-family:'Liberation Sans',Arial,Helvetica,'DejaVu Sans',sans-serif;")
 	return s, nil
+}
+
+func init() {
+	// Sans-serif plot text, matching the page.
+	plot.DefaultFont = font.Font{Typeface: "Liberation", Variant: "Sans"}
+	plotter.DefaultFont = plot.DefaultFont
 }
 
 // barsFigure is PGR by setting, one bar per table row in each setting's
@@ -221,22 +237,32 @@ func costFigure(d analysis.DomainCost, gens map[string]int) (*figure, error) {
 	for _, pt := range d.Points {
 		byLabel[pt.Label] = pt
 	}
-	var fxys plotter.XYs
-	var flabels []string
-	for _, pt := range d.Frontier {
-		fxys = append(fxys, plotter.XY{X: pt.Cost, Y: pt.PGR})
-		flabels = append(flabels, shortLabel(byLabel[pt.Label]))
+	// Labels alternate above-left and below-right of successive points,
+	// which keeps neighbours on the frontier apart.
+	var sides [2]plotter.XYLabels
+	for i, pt := range d.Frontier {
+		side := (len(d.Frontier) - 1 - i) % 2 // the costliest point's label goes left
+		sides[side].XYs = append(sides[side].XYs, plotter.XY{X: pt.Cost, Y: pt.PGR})
+		sides[side].Labels = append(sides[side].Labels, shortLabel(byLabel[pt.Label]))
 	}
-	if len(fxys) > 0 {
-		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: fxys, Labels: flabels})
+	for side, xyl := range sides {
+		if len(xyl.XYs) == 0 {
+			continue
+		}
+		lb, err := plotter.NewLabels(xyl)
 		if err != nil {
 			return nil, err
 		}
-		lb.Offset = vg.Point{X: vg.Points(-4), Y: vg.Points(7)}
+		lb.Offset = vg.Point{X: vg.Points(-5), Y: vg.Points(6)}
+		align := draw.XRight
+		if side == 1 {
+			lb.Offset = vg.Point{X: vg.Points(6), Y: vg.Points(-12)}
+			align = draw.XLeft
+		}
 		for k := range lb.TextStyle {
 			lb.TextStyle[k].Font.Size = vg.Points(8.5)
 			lb.TextStyle[k].Color = color.Gray{0x33}
-			lb.TextStyle[k].XAlign = draw.XRight
+			lb.TextStyle[k].XAlign = align
 		}
 		p.Add(lb)
 	}
@@ -427,7 +453,7 @@ func regressionFigure(r analysis.Regression) (*figure, error) {
 	l.Color, l.Width = colorOf(2), vg.Points(1.5)
 	p.Add(s, l)
 	span := maxX - minX
-	p.X.Min, p.X.Max = minX-0.05*span, maxX+0.2*span
+	p.X.Min, p.X.Max = minX-0.05*span, maxX+0.3*span
 	if len(r.Points) <= 20 {
 		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: r.Labels})
 		if err != nil {
@@ -478,6 +504,20 @@ func (dollarTicks) Ticks(min, max float64) []plot.Tick {
 	for i := range ts {
 		if ts[i].Label != "" {
 			ts[i].Label = "$" + ts[i].Label
+		}
+	}
+	return ts
+}
+
+// plainTicks are the default ticks with their labels in the shortest
+// form: 25, not 25.00.
+type plainTicks struct{}
+
+func (plainTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
 		}
 	}
 	return ts
