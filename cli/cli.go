@@ -151,6 +151,7 @@ type planOptions struct {
 	out              string
 	json             bool
 	detailedExitCode bool
+	pluginTokens     bool
 }
 
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -159,6 +160,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.out, "out", "", "save the plan to `FILE` for `agora apply` and `agora show`")
 	fs.BoolVar(&o.json, "json", false, "print the plan as JSON")
 	fs.BoolVar(&o.detailedExitCode, "detailed-exitcode", false, "exit 2 when the plan has steps to run, 0 when it has none")
+	fs.BoolVar(&o.pluginTokens, "plugin-tokens", false, "start the spec's plugins and count prompt tokens with those that offer it (see docs/plugins.md)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagErr(err)
@@ -176,7 +178,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agora plan: want one spec file, got %d: %s\n", len(pos), strings.Join(pos, " "))
 		return ExitError
 	}
-	p, code := compile(ctx, o.spec, stderr)
+	p, code := compile(ctx, o.spec, o.pluginTokens, stderr)
 	if p == nil {
 		return code
 	}
@@ -218,14 +220,24 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // compile loads and compiles a spec, printing diagnostics; it returns a
 // nil plan and the exit code on failure.
-func compile(ctx context.Context, path string, stderr io.Writer) (*plan.Plan, int) {
+// With pluginTokens, plugins that count tokens count the prompts.
+func compile(ctx context.Context, path string, pluginTokens bool, stderr io.Writer) (*plan.Plan, int) {
 	exp, err := spec.Load(path)
 	if err != nil {
 		printLoadError(stderr, path, err)
 		return nil, ExitError
 	}
-	// Steps the state records as done plan as noop.
 	var opts compiler.Options
+	if pluginTokens {
+		counter, done, err := pluginCounter(ctx, exp, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "agora plan: -plugin-tokens: %v\n", err)
+			return nil, ExitError
+		}
+		defer done()
+		opts.Tokens = counter
+	}
+	// Steps the state records as done plan as noop.
 	var serial int64
 	dir := stateDir(exp)
 	if _, err := os.Stat(filepath.Join(dir, "state.db")); err == nil {

@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agorabench/agora/plugins/host"
 	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/tokens"
 )
 
 // logFile is agora's log in the state directory: plugins' log lines and
@@ -239,4 +241,80 @@ func runPluginsVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stdout, "%d plugin generator%s not pinned: agora runs whatever binary it finds.\n", unpinned, plural(unpinned))
 	}
 	return ExitOK
+}
+
+// pluginCounter starts exp's plugin generators' plugins and returns a
+// token counter that asks those offering token counting, by model, and
+// falls back to the offline count for the rest. done ends the plugins and
+// reports counts that failed (their estimates fell back too).
+func pluginCounter(ctx context.Context, exp *spec.Experiment, stderr io.Writer) (*tokens.Counter, func(), error) {
+	h := host.New(host.Options{Dirs: host.SearchPath(exp.Source.Dir), StartTimeout: 30 * time.Second})
+	byModel := map[string]*host.Plugin{}
+	names := make([]string, 0, len(exp.Generators))
+	for n := range exp.Generators {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		g := exp.Generators[n]
+		if g.Provider.Plugin == "" {
+			continue
+		}
+		p, err := h.Open(ctx, g.Provider.Plugin, g.Provider.SHA256)
+		if err != nil {
+			h.Close()
+			return nil, nil, fmt.Errorf("generator %s: %w", n, err)
+		}
+		if p.Description().CountTokens {
+			byModel[g.Model] = p
+		}
+	}
+	var (
+		mu     sync.Mutex
+		cache  = map[[2]string]int{}
+		failed = map[string]string{}
+	)
+	c := &tokens.Counter{External: func(model, text string) (int, string, bool) {
+		p, ok := byModel[model]
+		if !ok {
+			return 0, "", false
+		}
+		key := [2]string{model, text}
+		mu.Lock()
+		n, hit := cache[key]
+		mu.Unlock()
+		if hit {
+			return n, "plugin:" + p.Name, true
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		n, ok, err := p.CountTokens(cctx, model, []host.Message{{Role: "user", Content: text}})
+		if err != nil || !ok {
+			if err != nil {
+				mu.Lock()
+				failed[p.Name] = oneLine(err.Error())
+				mu.Unlock()
+			}
+			return 0, "", false
+		}
+		mu.Lock()
+		cache[key] = n
+		mu.Unlock()
+		return n, "plugin:" + p.Name, true
+	}}
+	return c, func() {
+		h.Close()
+		for _, name := range sortedNames(failed) {
+			fmt.Fprintf(stderr, "agora plan: plugin %s could not count tokens (%s): its estimates use the offline count\n", name, failed[name])
+		}
+	}, nil
+}
+
+func sortedNames(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -48,6 +48,12 @@ func Encoding(model string) string {
 // Counter counts tokens. The zero value is ready; it is safe for
 // concurrent use.
 type Counter struct {
+	// External, when set, is asked first: a provider's own count (a
+	// plugin's token counting, for agora plan -plugin-tokens), with its
+	// method name; ok false falls back to the offline count. It must be
+	// safe for concurrent use.
+	External func(model, text string) (n int, method string, ok bool)
+
 	mu   sync.Mutex
 	encs map[string]*tiktoken.Tiktoken
 }
@@ -55,6 +61,11 @@ type Counter struct {
 // Count returns the number of tokens of text under model's tokenizer and
 // the method used: an encoding name or Heuristic.
 func (c *Counter) Count(model, text string) (int, string) {
+	if c.External != nil {
+		if n, method, ok := c.External(model, text); ok {
+			return n, method
+		}
+	}
 	enc := Encoding(model)
 	if enc == "" {
 		return HeuristicCount(text), Heuristic

@@ -129,7 +129,7 @@ func TestCompleteAndDescribe(t *testing.T) {
 		t.Errorf("checksum %s, want %s", p.SHA256, want)
 	}
 	n, ok, err := p.CountTokens(context.Background(), "fake-1", user("12345678"))
-	if err != nil || !ok || n != 4 {
+	if err != nil || !ok || n != 8 {
 		t.Errorf("count tokens %d %v %v", n, ok, err)
 	}
 	// The plugin's log lines arrive in the host's log, with their level.

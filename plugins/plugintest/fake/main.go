@@ -8,7 +8,8 @@
 //	PERMANENT   fails permanently
 //	SLOW        answers after 200ms
 //
-// It counts tokens as ceil(bytes/4) and logs each request at info level.
+// It counts tokens as ceil(bytes/2), unlike agora's offline heuristic,
+// and logs each request at info level.
 package main
 
 import (
@@ -72,7 +73,7 @@ func (fake) Complete(ctx context.Context, req sdk.Request) (sdk.Completion, erro
 func (fake) CountTokens(_ context.Context, _ string, msgs []sdk.Message) (int, error) {
 	n := 0
 	for _, m := range msgs {
-		n += (len(m.Content) + 3) / 4
+		n += (len(m.Content) + 1) / 2
 	}
 	return n, nil
 }
