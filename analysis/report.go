@@ -362,7 +362,7 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 	}
 
 	// Table 3 and the per-generator regression.
-	perGen := Regression{Name: "per generator", X: "problem-solving score (mean over domains)", Y: "AgoraBench score (mean PGR over settings)"}
+	perGen := Regression{Points: [][2]float64{}, Labels: []string{}, Name: "per generator", X: "problem-solving score (mean over domains)", Y: "AgoraBench score (mean PGR over settings)"}
 	for _, row := range table.Rows {
 		g := rowGen[row.Generator]
 		line := GeneratorLine{Row: row.Generator, Generator: g, Score: row.Score, Cost: row.Cost, PerDollar: row.PerDollar,
@@ -388,7 +388,7 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 	fitPoints(&perGen)
 
 	// Per cell: the cell's PGR on the generator's domain score.
-	perCell := Regression{Name: "per cell", X: "problem-solving score on the setting's domain", Y: "PGR of the cell"}
+	perCell := Regression{Points: [][2]float64{}, Labels: []string{}, Name: "per cell", X: "problem-solving score on the setting's domain", Y: "PGR of the cell"}
 	for _, row := range table.Rows {
 		byS := map[string]Cell{}
 		for _, c := range rowCells[row.Generator] {
@@ -600,7 +600,7 @@ func pcaReport(cells []Cell, rowOf func(Cell) string, pgr func(Cell) Value, opt 
 }
 
 func costReport(cells []Cell, order []Setting, settings map[string]Setting, rowOf func(Cell) string, label func(Cell) string, pgr func(Cell) Value, targets []float64) CostReport {
-	var rep CostReport
+	rep := CostReport{Domains: []DomainCost{}, Scaling: []Curve{}}
 	byDomain := map[string]*DomainCost{}
 	var domains []string
 	for _, s := range order {

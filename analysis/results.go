@@ -202,12 +202,20 @@ func checkColumn(h string) error {
 	return errors.New(msg + "; an intrinsic feature without a documented name is " + FeaturePrefix + "NAME")
 }
 
-// nearest is the known name within edit distance 2 of s, if any.
+// nearest is the known name within edit distance 2 of s, or else the
+// first that s begins (cost → cost_usd), if any.
 func nearest(s string, known []string) string {
 	best, bestD := "", 3
 	for _, k := range known {
 		if d := editDistance(s, k); d < bestD {
 			best, bestD = k, d
+		}
+	}
+	if best == "" && len(s) >= 3 {
+		for _, k := range known {
+			if strings.HasPrefix(k, s) {
+				return k
+			}
 		}
 	}
 	return best
