@@ -215,6 +215,19 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 		}
 		count[rowKey{c.Generator, c.Setting}]++
 	}
+	// A cell without an instance count cannot be told apart from another
+	// of its generator and setting: that is the same cell given twice.
+	firstOf := map[rowKey]Cell{}
+	for _, c := range ds.Cells {
+		k := rowKey{c.Generator, c.Setting}
+		if prev, ok := firstOf[k]; ok && (prev.Instances == 0 || c.Instances == 0) {
+			return nil, fmt.Errorf("%s: generator %s, setting %s is given twice (also at %s); rename the generator in one place to compare the two, or give both instance counts",
+				c.Source, c.Generator, c.Setting, prev.Source)
+		}
+		if _, ok := firstOf[k]; !ok {
+			firstOf[k] = c
+		}
+	}
 	// A generator has one problem-solving score per domain.
 	type psKey struct{ gen, domain string }
 	ps := map[psKey]Cell{}

@@ -128,7 +128,8 @@ func TestAnalyseStructuralErrors(t *testing.T) {
 	wantErr(t, err, "r.csv:5", `setting "if-ig" is not one of`)
 
 	ds = fourGenerators()
-	ds.Cells = append(ds.Cells, Cell{Generator: "g1", Setting: "math-ig", ProblemSolving: f64(41), Source: "r.csv:9"})
+	ds.Settings = append(ds.Settings, Setting{Name: "math-rg", Domain: "math", Benchmarks: []string{"gsm8k"}})
+	ds.Cells = append(ds.Cells, Cell{Generator: "g1", Setting: "math-rg", ProblemSolving: f64(41), Source: "r.csv:9"})
 	_, err = Analyse(ds, Options{})
 	wantErr(t, err, "r.csv:9", "problem_solving of g1 on math is 41 here but 40")
 
@@ -138,6 +139,13 @@ func TestAnalyseStructuralErrors(t *testing.T) {
 	ds.Cells = append(ds.Cells, Cell{Generator: "g1", Setting: "math-ig", Instances: 10, Source: "r.csv:12"})
 	_, err = Analyse(ds, Options{})
 	wantErr(t, err, "r.csv:12", "generator g1, setting math-ig (n=10) is given twice (also at test)")
+
+	// Without instance counts two cells of a generator and setting are
+	// the same cell.
+	ds = fourGenerators()
+	ds.Cells = append(ds.Cells, Cell{Generator: "g2", Setting: "code-ig", Instances: 500, Source: "r.csv:14"})
+	_, err = Analyse(ds, Options{})
+	wantErr(t, err, "r.csv:14", "generator g2, setting code-ig is given twice (also at test)", "give both instance counts")
 }
 
 func TestAnalysePCA(t *testing.T) {

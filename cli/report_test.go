@@ -54,6 +54,15 @@ func TestReportPGR(t *testing.T) {
 		{"base", "", "math"}: 20, {"reference", "", "math"}: 40, {"student", "a", "math"}: 25,
 	}
 	for _, s := range p.Steps {
+		if s.Kind == plan.KindGenerate && s.Generator == "a" {
+			// a's data cost $2.50, recorded as one generation.
+			if err := store.BeginStep(ctx, state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting}); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.Append(ctx, state.Generation{StepID: s.ID, Attempt: 1, Accepted: true, CostUSD: 2.5}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if s.Kind != plan.KindEvaluate {
 			continue
 		}
@@ -116,6 +125,37 @@ func TestReportPGR(t *testing.T) {
 	if p, ok := got["b"]; !ok || p != nil {
 		t.Errorf("PGR of b = %v (present %v), want missing", p, ok)
 	}
+	// a: PGR 37.5 for $2.50 → 15 PGR points per dollar.
+	if !strings.Contains(md, "| a | 1 / 2 | — | 37.5 | 2.50 | 15.000 |") {
+		t.Errorf("markdown lacks a's cost and PGR per dollar:\n%s", md)
+	}
+
+	// A results file completes the state: another team's generator on
+	// the same setting, and a setting agora did not run.
+	results := filepath.Join(dir, "paper.csv")
+	if err := os.WriteFile(results, []byte("generator,setting,pgr,cost_usd\npaper-gen,math-rg,44,9\na,code-ig,20,\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	md = run(path, "-results", results)
+	for _, want := range []string{
+		"| generator | math-rg | code-ig | score |",
+		"| a | 37.5 | 20.0 | 28.8 |",
+		"| paper-gen | 44.0 | — | — |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("combined report lacks %q:\n%s", want, md)
+		}
+	}
+	// The same cell in the state and a file is an error naming both.
+	if err := os.WriteFile(results, []byte("generator,setting,pgr\na,math-rg,50\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := cli.Main([]string{"report", path, "-results", results}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), results+":2: generator a, setting math-rg is given twice (also at agora's state)") {
+		t.Errorf("clash: exit %d, stderr %q", code, errb.String())
+	}
+
 	csv := run(path, "-format", "csv")
 	if !strings.Contains(csv, "a,math-rg,math,response_generation,37.5000,") || !strings.Contains(csv, "b,math-rg,math,response_generation,,") {
 		t.Errorf("csv:\n%s", csv)
