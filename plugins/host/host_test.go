@@ -3,11 +3,16 @@ package host_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"go/format"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -420,4 +425,86 @@ func middle(path string) {
 	}
 	fmt.Println(cmd.Process.Pid)
 	time.Sleep(time.Minute)
+}
+
+// TestDocExample builds the Go provider of docs/plugins.md as written
+// there, checks it is under 50 lines, and runs it through the host
+// against a stand-in Ollama server.
+func TestDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/plugins.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	i := strings.Index(s, "## A provider in Go")
+	if i < 0 {
+		t.Fatal("docs/plugins.md has no section \"A provider in Go\"")
+	}
+	s = s[i:]
+	start := strings.Index(s, "```go\n") + len("```go\n")
+	end := strings.Index(s[start:], "```")
+	code := s[start : start+end]
+	if n := strings.Count(code, "\n"); n >= 50 {
+		t.Errorf("the example is %d lines, the docs promise under 50", n)
+	}
+	if f, err := format.Source([]byte(code)); err != nil || string(f) != code {
+		t.Errorf("the example is not gofmt'ed: %v", err)
+	}
+
+	// The example lives nowhere in the tree: an overlay puts it in a
+	// package directory of this module for go build.
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "main.go")
+	if err := os.WriteFile(src, []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := filepath.Abs("../..")
+	virtual := filepath.Join(root, "plugins", "internal", "docexample", "main.go")
+	overlay := filepath.Join(tmp, "overlay.json")
+	ov, _ := json.Marshal(map[string]map[string]string{"Replace": {virtual: src}})
+	os.WriteFile(overlay, ov, 0o644)
+	bin := filepath.Join(tmp, "bin")
+	os.Mkdir(bin, 0o755)
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-overlay", overlay,
+		"-o", filepath.Join(bin, "agora-provider-ollama"), "./plugins/internal/docexample")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build of the docs' example: %v\n%s", err, out)
+	}
+
+	// A stand-in for Ollama's /api/chat.
+	var got map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" || r.URL.Path != "/api/chat" {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewDecoder(r.Body).Decode(&got)
+		fmt.Fprint(w, `{"model":"llama3.2:3b","message":{"role":"assistant","content":"Hello!"},"done_reason":"stop","prompt_eval_count":12,"eval_count":3}`)
+	}))
+	defer srv.Close()
+	t.Setenv("OLLAMA_HOST", srv.URL)
+	h := host.New(host.Options{Dirs: []string{bin}})
+	defer h.Close()
+	temp := 0.7
+	c, err := h.Client(context.Background(), host.Config{Generator: "local", Plugin: "ollama", Model: "llama3.2:3b",
+		Sampling: spec.Sampling{MaxTokens: 64, Temperature: &temp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Complete(context.Background(), user("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Text != "Hello!" || r.FinishReason != "stop" || r.Model != "llama3.2:3b" || r.PromptTokens != 12 || r.CompletionTokens != 3 {
+		t.Errorf("response %+v", r)
+	}
+	msgs, _ := json.Marshal(got["messages"])
+	if string(msgs) != `[{"content":"be brief","role":"system"},{"content":"hi","role":"user"}]` || got["model"] != "llama3.2:3b" ||
+		fmt.Sprint(got["options"]) != "map[num_predict:64 temperature:0.7]" {
+		t.Errorf("request %v", got)
+	}
 }

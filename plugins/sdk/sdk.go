@@ -65,8 +65,12 @@ type Model struct {
 }
 
 // Message is one chat message; Role is system, developer, user or
-// assistant.
-type Message struct{ Role, Content string }
+// assistant. It encodes as {"role": …, "content": …}, as most chat APIs
+// expect.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
 
 // Sampling holds the decoding parameters of the spec's sampling block;
 // nil and zero fields are the provider's defaults. Extra holds the spec's
