@@ -10,45 +10,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/agorabench/agora/executors/slurm/slurmtest"
 	"github.com/agorabench/agora/spec"
 )
 
-var slurmCheck = sync.OnceValue(func() string {
-	if _, err := exec.LookPath("sinfo"); err != nil {
-		return "sinfo is not in PATH"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "sinfo", "--noheader", "--format=%T").CombinedOutput()
-	if err != nil {
-		return "sinfo failed: " + err.Error() + ": " + strings.TrimSpace(string(out))
-	}
-	for _, s := range strings.Fields(string(out)) {
-		switch strings.TrimSuffix(s, "*") {
-		case "idle", "mixed", "allocated", "completing":
-			if !strings.HasSuffix(s, "*") {
-				return ""
-			}
-		}
-	}
-	return "no usable node (sinfo says " + strings.Join(strings.Fields(string(out)), ", ") + ")"
-})
 
 // requireSlurm returns a Client for the Slurm on this machine, or skips
 // the test (fails it when CI=true) if there is none.
 func requireSlurm(t *testing.T) *Client {
 	t.Helper()
-	if why := slurmCheck(); why != "" {
-		msg := "no Slurm to test against: " + why + "; run scripts/slurm-up.sh (as root) first"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " (CI=true: the Slurm integration tests must run)")
-		}
-		t.Skip(msg)
-	}
+	slurmtest.Require(t)
 	return &Client{}
 }
 
