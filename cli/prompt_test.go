@@ -162,7 +162,9 @@ budgets: usd: 100
 	if _, err := io.WriteString(stdin, "\x03"); err != nil { // Ctrl-C
 		t.Fatal(err)
 	}
-	waitUntil("question", 30*time.Second, func() bool { return strings.Contains(out.String(), "2 jobs still running. Cancel them (scancel)? [y/N]") })
+	waitUntil("question", 30*time.Second, func() bool {
+		return strings.Contains(out.String(), "2 jobs still running. Cancel them (scancel)? [y/N]")
+	})
 	if _, err := io.WriteString(stdin, "y\n"); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/agorabench/agora/state"
 )
 
-
 func requireSlurm(t *testing.T) {
 	t.Helper()
 	slurmtest.Require(t)

@@ -17,7 +17,6 @@ import (
 	"github.com/agorabench/agora/spec"
 )
 
-
 // requireSlurm returns a Client for the Slurm on this machine, or skips
 // the test (fails it when CI=true) if there is none.
 func requireSlurm(t *testing.T) *Client {
