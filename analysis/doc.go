@@ -1,5 +1,10 @@
 // Package analysis turns benchmark scores into AgoraBench's metric,
-// Performance Gap Recovered (PGR), and tables of it.
+// Performance Gap Recovered (PGR), tables of it, and the report's
+// statistics: ordinary least squares (SimpleOLS, MultipleOLS), principal
+// components of standardised features (NewPCA), the cost Pareto frontier
+// (Frontier, Cheapest), and the whole report of a Dataset (Analyse), read
+// from agora's state by the cli or from results files (ReadResults).
+// docs/analysis.md defines every number precisely enough to recompute it.
 //
 // # Formulas
 //

@@ -46,7 +46,7 @@ Commands:
   status        show what the state records: steps, instances, spend
   export        write a generate step's dataset as JSONL
   force-unlock  remove a stale state lock
-  report        the PGR table: generator × setting, score, cost, PGR per dollar
+  report        PGR tables, cost-effectiveness, regressions, PCA; -html with plots
   plugins       list provider plugins; "plugins verify" checks a spec's pins
   show          render a saved plan
   schema        print the CUE schema specs are checked against
