@@ -287,6 +287,33 @@ func (p *Plugin) CountTokens(ctx context.Context, model string, msgs []Message) 
 	return int(res.GetTokens()), true, nil
 }
 
+// Embed returns one embedding per input through the plugin, with the
+// usage it reported; ok is false when the plugin does not serve
+// embeddings.
+func (p *Plugin) Embed(ctx context.Context, model string, inputs []string) (vecs [][]float32, inputTokens int, ok bool, err error) {
+	if !p.Description().Embeddings {
+		return nil, 0, false, nil
+	}
+	inst, err := p.current(ctx)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	res, err := inst.rpc.Embed(ctx, &pb.EmbedRequest{Model: model, Inputs: inputs})
+	if status.Code(err) == codes.Unimplemented {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("plugin %s: embed: %s", p.Name, grpcMessage(err))
+	}
+	if len(res.GetEmbeddings()) != len(inputs) {
+		return nil, 0, false, fmt.Errorf("plugin %s: embed: %d embeddings for %d inputs", p.Name, len(res.GetEmbeddings()), len(inputs))
+	}
+	for _, e := range res.GetEmbeddings() {
+		vecs = append(vecs, e.GetValues())
+	}
+	return vecs, int(res.GetUsage().GetInputTokens()), true, nil
+}
+
 func grpcMessage(err error) string {
 	if s, ok := status.FromError(err); ok {
 		return s.Message()

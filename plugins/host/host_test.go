@@ -126,7 +126,7 @@ func TestCompleteAndDescribe(t *testing.T) {
 		t.Errorf("version %d", p.Version())
 	}
 	d := p.Description()
-	if m, ok := d.Model("fake-1"); d.Name != "fake" || !ok || m.InputPrice != 1 || m.OutputPrice != 2 || m.Concurrency != 4 || !d.CountTokens || d.Embeddings {
+	if m, ok := d.Model("fake-1"); d.Name != "fake" || !ok || m.InputPrice != 1 || m.OutputPrice != 2 || m.Concurrency != 4 || !d.CountTokens || !d.Embeddings {
 		t.Errorf("description %+v", d)
 	}
 	want, _ := host.Checksum(filepath.Join(plugins(t), "agora-provider-fake"))
@@ -136,6 +136,10 @@ func TestCompleteAndDescribe(t *testing.T) {
 	n, ok, err := p.CountTokens(context.Background(), "fake-1", user("12345678"))
 	if err != nil || !ok || n != 8 {
 		t.Errorf("count tokens %d %v %v", n, ok, err)
+	}
+	vecs, used, ok, err := p.Embed(context.Background(), "fake-1", []string{"one two", "three"})
+	if err != nil || !ok || fmt.Sprint(vecs) != "[[7 2] [5 1]]" || used != 4 {
+		t.Errorf("embed %v %d %v %v", vecs, used, ok, err)
 	}
 	// The plugin's log lines arrive in the host's log, with their level.
 	if l := log.String(); !strings.Contains(l, "[INFO]  plugin.agora-provider-fake: completing:") {

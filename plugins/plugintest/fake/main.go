@@ -8,8 +8,8 @@
 //	PERMANENT   fails permanently
 //	SLOW        answers after 200ms
 //
-// It counts tokens as ceil(bytes/2), unlike agora's offline heuristic,
-// and logs each request at info level.
+// It embeds a text as [bytes, words], counts tokens as ceil(bytes/2)
+// (unlike agora's offline heuristic) and logs each request at info level.
 package main
 
 import (
@@ -76,6 +76,17 @@ func (fake) CountTokens(_ context.Context, _ string, msgs []sdk.Message) (int, e
 		n += (len(m.Content) + 1) / 2
 	}
 	return n, nil
+}
+
+// Embed returns [bytes, words] for each input.
+func (fake) Embed(_ context.Context, _ string, inputs []string) ([][]float32, sdk.Usage, error) {
+	out := make([][]float32, len(inputs))
+	n := 0
+	for i, s := range inputs {
+		out[i] = []float32{float32(len(s)), float32(len(strings.Fields(s)))}
+		n += (len(s) + 3) / 4
+	}
+	return out, sdk.Usage{InputTokens: n}, nil
 }
 
 func main() { sdk.Serve(fake{}) }
