@@ -148,6 +148,12 @@ type Engine struct {
 
 	mu        sync.Mutex
 	providers map[string]Provider
+	provLocks map[string]*sync.Mutex // one per generator: creating its provider
+	servers   map[string]ServerProvider
+	serverErr map[string]error // a generator whose servers did not start
+	closing   sync.WaitGroup // servers being stopped
+	staleOnce sync.Once
+	staleErr  error
 	poller    *poller // Slurm jobs; created on first use
 	gpuHeld   float64 // GPU-hours reserved by jobs in flight
 }
@@ -171,6 +177,9 @@ func New(exp *spec.Experiment, p *plan.Plan, store Store, spent float64, spentBy
 		exp: exp, plan: p, store: store, opts: opts,
 		ledger:    NewLedger(exp.Budgets.USD, per, spent, spentBy),
 		providers: map[string]Provider{},
+		provLocks: map[string]*sync.Mutex{},
+		servers:   map[string]ServerProvider{},
+		serverErr: map[string]error{},
 		prog:      newProgress(opts.Progress, opts.TTY, opts.Interval, exp.Budgets.USD),
 	}
 	e.prog.spent = func() float64 {
@@ -226,6 +235,8 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 
 	e.prog.start()
 	defer e.prog.stop()
+	// No server outlives the apply, whatever ended it.
+	defer e.closeAllServers(ctx)
 
 	type outcome struct {
 		id  string
@@ -296,6 +307,9 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 			res.Failed[s.Address] = o.err.Error()
 			blocked[o.id] = "failed"
 		}
+		if s.Kind == plan.KindGenerate && !serversNeeded(e.plan, s.Generator, done, started, blocked, !stopping && res.Budget == nil && !e.stopped()) {
+			e.closeServers(ctx, s.Generator)
+		}
 	}
 	for _, s := range e.plan.Steps {
 		if !done[s.ID] {
@@ -341,12 +355,33 @@ type checker interface {
 }
 
 // provider returns the generator's provider, one per generator so its
-// rate limits hold across steps, checked once before first use.
-func (e *Engine) provider(ctx context.Context, g *spec.Generator) (Provider, error) {
+// rate limits hold across steps, checked once before first use. A
+// provider that runs servers (ServerProvider) has them started first, for
+// step stepID. Only the generator's own lock is held meanwhile: a server
+// may take minutes to start.
+func (e *Engine) provider(ctx context.Context, g *spec.Generator, stepID string) (Provider, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if p, ok := e.providers[g.Name]; ok {
+		e.mu.Unlock()
 		return p, nil
+	}
+	l := e.provLocks[g.Name]
+	if l == nil {
+		l = &sync.Mutex{}
+		e.provLocks[g.Name] = l
+	}
+	e.mu.Unlock()
+	l.Lock()
+	defer l.Unlock()
+	e.mu.Lock()
+	p, ok := e.providers[g.Name]
+	serr := e.serverErr[g.Name]
+	e.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	if serr != nil {
+		return nil, serr // not tried again for every step
 	}
 	if e.opts.Providers == nil {
 		return nil, fmt.Errorf("no provider for generator %s", g.Name)
@@ -355,15 +390,26 @@ func (e *Engine) provider(ctx context.Context, g *spec.Generator) (Provider, err
 	if err != nil {
 		return nil, err
 	}
+	sp, servers := p.(ServerProvider)
+	if servers {
+		if err := e.startServers(ctx, sp, g, stepID); err != nil {
+			return nil, err
+		}
+	}
 	if c, ok := p.(checker); ok {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := c.Check(cctx)
 		cancel()
 		if err != nil {
+			if servers {
+				e.closeServers(ctx, g.Name)
+			}
 			return nil, err
 		}
 	}
+	e.mu.Lock()
 	e.providers[g.Name] = p
+	e.mu.Unlock()
 	return p, nil
 }
 

@@ -58,7 +58,16 @@ func (r *generateRunner) run(ctx context.Context, s plan.Step) error {
 	if err != nil {
 		return err
 	}
-	prov, err := e.provider(ctx, g)
+	if g.Provider.VLLM != nil {
+		// The generator's servers hold GPUs: the step's estimate is
+		// held against budgets.gpu_hours like a job's.
+		release, err := e.reserveGPU(ctx, s)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	prov, err := e.provider(ctx, g, s.ID)
 	if err != nil {
 		return err
 	}

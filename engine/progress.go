@@ -206,3 +206,18 @@ func (p *progress) draw() {
 		fmt.Fprintln(p.w, l)
 	}
 }
+
+// note shows a one-off line, such as a server leaving the rotation: on a
+// terminal above the live lines at the next redraw, else at once.
+func (p *progress) note(line string) {
+	if p.w == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty {
+		p.finished = append(p.finished, line)
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}

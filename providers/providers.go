@@ -1,7 +1,8 @@
 // Package providers wires a spec's generators and seed data to the
 // engine: it builds the engine.Provider of each generator (the
-// OpenAI-compatible client of executors/api, or a plugin through
-// plugins/host; vLLM later) and the engine's seed loader.
+// OpenAI-compatible client of executors/api; vLLM servers of
+// executors/vllm behind that client; or a plugin through plugins/host)
+// and the engine's seed loader.
 package providers
 
 import (
@@ -28,6 +29,8 @@ type Tuning struct {
 	// Plugins runs the plugins of generators with provider: plugin; nil
 	// refuses them.
 	Plugins *host.Host
+	// VLLM configures the servers of generators with provider: vllm.
+	VLLM VLLM
 }
 
 // New returns a function building the provider of a generator.
@@ -47,7 +50,8 @@ func New(t Tuning) func(g *spec.Generator) (engine.Provider, error) {
 			}
 			return apiProvider{c}, nil
 		case g.Provider.VLLM != nil:
-			return nil, fmt.Errorf("generator %s: local vLLM generators are not supported by this version of agora yet", g.Name)
+			// The servers start when the engine calls Start.
+			return &vllmProvider{g: g, t: t}, nil
 		case g.Provider.Plugin != "":
 			if t.Plugins == nil {
 				return nil, fmt.Errorf("generator %s: no plugin host to run plugin %s", g.Name, g.Provider.Plugin)

@@ -88,6 +88,8 @@ type Pool struct {
 	pickMu    sync.Mutex
 
 	down     chan struct{} // closed when no replica is left or at Close
+	downCtx  context.Context
+	cancel   context.CancelFunc
 	downOnce sync.Once
 	downErr  error
 	closing  atomic.Bool
@@ -177,6 +179,7 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 	if p.client == nil {
 		p.client = &slurm.Client{}
 	}
+	p.downCtx, p.cancel = context.WithCancel(context.Background())
 	if err := p.touch(); err != nil {
 		return nil, fmt.Errorf("generator %s: vllm: %w", cfg.Name, err)
 	}
@@ -488,6 +491,9 @@ func (p *Pool) alive(r *replica) bool {
 // the rotation, or Close was called. Err then says why.
 func (p *Pool) Done() <-chan struct{} { return p.down }
 
+// Context is cancelled when Done is closed.
+func (p *Pool) Context() context.Context { return p.downCtx }
+
 // Err is nil while the pool serves, then why it stopped.
 func (p *Pool) Err() error {
 	select {
@@ -502,6 +508,7 @@ func (p *Pool) fail(err error) {
 	p.downOnce.Do(func() {
 		p.downErr = err
 		close(p.down)
+		p.cancel()
 	})
 }
 
@@ -644,6 +651,8 @@ func (p *Pool) Close(ctx context.Context) error {
 		if len(ids) > 0 {
 			if cerr := p.client.Cancel(ctx, ids...); cerr != nil {
 				err = fmt.Errorf("generator %s: cancel the vLLM jobs %s: %w", p.cfg.Name, strings.Join(ids, ", "), cerr)
+			} else {
+				p.waitGone(ctx, ids)
 			}
 			now := time.Now()
 			for _, r := range p.replicas {
@@ -800,4 +809,25 @@ func stopGroup(pgid int, exited <-chan struct{}) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	<-exited
+}
+
+// waitGone waits, up to a minute, until Slurm no longer shows the jobs
+// pending or running: scancel only asks.
+func (p *Pool) waitGone(ctx context.Context, ids []string) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		st, err := p.client.Poll(ctx, ids)
+		if err == nil {
+			live := false
+			for _, s := range st {
+				if !s.State.Done() && s.State != slurm.Unknown {
+					live = true
+				}
+			}
+			if !live {
+				return
+			}
+		}
+		time.Sleep(p.cfg.PollInterval)
+	}
 }
