@@ -151,7 +151,7 @@ type Engine struct {
 	provLocks map[string]*sync.Mutex // one per generator: creating its provider
 	servers   map[string]ServerProvider
 	serverErr map[string]error // a generator whose servers did not start
-	closing   sync.WaitGroup // servers being stopped
+	closing   sync.WaitGroup   // servers being stopped
 	staleOnce sync.Once
 	staleErr  error
 	poller    *poller // Slurm jobs; created on first use
