@@ -10,18 +10,31 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 )
 
 // Client runs Slurm's commands (sbatch, squeue, scontrol, scancel) as
 // processes. The zero value uses the commands found in PATH. A Client
 // holds no state and is safe for concurrent use.
 type Client struct {
-	// Sbatch, Squeue, Scontrol and Scancel name the binaries; empty means
-	// the plain name, looked up in PATH. Tests point them at stand-ins.
-	Sbatch, Squeue, Scontrol, Scancel string
+	// Sbatch, Squeue, Scontrol, Scancel and Sacct name the binaries; empty
+	// means the plain name, looked up in PATH. Tests point them at
+	// stand-ins.
+	Sbatch, Squeue, Scontrol, Scancel, Sacct string
 	// Env is added to the environment of every command (SLURM_CONF=…).
 	Env []string
+
+	// noAccounting is set once sacct said the cluster keeps no
+	// accounting: it is not asked again.
+	noAccounting atomic.Bool
 }
+
+// sacctFormat asks sacct for the fields of Status (--parsable2: "|"
+// between fields, none after the last).
+const sacctFormat = "JobIDRaw,State,ExitCode,Reason,NodeList,Start,End,Elapsed"
+
+// accountingDisabled is what sacct says on a cluster without accounting.
+const accountingDisabled = "accounting storage is disabled"
 
 // squeueFormat asks for the fields of Status, "|"-separated; a ":" with
 // no width prints each field whole.
@@ -115,6 +128,17 @@ func (c *Client) Poll(ctx context.Context, ids []string) (map[string]Status, err
 	if err != nil {
 		return nil, err
 	}
+	// Jobs that left the queue: sacct knows how they ended, when the
+	// cluster keeps accounting (one call for all of them).
+	var gone []string
+	for _, id := range ids {
+		if _, ok := listed[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	for id, st := range c.accounted(ctx, gone) {
+		listed[id] = st
+	}
 	for _, id := range ids {
 		if st, ok := listed[id]; ok {
 			res[id] = st
@@ -129,6 +153,60 @@ func (c *Client) Poll(ctx context.Context, ids []string) (map[string]Status, err
 			return nil, err
 		}
 		res[id] = st
+	}
+	return res, nil
+}
+
+// accounted asks sacct about jobs squeue no longer lists. It returns
+// nothing when the cluster keeps no accounting (remembered) or sacct
+// fails: Poll then falls back to scontrol and the caller to the jobs'
+// exit markers.
+func (c *Client) accounted(ctx context.Context, ids []string) map[string]Status {
+	if len(ids) == 0 || c.noAccounting.Load() {
+		return nil
+	}
+	out, err := c.run(ctx, c.bin(c.Sacct, "sacct"), "", nil,
+		"--noheader", "--parsable2", "--allocations", "--jobs="+strings.Join(ids, ","), "--format="+sacctFormat)
+	if err != nil {
+		if strings.Contains(err.Error(), accountingDisabled) || errors.Is(err, exec.ErrNotFound) {
+			c.noAccounting.Store(true)
+		}
+		return nil
+	}
+	res, err := parseSacct(out)
+	if err != nil {
+		return nil
+	}
+	return res
+}
+
+// parseSacct reads `sacct --parsable2 --format=sacctFormat` lines.
+func parseSacct(out string) (map[string]Status, error) {
+	res := make(map[string]Status)
+	for n, line := range strings.Split(out, "\n") {
+		line = strings.TrimRight(line, "\r")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		f := strings.Split(line, "|")
+		if len(f) != 8 {
+			return nil, fmt.Errorf("sacct line %d: %d fields, want 8: %q", n+1, len(f), line)
+		}
+		st := Status{ID: f[0], State: ParseState(f[1]), Reason: reason(f[3])}
+		if !jobIDRe.MatchString(st.ID) {
+			continue // a step (123.batch) or an array record
+		}
+		if f[4] != "None assigned" {
+			st.Node = f[4]
+		}
+		var err error
+		if st.ExitCode, st.Signal, err = decodeExit(f[2]); err != nil {
+			return nil, fmt.Errorf("sacct line %d: %w", n+1, err)
+		}
+		if err := st.setTimes(f[5], f[6], f[7]); err != nil {
+			return nil, fmt.Errorf("sacct line %d: %w", n+1, err)
+		}
+		res[st.ID] = st
 	}
 	return res, nil
 }

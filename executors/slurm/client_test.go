@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fake writes a stand-in for a Slurm command: a bash script that appends
@@ -191,5 +192,56 @@ func TestCancelAndRequeue(t *testing.T) {
 	want := []string{"scancel_2_3", "scontrol_requeue_2"}
 	if g := calls(t, dir); strings.Join(g, " ") != strings.Join(want, " ") {
 		t.Errorf("calls = %q, want %q", g, want)
+	}
+}
+
+// TestPollAsksSacctForJobsThatLeftTheQueue: a job squeue no longer lists
+// is resolved by one sacct call for all such jobs, when the cluster keeps
+// accounting; without accounting sacct is not asked again, and scontrol
+// is the fallback.
+func TestPollAsksSacctForJobsThatLeftTheQueue(t *testing.T) {
+	dir := t.TempDir()
+	c := &Client{
+		Squeue: fake(t, dir, "squeue", `echo "7|RUNNING|0|None|n1|2026-11-22T04:00:00|2026-11-23T04:00:00|1:00|"`),
+		Sacct: fake(t, dir, "sacct", `cat <<'EOF2'
+8|COMPLETED|0:0|None|n1|2026-11-22T03:00:00|2026-11-22T03:10:00|00:10:00
+8.batch|COMPLETED|0:0||n1|2026-11-22T03:00:00|2026-11-22T03:10:00|00:10:00
+9|CANCELLED by 0|0:15|None|None assigned|None|2026-11-22T03:05:00|00:00:00
+10|OUT_OF_MEMORY|0:125|None|n1|2026-11-22T03:00:00|2026-11-22T03:01:00|00:01:00
+EOF2`),
+		Scontrol: fake(t, dir, "scontrol", `echo "scontrol: error: Invalid job id specified" >&2; exit 1`),
+	}
+	got, err := c.Poll(context.Background(), []string{"7", "8", "9", "10", "11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]State{"7": Running, "8": Completed, "9": Cancelled, "10": OutOfMemory, "11": Unknown}
+	for id, st := range want {
+		if got[id].State != st {
+			t.Errorf("job %s: %+v, want %s", id, got[id], st)
+		}
+	}
+	if got["8"].Elapsed != 10*time.Minute || got["8"].Node != "n1" || got["9"].Node != "" || got["10"].Signal != 125 {
+		t.Errorf("sacct fields: %+v %+v %+v", got["8"], got["9"], got["10"])
+	}
+	if n := strings.Count(strings.Join(calls(t, dir), "\n"), "sacct_"); n != 1 {
+		t.Errorf("%d sacct calls, want 1: %v", n, calls(t, dir))
+	}
+
+	// No accounting: asked once, then scontrol only.
+	dir2 := t.TempDir()
+	c2 := &Client{
+		Squeue:   fake(t, dir2, "squeue", `true`),
+		Sacct:    fake(t, dir2, "sacct", `echo "Slurm accounting storage is disabled" >&2; exit 1`),
+		Scontrol: fake(t, dir2, "scontrol", `echo "JobId=12 JobState=COMPLETED Reason=None ExitCode=0:0 NodeList=n1 StartTime=2026-11-22T03:00:00 EndTime=2026-11-22T03:00:05 RunTime=00:00:05"`),
+	}
+	for range 3 {
+		got, err := c2.Poll(context.Background(), []string{"12"})
+		if err != nil || got["12"].State != Completed {
+			t.Fatalf("without accounting: %+v %v", got, err)
+		}
+	}
+	if n := strings.Count(strings.Join(calls(t, dir2), "\n"), "sacct_"); n != 1 {
+		t.Errorf("%d sacct calls without accounting, want 1: %v", n, calls(t, dir2))
 	}
 }

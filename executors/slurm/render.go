@@ -346,31 +346,5 @@ func ParseTimeLimit(s string) (time.Duration, error) {
 	if s == "UNLIMITED" || s == "INFINITE" {
 		return 0, nil
 	}
-	num := func(f string) time.Duration {
-		n, _ := strconv.Atoi(f) // the pattern admits digits only
-		return time.Duration(n)
-	}
-	days, rest, dayForm := strings.Cut(s, "-")
-	if !dayForm {
-		rest, days = s, "0"
-	}
-	f := strings.Split(rest, ":")
-	var d time.Duration
-	switch {
-	case dayForm: // D-HH[:MM[:SS]]
-		d = num(f[0]) * time.Hour
-		if len(f) > 1 {
-			d += num(f[1]) * time.Minute
-		}
-		if len(f) > 2 {
-			d += num(f[2]) * time.Second
-		}
-	case len(f) == 1: // minutes
-		d = num(f[0]) * time.Minute
-	case len(f) == 2: // MM:SS
-		d = num(f[0])*time.Minute + num(f[1])*time.Second
-	default: // HH:MM:SS
-		d = num(f[0])*time.Hour + num(f[1])*time.Minute + num(f[2])*time.Second
-	}
-	return num(days)*24*time.Hour + d, nil
+	return parseDuration(s)
 }
