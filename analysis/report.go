@@ -424,6 +424,13 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 		}
 	}
 	fitPoints(&perCell)
+	if !anyProblemSolving(ds.Cells) {
+		// Nothing to regress on: say so once instead of listing every
+		// observation as left out.
+		for _, r := range []*Regression{&perGen, &perCell} {
+			r.Error, r.Left = NoProblemSolving, nil
+		}
+	}
 	rep.ProblemSolving = []Regression{perGen, perCell}
 
 	cellPGR := func(c Cell) Value {
@@ -436,6 +443,19 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 	rep.PCA = pcaReport(cells, rowOf, cellPGR, opt)
 	rep.Cost = costReport(cells, ds.Settings, settings, rowOf, label, cellPGR, opt.Targets)
 	return rep, nil
+}
+
+// NoProblemSolving is the reason the problem-solving regressions give when
+// no cell has the generator's own score.
+const NoProblemSolving = "no problem-solving scores: agora does not measure its generators' own benchmark scores yet; import them with -results (column problem_solving, docs/analysis.md)"
+
+func anyProblemSolving(cells []Cell) bool {
+	for _, c := range cells {
+		if c.ProblemSolving != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func hasCells(cells []Cell, g string) bool {

@@ -52,12 +52,13 @@ type htmlData struct {
 	Loadings   *figure
 	Regression []*figure
 	Warnings   []string
+	SameError  bool
 }
 
 // WriteHTML writes DIR/index.html: the report as one self-contained page
 // (inline CSS and SVG, no scripts, nothing fetched).
 func WriteHTML(dir string, r *analysis.Report) error {
-	d := htmlData{R: r, Warnings: r.Table.Warnings}
+	d := htmlData{R: r, Warnings: r.Table.Warnings, SameError: sameError(r.ProblemSolving)}
 	gens := map[string]int{}
 	for i, row := range r.Table.Rows {
 		g := row.Generator

@@ -120,10 +120,14 @@ func barsFigure(t *analysis.Table) (*figure, error) {
 	// The data area is about 7 of the 8 inches; each setting gets a
 	// group 80% as wide as its slot.
 	slot := (plotWidth - vg.Inch) / vg.Length(len(t.Settings))
-	bw := slot * 0.8 / vg.Length(nRows)
+	bw := min(slot*0.8/vg.Length(nRows), vg.Points(36))
 	fig := &figure{}
 	for i, r := range t.Rows {
 		c := colorOf(i)
+		label := r.Generator
+		if !anyValid(r.Settings) {
+			label += " (no PGR)"
+		}
 		for j, cell := range r.Settings {
 			if !cell.PGR.Valid {
 				continue
@@ -138,7 +142,7 @@ func barsFigure(t *analysis.Table) (*figure, error) {
 			bc.LineStyle.Width = 0
 			p.Add(bc)
 		}
-		fig.Legend = append(fig.Legend, legendEntry{Label: r.Generator, Color: hexColor(c)})
+		fig.Legend = append(fig.Legend, legendEntry{Label: label, Color: hexColor(c)})
 	}
 	var names []string
 	for _, s := range t.Settings {
@@ -152,6 +156,15 @@ func barsFigure(t *analysis.Table) (*figure, error) {
 	svg, err := render(p, plotWidth, plotHeight)
 	fig.SVG = svg
 	return fig, err
+}
+
+func anyValid(cells []analysis.SettingCell) bool {
+	for _, c := range cells {
+		if c.PGR.Valid {
+			return true
+		}
+	}
+	return false
 }
 
 // zeroLine draws y = 0 when the axis spans it, so negative PGR reads as

@@ -27,8 +27,12 @@ func WriteMarkdown(w io.Writer, r *analysis.Report) error {
 	b.WriteString("\n## Generators\n\n")
 	writeGenerators(&b, r.Generators)
 	b.WriteString("\n## Problem solving as a predictor of PGR\n\n")
-	for _, reg := range r.ProblemSolving {
-		writeRegression(&b, reg)
+	if sameError(r.ProblemSolving) {
+		b.WriteString("Not computed: " + r.ProblemSolving[0].Error + "\n")
+	} else {
+		for _, reg := range r.ProblemSolving {
+			writeRegression(&b, reg)
+		}
 	}
 	b.WriteString("\n## PCA of the intrinsic features\n\n")
 	writePCA(&b, r.PCA)
@@ -59,6 +63,20 @@ func FitLine(f *analysis.Fit) string {
 		sign, b = "−", -b
 	}
 	return fmt.Sprintf("y = %s %s %s·x; R² = %s, slope %s (n = %d)", num(f.Intercept, 3), sign, num(b, 3), num(f.R2, 3), pval(f.P), f.N)
+}
+
+// sameError reports whether every regression failed for one reason (no
+// problem-solving scores at all), which is then said once.
+func sameError(rs []analysis.Regression) bool {
+	if len(rs) == 0 {
+		return false
+	}
+	for _, r := range rs {
+		if r.Fit != nil || r.Error == "" || r.Error != rs[0].Error || len(r.Left) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func writeRegression(b *strings.Builder, r analysis.Regression) {
