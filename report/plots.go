@@ -114,8 +114,12 @@ func init() {
 func barsFigure(t *analysis.Table) (*figure, error) {
 	p := newPlot("PGR by setting", "setting", "PGR (%)")
 	nRows := len(t.Rows)
-	if nRows == 0 {
-		return nil, nil
+	any := false
+	for _, r := range t.Rows {
+		any = any || anyValid(r.Settings)
+	}
+	if !any {
+		return nil, nil // nothing to draw; the page says so
 	}
 	// The data area is about 7 of the 8 inches; each setting gets a
 	// group 80% as wide as its slot.

@@ -139,6 +139,16 @@ func TestDegenerate(t *testing.T) {
 	if n := strings.Count(string(page), "<svg"); n != 1 {
 		t.Errorf("%d plots, want the bar chart only", n)
 	}
+
+	// No PGR at all: no empty chart, a sentence instead.
+	rep.Table.Rows[0].Settings[0].PGR = analysis.Missing("no student score")
+	if err := WriteHTML(dir, rep); err != nil {
+		t.Fatal(err)
+	}
+	page, _ = os.ReadFile(filepath.Join(dir, "index.html"))
+	if strings.Contains(string(page), "<svg") || !strings.Contains(string(page), "No PGR to plot yet") {
+		t.Errorf("page without any PGR:\n%s", page)
+	}
 }
 
 func TestCount(t *testing.T) {
