@@ -114,11 +114,11 @@ func init() {
 func barsFigure(t *analysis.Table) (*figure, error) {
 	p := newPlot("PGR by setting", "setting", "PGR (%)")
 	nRows := len(t.Rows)
-	any := false
+	drawn := false
 	for _, r := range t.Rows {
-		any = any || anyValid(r.Settings)
+		drawn = drawn || anyValid(r.Settings)
 	}
-	if !any {
+	if !drawn {
 		return nil, nil // nothing to draw; the page says so
 	}
 	// The data area is about 7 of the 8 inches; each setting gets a

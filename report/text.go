@@ -142,12 +142,12 @@ func writeLeft(b *strings.Builder, left []string) {
 }
 
 func writeCost(b *strings.Builder, c analysis.CostReport) {
-	any := false
+	drawn := false
 	for _, d := range c.Domains {
 		if len(d.Points) == 0 {
 			continue
 		}
-		any = true
+		drawn = true
 		fmt.Fprintf(b, "**%s** — Pareto frontier (cheapest first): ", d.Domain)
 		var fr []string
 		for _, p := range d.Frontier {
@@ -164,7 +164,7 @@ func writeCost(b *strings.Builder, c analysis.CostReport) {
 		}
 		b.WriteString("\n")
 	}
-	if !any {
+	if !drawn {
 		b.WriteString("No cell has both a PGR and a cost.\n\n")
 	}
 	if len(c.Scaling) == 0 {
