@@ -57,7 +57,7 @@ func New(t Tuning) func(g *spec.Generator) (engine.Provider, error) {
 				return nil, fmt.Errorf("generator %s: no plugin host to run plugin %s", g.Name, g.Provider.Plugin)
 			}
 			c, err := t.Plugins.Client(context.Background(), host.Config{Generator: g.Name, Plugin: g.Provider.Plugin,
-				SHA256: g.Provider.SHA256, Model: g.Model, Limits: g.Limits, Sampling: g.Sampling,
+				SHA256: g.Provider.SHA256, Model: g.Model, Price: g.Price, Limits: g.Limits, Sampling: g.Sampling,
 				Retry: retry.Config{AttemptTimeout: t.AttemptTimeout, MaxRetries: t.MaxRetries, OutageAfter: t.OutageAfter,
 					BackoffBase: t.BackoffBase, BackoffMax: t.BackoffMax}})
 			if err != nil {

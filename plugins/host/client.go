@@ -59,6 +59,9 @@ type Config struct {
 	// Plugin is the plugin's name and SHA256 its pin (empty: none).
 	Plugin, SHA256 string
 	Model          string
+	// Price is the spec's price, compared with the plugin's for a warning
+	// in the log; nil when the spec has none.
+	Price *spec.Price
 	// Limits from the spec; zero fields take the plugin's advertised
 	// limits for the model.
 	Limits   spec.Limits
@@ -106,6 +109,11 @@ func (h *Host) Client(ctx context.Context, cfg Config) (*Client, error) {
 	rc := cfg.Retry
 	rc.Concurrency, rc.RPM, rc.TPM = cfg.Limits.Concurrency, cfg.Limits.RPM, cfg.Limits.TPM
 	if m, ok := p.Description().Model(cfg.Model); ok {
+		if pr := cfg.Price; pr != nil && (m.InputPrice > 0 || m.OutputPrice > 0) && (pr.Input != m.InputPrice || pr.Output != m.OutputPrice) {
+			h.opts.Logger.Warn("the spec's price differs from the plugin's: budgets use the spec's", "generator", cfg.Generator,
+				"plugin", cfg.Plugin, "model", cfg.Model, "spec_input", pr.Input, "spec_output", pr.Output,
+				"plugin_input", m.InputPrice, "plugin_output", m.OutputPrice)
+		}
 		if rc.Concurrency == 0 {
 			rc.Concurrency = m.Concurrency
 		}

@@ -162,7 +162,7 @@ func TestCompleteAndDescribe(t *testing.T) {
 }
 
 func TestLimitsFromDescription(t *testing.T) {
-	h, _ := newHost(t)
+	h, log := newHost(t)
 	c, err := h.Client(context.Background(), fakeConfig(t))
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +175,14 @@ func TestLimitsFromDescription(t *testing.T) {
 	c, _ = h.Client(context.Background(), cfg)
 	if got := c.Stats().Concurrency; got != 2 {
 		t.Errorf("concurrency %d, want the spec's 2", got)
+	}
+	if strings.Contains(log.String(), "price differs") {
+		t.Error("a price warning without a spec price")
+	}
+	cfg.Price = &spec.Price{Input: 1, Output: 3}
+	h.Client(context.Background(), cfg)
+	if !strings.Contains(log.String(), "[WARN]  the spec's price differs from the plugin's: budgets use the spec's: generator=g plugin=fake model=fake-1 spec_input=1 spec_output=3 plugin_input=1 plugin_output=2") {
+		t.Errorf("no price warning:\n%s", log.String())
 	}
 }
 
