@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,15 +48,13 @@ func (l *floatsFlag) Set(v string) error {
 	*l = nil
 	for _, part := range strings.Split(v, ",") {
 		f, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
-		if err != nil || !finiteFloat(f) {
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 			return fmt.Errorf("%q is not a number", part)
 		}
 		*l = append(*l, f)
 	}
 	return nil
 }
-
-func finiteFloat(f float64) bool { return f-f == 0 }
 
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var format, htmlDir string
@@ -85,7 +84,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "agora report: unknown format %q (want markdown, csv or json)\n", format)
 		return ExitError
 	}
-	if opt.Share <= 0 || opt.Share > 1 {
+	if !(opt.Share > 0 && opt.Share <= 1) { // NaN too
 		fmt.Fprintf(stderr, "agora report: -share %v: want a share above 0 and at most 1 (0.9 for 90%%)\n", opt.Share)
 		return ExitError
 	}
@@ -96,8 +95,8 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	opt.Targets = targets
 	ds, err := gatherReport(ctx, specPath, specGiven, results)
 	if err != nil {
-		var ds spec.Diagnostics
-		if errors.As(err, &ds) {
+		var diags spec.Diagnostics
+		if errors.As(err, &diags) {
 			printLoadError(stderr, specPath, err)
 		} else {
 			fmt.Fprintf(stderr, "agora report: %v\n", err)
