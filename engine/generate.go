@@ -90,6 +90,7 @@ func (r *generateRunner) run(ctx context.Context, s plan.Step) error {
 			todo = append(todo, slot)
 		}
 	}
+	digest := task.Template.Digest() // once, not per request
 	sp := e.prog.add(s.Address, s.Instances, len(accepted), s.Generator)
 	defer e.prog.remove(sp)
 
@@ -124,7 +125,7 @@ func (r *generateRunner) run(ctx context.Context, s plan.Step) error {
 		go func() {
 			defer wg.Done()
 			for slot := range slots {
-				err := r.slot(ctx, s, g, task, prov, sp, slot, last[slot]+1)
+				err := r.slot(ctx, s, g, task, digest, prov, sp, slot, last[slot]+1)
 				var x *exhaustedError
 				switch {
 				case err == nil:
@@ -215,7 +216,7 @@ func (r *generateRunner) task(ctx context.Context, s plan.Step, set *spec.Settin
 // making at most MaxAttempts requests in this run (a rerun gives a slot
 // given up before a fresh set of attempts, with new attempt numbers).
 // Every response is recorded before its cost is booked.
-func (r *generateRunner) slot(ctx context.Context, s plan.Step, g *spec.Generator, task *generation.Task, prov Provider, sp *stepProgress, slot, attempt int) error {
+func (r *generateRunner) slot(ctx context.Context, s plan.Step, g *spec.Generator, task *generation.Task, promptDigest string, prov Provider, sp *stepProgress, slot, attempt int) error {
 	e := r.e
 	reason := "no attempts left"
 	for n := 0; n < e.opts.MaxAttempts; n, attempt = n+1, attempt+1 {
@@ -251,7 +252,7 @@ func (r *generateRunner) slot(ctx context.Context, s plan.Step, g *spec.Generato
 		rec := state.Generation{
 			StepID: s.ID, Slot: slot, Attempt: attempt, Accepted: verr == nil,
 			Raw: c.Text, Model: c.Model, SystemFingerprint: c.SystemFingerprint, RequestID: c.ID, FinishReason: c.FinishReason,
-			PromptDigest: task.Template.Digest(), SeedItemID: req.SeedItemID,
+			PromptDigest: promptDigest, SeedItemID: req.SeedItemID,
 			InputTokens: c.PromptTokens, OutputTokens: c.CompletionTokens, CostUSD: cost,
 			StartedAt: started, Duration: time.Since(started),
 		}
