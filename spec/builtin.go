@@ -54,10 +54,11 @@ var (
 )
 
 // builtinSettings are the nine AgoraBench settings. Seed sizes are the
-// paper's. The Hub ids follow the Data-Agora organisation's naming; only
-// Data-Agora/math-seed-data is confirmed in the protocol notes, and the
-// others could not be checked from here (no hub access): verify them, and
-// pin a revision, before a paid run (docs/apply.md). The per-item token assumptions are agora's own planning
+// paper's. The Hub ids follow the Data-Agora organisation's naming;
+// Data-Agora/math-seed-data (the protocol notes) and code-seed-data (its
+// hub page) are confirmed, the others could not be checked from here (no
+// hub access): verify them, and pin a revision, before a paid run
+// (docs/apply.md). The per-item token assumptions are agora's own planning
 // heuristics (docs/estimates.md): tokens of seed material per request
 // (three demonstrations for instance generation, the instruction for
 // response generation, the pair for quality enhancement) and tokens of one
