@@ -107,6 +107,7 @@ func (l *loader) complete(exp *Experiment) {
 		l.checkGridSelects(exp)
 	}
 	l.checkStudent(exp)
+	l.checkProblemSolving(exp)
 	for _, name := range sortedKeys(exp.Budgets.PerGenerator) {
 		if _, ok := exp.Generators[name]; !ok {
 			l.at(sel("budgets", "per_generator", name), "unknown generator %q%s", name, didYouMean(name, sortedKeys(exp.Generators)))

@@ -11,6 +11,8 @@ type Experiment struct {
 	Student    Student               `json:"student"`
 	Evaluation Evaluation            `json:"evaluation"`
 	Budgets    Budgets               `json:"budgets"`
+	// ProblemSolving, when set, asks for solve steps (problemsolving.go).
+	ProblemSolving *ProblemSolving `json:"problem_solving,omitempty"`
 
 	// Source describes the file the experiment was loaded from.
 	Source Source `json:"-"`
