@@ -1,6 +1,7 @@
 // Package plugintest builds plugin binaries for tests, and holds the test
 // plugins themselves: fake (an echo provider that panics, hangs or rate
-// limits on request) and future (a provider speaking protocol version 2).
+// limits on request), future (a provider speaking protocol version 2) and,
+// in python/, pyecho (a provider written in Python).
 package plugintest
 
 import (

@@ -3,6 +3,9 @@
 // (committed, so building agora needs no protoc). Only plugins/host and
 // plugins/sdk import it; the engine never sees these types.
 //
+// The Python message classes of the Python test plugin
+// (plugins/plugintest/python) are generated here too.
+//
 // To regenerate after editing provider.proto (protoc from the
 // protobuf-compiler package; the generators from the module proxy):
 //
@@ -12,3 +15,4 @@
 package providerpb
 
 //go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative provider.proto
+//go:generate protoc --python_out=../plugintest/python provider.proto
