@@ -108,6 +108,7 @@ func (l *loader) complete(exp *Experiment) {
 	}
 	l.checkStudent(exp)
 	l.checkProblemSolving(exp)
+	l.completeMetrics(exp)
 	for _, name := range sortedKeys(exp.Budgets.PerGenerator) {
 		if _, ok := exp.Generators[name]; !ok {
 			l.at(sel("budgets", "per_generator", name), "unknown generator %q%s", name, didYouMean(name, sortedKeys(exp.Generators)))
@@ -182,6 +183,9 @@ func (l *loader) completeBenchmarks(exp *Experiment) {
 		if user.OutputTokens == 0 {
 			user.OutputTokens = b.OutputTokens
 		}
+		if user.PromptTokens == 0 {
+			user.PromptTokens = b.PromptTokens
+		}
 		if user.Judge == nil && builtinJudges[name] != nil {
 			user.Judge = builtinJudges[name]()
 		}
@@ -202,6 +206,9 @@ func (l *loader) completeBenchmarks(exp *Experiment) {
 		}
 		if b.OutputTokens == 0 {
 			b.OutputTokens = 512
+		}
+		if b.PromptTokens == 0 {
+			b.PromptTokens = defaultPromptTokens
 		}
 		if harnessNeedsJudge[b.Harness] && b.Judge == nil {
 			l.at(at, "harness %q scores with an LLM judge: set judge: {model, price}", b.Harness)

@@ -11,6 +11,7 @@ type Experiment struct {
 	Student    Student               `json:"student"`
 	Evaluation Evaluation            `json:"evaluation"`
 	Budgets    Budgets               `json:"budgets"`
+	Metrics    *Metrics              `json:"metrics,omitempty"`
 	// ProblemSolving, when set, asks for solve steps (problemsolving.go).
 	ProblemSolving *ProblemSolving `json:"problem_solving,omitempty"`
 
@@ -303,6 +304,9 @@ type Benchmark struct {
 	Command      string `json:"command,omitempty"`
 	Items        int    `json:"items,omitempty"`
 	OutputTokens int    `json:"output_tokens,omitempty"`
+	// PromptTokens is the expected prompt of one problem, for the
+	// estimate of a solve step.
+	PromptTokens int    `json:"prompt_tokens,omitempty"`
 	Judge        *Judge `json:"judge,omitempty"`
 }
 
