@@ -23,10 +23,13 @@ const (
 	KindTrain    = "train"
 	KindEvaluate = "evaluate"
 	KindScore    = "score"
+	// KindSolve: a generator answers a benchmark itself, for the
+	// report's problem-solving analysis.
+	KindSolve = "solve"
 )
 
 // Kinds lists the step kinds in the order the stages run.
-var Kinds = []string{KindGenerate, KindTrain, KindEvaluate, KindScore}
+var Kinds = []string{KindGenerate, KindTrain, KindEvaluate, KindScore, KindSolve}
 
 // Actions.
 const (

@@ -97,6 +97,8 @@ func stageTitle(kind string) string {
 		return "Evaluate"
 	case KindScore:
 		return "Score"
+	case KindSolve:
+		return "Solve (generators answer their benchmarks)"
 	}
 	return kind
 }

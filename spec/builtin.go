@@ -100,17 +100,23 @@ func gpt4Turbo(in, out int) *Judge {
 }
 
 // builtinBenchmarks are the six AgoraBench benchmarks: their harness, test
-// set size and the expected answer length used for GPU-hour estimates.
+// set size, the expected answer length used for GPU-hour estimates, and
+// the expected prompt of one problem (solve steps' token estimates: the
+// zero-shot chat prompt of the harness, rounded up).
 // Judge token counts are per evaluated item (Arena-Hard judges each answer
 // twice, once in each order).
 var builtinBenchmarks = map[string]Benchmark{
-	"gsm8k":       {Harness: HarnessLMEval, Items: 1319, OutputTokens: 256},
-	"math":        {Harness: HarnessLMEval, Items: 5000, OutputTokens: 512},
-	"mbpp":        {Harness: HarnessEvalPlus, Items: 378, OutputTokens: 256},
-	"humaneval":   {Harness: HarnessEvalPlus, Items: 164, OutputTokens: 256},
-	"alpacaeval2": {Harness: HarnessAlpacaEval, Items: 805, OutputTokens: 512},
-	"arenahard":   {Harness: HarnessArenaHard, Items: 500, OutputTokens: 768},
+	"gsm8k":       {Harness: HarnessLMEval, Items: 1319, OutputTokens: 256, PromptTokens: 130},
+	"math":        {Harness: HarnessLMEval, Items: 5000, OutputTokens: 512, PromptTokens: 120},
+	"mbpp":        {Harness: HarnessEvalPlus, Items: 378, OutputTokens: 256, PromptTokens: 180},
+	"humaneval":   {Harness: HarnessEvalPlus, Items: 164, OutputTokens: 256, PromptTokens: 200},
+	"alpacaeval2": {Harness: HarnessAlpacaEval, Items: 805, OutputTokens: 512, PromptTokens: 60},
+	"arenahard":   {Harness: HarnessArenaHard, Items: 500, OutputTokens: 768, PromptTokens: 500},
 }
+
+// defaultPromptTokens is the prompt assumption of a benchmark that is not
+// built in.
+const defaultPromptTokens = 300
 
 // builtinJudges are the default judges of the judged benchmarks.
 var builtinJudges = map[string]func() *Judge{

@@ -283,14 +283,14 @@ evaluation: benchmarks: {
 			Price: Price{Input: 10, Output: 30}, InputTokens: in, OutputTokens: out}
 	}
 	want := map[string]*Benchmark{
-		"gsm8k":       {Name: "gsm8k", Harness: "lm-eval", Items: 1319, OutputTokens: 300},
-		"math":        {Name: "math", Harness: "lm-eval", Items: 5000, OutputTokens: 512},
-		"mbpp":        {Name: "mbpp", Harness: "evalplus", Items: 378, OutputTokens: 256},
-		"humaneval":   {Name: "humaneval", Harness: "evalplus", Items: 164, OutputTokens: 256},
-		"alpacaeval2": {Name: "alpacaeval2", Harness: "alpaca_eval", Items: 100, OutputTokens: 512, Judge: gpt4(1400, 1)},
-		"arenahard":   {Name: "arenahard", Harness: "arena-hard-auto", Items: 500, OutputTokens: 768, Judge: gpt4(3600, 1000)},
-		"mine":        {Name: "mine", Harness: "command", Command: "run {{.Model}}", Items: 10, OutputTokens: 512},
-		"judged": {Name: "judged", Harness: "lm-eval", Items: 5, OutputTokens: 512,
+		"gsm8k":       {Name: "gsm8k", Harness: "lm-eval", Items: 1319, OutputTokens: 300, PromptTokens: 130},
+		"math":        {Name: "math", Harness: "lm-eval", Items: 5000, OutputTokens: 512, PromptTokens: 120},
+		"mbpp":        {Name: "mbpp", Harness: "evalplus", Items: 378, OutputTokens: 256, PromptTokens: 180},
+		"humaneval":   {Name: "humaneval", Harness: "evalplus", Items: 164, OutputTokens: 256, PromptTokens: 200},
+		"alpacaeval2": {Name: "alpacaeval2", Harness: "alpaca_eval", Items: 100, OutputTokens: 512, PromptTokens: 60, Judge: gpt4(1400, 1)},
+		"arenahard":   {Name: "arenahard", Harness: "arena-hard-auto", Items: 500, OutputTokens: 768, PromptTokens: 500, Judge: gpt4(3600, 1000)},
+		"mine":        {Name: "mine", Harness: "command", Command: "run {{.Model}}", Items: 10, OutputTokens: 512, PromptTokens: 300},
+		"judged": {Name: "judged", Harness: "lm-eval", Items: 5, OutputTokens: 512, PromptTokens: 300,
 			Judge: &Judge{Model: "j", BaseURL: "https://api.openai.com/v1", APIKeyEnv: "OPENAI_API_KEY", Price: Price{Input: 1, Output: 1}, InputTokens: 1000, OutputTokens: 200}},
 	}
 	if !reflect.DeepEqual(exp.Evaluation.Benchmarks, want) {
