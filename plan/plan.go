@@ -26,10 +26,15 @@ const (
 	// KindSolve: a generator answers a benchmark itself, for the
 	// report's problem-solving analysis.
 	KindSolve = "solve"
+	// Intrinsic metrics of a generate step's data (docs/metrics.md).
+	KindJudge      = "judge"
+	KindDiversity  = "diversity"
+	KindPerplexity = "perplexity"
+	KindReward     = "reward"
 )
 
 // Kinds lists the step kinds in the order the stages run.
-var Kinds = []string{KindGenerate, KindTrain, KindEvaluate, KindScore, KindSolve}
+var Kinds = []string{KindGenerate, KindJudge, KindDiversity, KindPerplexity, KindReward, KindTrain, KindEvaluate, KindScore, KindSolve}
 
 // Actions.
 const (

@@ -99,6 +99,8 @@ func stageTitle(kind string) string {
 		return "Score"
 	case KindSolve:
 		return "Solve (generators answer their benchmarks)"
+	case KindJudge, KindDiversity, KindPerplexity, KindReward:
+		return "Metric: " + kind + " (docs/metrics.md)"
 	}
 	return kind
 }
