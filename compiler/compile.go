@@ -125,6 +125,7 @@ func (c *compiler) build() error {
 		}
 		c.add(c.scoreStep(cl, studentEvals, baseEvals, refEvals), cl.Generator)
 	}
+	c.solveSteps()
 	c.order()
 	return c.err
 }
@@ -388,6 +389,8 @@ func (c *compiler) totals(p *plan.Plan) {
 		gt := t.ByGenerator[owner]
 		if s.Kind == plan.KindGenerate {
 			gt.Instances += s.Instances
+		}
+		if s.Kind == plan.KindGenerate || s.Kind == plan.KindSolve {
 			gt.InputTokens += e.InputTokens
 			gt.OutputTokens += e.OutputTokens
 		}
