@@ -20,6 +20,7 @@ import (
 	"github.com/agorabench/agora/compiler"
 	"github.com/agorabench/agora/engine"
 	"github.com/agorabench/agora/executors/local"
+	"github.com/agorabench/agora/executors/vllm"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/providers"
 	"github.com/agorabench/agora/spec"
@@ -215,6 +216,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			// Local jobs run in their own process groups: end them
 			// before exiting, or they would outlive agora.
 			local.KillAll()
+			vllm.KillAll()
 			closePlugins()
 			cancel()
 			release()
@@ -222,12 +224,15 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}()
 
+	// vLLM servers keep their scripts, logs and heartbeat under
+	// .agora/servers/<generator>.
+	tuning := providers.Tuning{Plugins: plugins, VLLM: providers.VLLM{Dir: filepath.Join(dir, "servers"), SpecDir: exp.Source.Dir}}
 	eng := engine.New(exp, p, store, spent, byGen, engine.Options{
 		Dir:         dir,
 		Parallelism: o.parallelism,
 		MaxAttempts: o.maxAttempts,
 		Resubmits:   resubmitsOption(o.resubmits),
-		Providers:   providers.New(providers.Tuning{Plugins: plugins}),
+		Providers:   providers.New(tuning),
 		Seeds:       providers.Seeds{Dir: exp.Source.Dir, CacheDir: filepath.Join(dir, "cache", "hf")},
 		Stop:        stop,
 		Progress:    stderr,

@@ -87,7 +87,7 @@ func (p *Pool) script(r *replica) string {
 	w(`printf '%%s %%s\n' %s "$port" >"$endpoint.tmp" && mv "$endpoint.tmp" "$endpoint"`, host)
 	w(`# agora touches $heartbeat every %d s; without it for %d s, agora is gone.`, every, stale)
 	w(`while kill -0 "$server" 2>/dev/null; do`)
-	w(`	sleep %d & wait $!`, every)
+	w(`	sleep 1 & wait $!`)
 	w(`	age=$(( $(date +%%s) - $(stat -c %%Y "$heartbeat" 2>/dev/null || echo 0) ))`)
 	w(`	if [ "$age" -gt %d ]; then`, stale)
 	w(`		echo "agora: no heartbeat from agora for ${age} s: stopping the server" >&2`)

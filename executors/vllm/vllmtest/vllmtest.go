@@ -6,6 +6,8 @@
 package vllmtest
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,19 +19,26 @@ import (
 // directory, to put first in PATH.
 func Build(t testing.TB) string {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("vllmtest: cannot locate the stand-in's source")
-	}
-	src := filepath.Join(filepath.Dir(file), "..", "testdata", "vllm")
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "vllm"), ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("vllmtest: build the stand-in vllm: %v\n%s", err, out)
+	if err := BuildTo(dir); err != nil {
+		t.Fatal(err)
 	}
 	return dir
+}
+
+// BuildTo compiles the stand-in into dir/vllm.
+func BuildTo(dir string) error {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return errors.New("vllmtest: cannot locate the stand-in's source")
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "vllm"), ".")
+	cmd.Dir = filepath.Join(filepath.Dir(file), "..", "testdata", "vllm")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("vllmtest: build the stand-in vllm: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // PutFirstInPath builds the stand-in and puts its directory first in PATH
