@@ -108,6 +108,7 @@ func (c *compiler) build() error {
 		}
 		gen := c.generateStep(g, s, cl, tpl)
 		genID := c.add(gen, cl.Generator)
+		c.metricSteps(s, cl, genID)
 		train := c.trainStep(s, cl, genID)
 		trainID := c.add(train, cl.Generator)
 		var studentEvals, baseEvals, refEvals []string
