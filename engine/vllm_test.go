@@ -40,6 +40,7 @@ type vllmFixture struct {
 	plan    *plan.Plan
 	api     *apitest.Server
 	servers string // the servers' directory
+	stub    string // the stand-in vllm's directory
 	slurm   *slurm.Client
 }
 
@@ -49,7 +50,7 @@ type vllmFixture struct {
 // apitest stand-in.
 func newVLLMFixture(t *testing.T, vllm string, instances []int, withAPI bool, extra string) *vllmFixture {
 	t.Helper()
-	vllmtest.PutFirstInPath(t)
+	stub := vllmtest.PutFirstInPath(t)
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func newVLLMFixture(t *testing.T, vllm string, instances []int, withAPI bool, ex
 	if err := os.WriteFile(filepath.Join(dir, "seed.jsonl"), []byte(seeds.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f := &vllmFixture{t: t, dir: dir, servers: filepath.Join(dir, ".agora", "servers")}
+	f := &vllmFixture{t: t, dir: dir, servers: filepath.Join(dir, ".agora", "servers"), stub: stub}
 	gens := fmt.Sprintf(`open: {provider: vllm: %s, model: %q, sampling: max_tokens: 200}`, vllm, vllmModel)
 	if withAPI {
 		f.api = apitest.New(apitest.Options{Responder: func(apitest.ChatRequest) string { return mathReply }})
@@ -163,7 +164,7 @@ func serverJobs(t *testing.T, store *state.Store, steps []plan.Step) []state.Job
 }
 
 // liveProcesses lists the processes whose command line mentions dir.
-func liveProcesses(dir string) []string {
+func liveProcesses(dirs ...string) []string {
 	var out []string
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -171,7 +172,7 @@ func liveProcesses(dir string) []string {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(b), dir) {
+		if err != nil || !mentions(e.Name(), string(b), dirs) {
 			continue
 		}
 		if st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); strings.Contains(string(st), ") Z ") {
@@ -184,7 +185,7 @@ func liveProcesses(dir string) []string {
 
 func (f *vllmFixture) noServersLeft(store *state.Store) {
 	f.t.Helper()
-	if ps := liveProcesses(f.servers); len(ps) > 0 {
+	if ps := liveProcesses(f.servers, f.stub); len(ps) > 0 {
 		f.t.Errorf("server processes left:\n%s", strings.Join(ps, "\n"))
 	}
 	active, err := store.ActiveJobs(context.Background())
@@ -256,7 +257,7 @@ func TestVLLMServersStopAfterLastStep(t *testing.T) {
 		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
 			logs, _ := filepath.Glob(filepath.Join(f.servers, "open", "slurm-*.out"))
-			if len(logs) > 0 && len(liveProcesses(f.servers)) == 0 {
+			if len(logs) > 0 && len(liveProcesses(f.servers, f.stub)) == 0 {
 				b, _ := os.ReadFile(logs[0])
 				if strings.Contains(string(b), "shutting down") {
 					break
@@ -401,4 +402,16 @@ func TestVLLMGeneratorOnSlurm(t *testing.T) {
 		}
 	}
 	f.noServersLeft(store)
+}
+
+// mentions reports whether process pid's command line or executable is
+// under one of dirs.
+func mentions(pid, cmdline string, dirs []string) bool {
+	exe, _ := os.Readlink(filepath.Join("/proc", pid, "exe"))
+	for _, d := range dirs {
+		if strings.Contains(cmdline, d) || strings.HasPrefix(exe, d+"/") {
+			return true
+		}
+	}
+	return false
 }

@@ -28,7 +28,7 @@ import (
 const (
 	DefaultStartTimeout = 20 * time.Minute
 	DefaultPollInterval = 2 * time.Second
-	DefaultHeartbeat    = 30 * time.Second
+	DefaultHeartbeat    = 10 * time.Second
 	// logTailLines is how much of a server's log an error carries.
 	logTailLines = 20
 )

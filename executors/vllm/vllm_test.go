@@ -131,7 +131,9 @@ func ask(c *api.Client, text string) (api.Response, error) {
 
 // processesUnder lists the live processes whose command line mentions dir
 // (the servers' scripts live there).
-func processesUnder(dir string) []string {
+func processesUnder(dirs ...string) []string {
+	// The stand-in vllm lives in the first directory of PATH.
+	dirs = append(dirs, filepath.SplitList(os.Getenv("PATH"))[0])
 	var out []string
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -143,7 +145,7 @@ func processesUnder(dir string) []string {
 			continue
 		}
 		cmd := strings.ReplaceAll(string(b), "\x00", " ")
-		if strings.Contains(cmd, dir) {
+		if mentions(e.Name(), cmd, dirs) {
 			if st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); strings.Contains(string(st), ") Z ") {
 				continue // a zombie holds nothing
 			}
@@ -521,4 +523,16 @@ func TestServersRequireTheKey(t *testing.T) {
 	if got := models(t, addr, "not-the-key"); len(got) != 0 {
 		t.Errorf("without the key: %v", got)
 	}
+}
+
+// mentions reports whether process pid's command line or executable is
+// under one of dirs.
+func mentions(pid, cmdline string, dirs []string) bool {
+	exe, _ := os.Readlink(filepath.Join("/proc", pid, "exe"))
+	for _, d := range dirs {
+		if strings.Contains(cmdline, d) || strings.HasPrefix(exe, d+"/") {
+			return true
+		}
+	}
+	return false
 }
