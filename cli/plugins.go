@@ -96,7 +96,8 @@ func runPlugins(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			fmt.Fprintf(stdout, "  protocol  %d: incompatible, this agora speaks %d\n", ve.Plugin, ve.Host)
 			continue
 		case err != nil:
-			fmt.Fprintf(stdout, "  error     %s\n", oneLine(err.Error()))
+			msg, _, _ := strings.Cut(err.Error(), "\n")
+			fmt.Fprintf(stdout, "  error     %s\n", msg)
 			continue
 		}
 		d := p.Description()
@@ -292,7 +293,7 @@ func pluginCounter(ctx context.Context, exp *spec.Experiment, stderr io.Writer) 
 		if err != nil || !ok {
 			if err != nil {
 				mu.Lock()
-				failed[p.Name] = oneLine(err.Error())
+				failed[p.Name], _, _ = strings.Cut(err.Error(), "\n")
 				mu.Unlock()
 			}
 			return 0, "", false

@@ -64,18 +64,17 @@ var (
 )
 
 // Describe lists the models the key can use (GET /v1/models) with the
-// known prices; without a key, or when the list cannot be had, the known
-// models.
+// known prices. Without a key it fails: the plugin cannot work. When the
+// list cannot be had it describes no models (agora then checks none) and
+// logs why.
 func (p *Provider) Describe(ctx context.Context) (sdk.Description, error) {
 	d := sdk.Description{Name: "anthropic"}
+	if p.Key == "" {
+		return d, errors.New(noKey)
+	}
 	ids, err := p.listModels(ctx)
 	if err != nil {
-		sdk.Log.Warn("listing models failed; describing the known ones", "error", err)
-	}
-	if len(ids) == 0 {
-		for id := range prices {
-			ids = append(ids, id)
-		}
+		sdk.Log.Warn("listing models failed; describing none", "error", err)
 	}
 	for _, id := range ids {
 		m := sdk.Model{ID: id}
@@ -86,6 +85,8 @@ func (p *Provider) Describe(ctx context.Context) (sdk.Description, error) {
 	}
 	return d, nil
 }
+
+const noKey = "environment variable ANTHROPIC_API_KEY is not set: it must hold the API key"
 
 // price finds a model's price, dated versions (claude-sonnet-4-5-20250929)
 // included.
@@ -99,9 +100,6 @@ func price(id string) ([2]float64, bool) {
 }
 
 func (p *Provider) listModels(ctx context.Context) ([]string, error) {
-	if p.Key == "" {
-		return nil, errors.New("ANTHROPIC_API_KEY is not set")
-	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	var ids []string
@@ -154,7 +152,7 @@ func split(msgs []sdk.Message) (system string, out []message) {
 // Complete makes one Messages API call.
 func (p *Provider) Complete(ctx context.Context, req sdk.Request) (sdk.Completion, error) {
 	if p.Key == "" {
-		return sdk.Completion{}, errors.New("environment variable ANTHROPIC_API_KEY is not set: it must hold the API key")
+		return sdk.Completion{}, errors.New(noKey)
 	}
 	body := map[string]any{"model": req.Model}
 	system, msgs := split(req.Messages)

@@ -124,10 +124,15 @@ func TestDescribeAndCount(t *testing.T) {
 	if m := d.Models[1]; m.InputPrice != 0 {
 		t.Errorf("unknown model priced %+v", m)
 	}
-	// Without a key: the known models.
-	d, _ = (&anthropic.Provider{BaseURL: s.URL(), HTTP: &http.Client{}}).Describe(context.Background())
-	if len(d.Models) < 3 {
-		t.Errorf("offline description %+v", d)
+	// Without a key the plugin cannot work: it says so at the start.
+	if _, err := (&anthropic.Provider{BaseURL: s.URL(), HTTP: &http.Client{}}).Describe(context.Background()); err == nil ||
+		err.Error() != "environment variable ANTHROPIC_API_KEY is not set: it must hold the API key" {
+		t.Errorf("describe without a key: %v", err)
+	}
+	// When the list cannot be had: no models, so that agora checks none.
+	d, err = (&anthropic.Provider{BaseURL: "http://127.0.0.1:1", Key: "k", HTTP: &http.Client{}}).Describe(context.Background())
+	if err != nil || len(d.Models) != 0 {
+		t.Errorf("describe with the API unreachable: %+v %v", d, err)
 	}
 	n, err := provider(s).CountTokens(context.Background(), "claude-new-model", []sdk.Message{{Role: "system", Content: "12345678"}, {Role: "user", Content: "1234"}})
 	if err != nil || n != 2+1+3 {
