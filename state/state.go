@@ -47,7 +47,7 @@ const DBFile = "state.db"
 var ErrClosed = errors.New("state is closed")
 
 // schemaVersion is the PRAGMA user_version this binary writes and reads.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // migrations[i] brings the schema from version i to i+1.
 var migrations = []string{
@@ -128,6 +128,8 @@ var migrations = []string{
 		recorded_at INTEGER NOT NULL,
 		PRIMARY KEY (step_id, benchmark, model)
 	) STRICT;`,
+	// 3: intrinsic metrics (see metrics.go).
+	migrationMetrics,
 }
 
 // Store is the state database. Its methods are safe for concurrent use.
