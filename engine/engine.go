@@ -217,6 +217,7 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 		plan.KindTrain:    &trainRunner{e: e, byID: byID},
 		plan.KindEvaluate: &evaluateRunner{e: e},
 		plan.KindScore:    &scoreRunner{e: e},
+		plan.KindSolve:    &solveRunner{e: e},
 	}
 
 	// soft ends when sending must stop: the first interrupt, or ctx.
@@ -307,7 +308,7 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 			res.Failed[s.Address] = o.err.Error()
 			blocked[o.id] = "failed"
 		}
-		if s.Kind == plan.KindGenerate && !serversNeeded(e.plan, s.Generator, done, started, blocked, !stopping && res.Budget == nil && !e.stopped()) {
+		if (s.Kind == plan.KindGenerate || s.Kind == plan.KindSolve) && !serversNeeded(e.plan, s.Generator, done, started, blocked, !stopping && res.Budget == nil && !e.stopped()) {
 			e.closeServers(ctx, s.Generator)
 		}
 	}

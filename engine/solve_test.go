@@ -1,0 +1,266 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agorabench/agora/compiler"
+	"github.com/agorabench/agora/engine"
+	"github.com/agorabench/agora/executors/api/apitest"
+	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/providers"
+	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/state"
+)
+
+// solveFixture is a spec whose generator, behind the stand-in server,
+// answers "What is K + K?" right for even K only, with solve steps for
+// gsm8k (lm-eval) and humaneval (evalplus) on 4 problems each; the
+// stand-in harnesses ask K = 1..4 through agora's proxy, so each scores
+// 50%.
+type solveFixture struct {
+	t     *testing.T
+	dir   string
+	srv   *apitest.Server
+	exp   *spec.Experiment
+	solve *plan.Plan // the plan's solve steps alone
+}
+
+var sumQuestion = regexp.MustCompile(`^What is (\d+) \+ (\d+)\?$`)
+
+func newSolveFixture(t *testing.T, extra string) *solveFixture {
+	t.Helper()
+	standIns(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "seed.jsonl"), []byte(`{"instruction": "What is 1 + 1?", "response": "2 [RESULT] 2 [/RESULT]"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := apitest.New(apitest.Options{Seed: 3, Responder: func(r apitest.ChatRequest) string {
+		m := sumQuestion.FindStringSubmatch(r.Messages[len(r.Messages)-1].Content)
+		if m == nil {
+			return "I do not understand the request."
+		}
+		k, _ := strconv.Atoi(m[1])
+		if k%2 == 0 {
+			return fmt.Sprintf("The sum is %d", 2*k)
+		}
+		return "I am not sure."
+	}})
+	t.Cleanup(srv.Close)
+	t.Setenv(keyEnv, srv.APIKey())
+	src := fmt.Sprintf(`
+generators: g: {
+	provider: openai: {base_url: %q, api_key_env: %q}
+	model: %q
+	price: {input: 2, output: 8}
+	limits: concurrency: 4
+	sampling: max_tokens: 100
+}
+settings: s: {
+	domain: "math"
+	method: "response_generation"
+	seed_data: path: "seed.jsonl"
+	instances: 5
+	benchmarks: ["gsm8k", "humaneval"]
+}
+problem_solving: items: 4
+%s
+`, srv.URL(), keyEnv, apitest.DefaultModel, extra)
+	path := filepath.Join(dir, "agora.cue")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exp, err := spec.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := compiler.Compile(context.Background(), exp, compiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the solve steps run: the rest of the plan is other tests'.
+	var steps []plan.Step
+	for _, s := range p.Steps {
+		if s.Kind == plan.KindSolve {
+			steps = append(steps, s)
+		}
+	}
+	if len(steps) == 0 {
+		t.Fatal("no solve steps")
+	}
+	p.Steps = steps
+	return &solveFixture{t: t, dir: dir, srv: srv, exp: exp, solve: p}
+}
+
+func (f *solveFixture) apply() (*engine.Result, *state.Store) {
+	f.t.Helper()
+	ctx := context.Background()
+	dir := filepath.Join(f.dir, ".agora")
+	store, err := state.Open(ctx, dir)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { store.Close() })
+	spent, byGen, err := store.Spend(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	e := engine.New(f.exp, f.solve, store, spent, byGen, engine.Options{
+		Dir:       dir,
+		Providers: providers.New(providers.Tuning{BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, AttemptTimeout: 10 * time.Second}),
+		Interval:  10 * time.Millisecond,
+		Resubmits: -1,
+	})
+	res, err := e.Apply(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res, store
+}
+
+func (f *solveFixture) tally() float64 {
+	st := f.srv.Stats()
+	return (float64(st.PromptTokens)*2 + float64(st.CompletionTokens)*8) / 1e6
+}
+
+// TestSolve: each generator answers its benchmarks through agora's proxy,
+// run by the stand-in harnesses; the scores are recorded under the
+// generator's name, every request is in the state with the spend equal to
+// the server's tally, and a rerun sends nothing.
+func TestSolve(t *testing.T) {
+	f := newSolveFixture(t, "")
+	res, store := f.apply()
+	if len(res.Failed) > 0 || res.Budget != nil || res.Stopped || len(res.Done) != 2 {
+		t.Fatalf("apply: %+v", res)
+	}
+	if n := f.srv.Stats().Outcomes[apitest.OutcomeOK]; n != 8 {
+		t.Errorf("server answered %d requests, want 4 per benchmark", n)
+	}
+	scores, err := store.Scores(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, sc := range scores {
+		if sc.Model != "g" {
+			t.Errorf("score recorded under model %q, want the generator g", sc.Model)
+		}
+		got[sc.Benchmark] = sc.Value
+	}
+	if got["gsm8k"] != 50 || got["humaneval"] != 50 || len(got) != 2 {
+		t.Errorf("scores %v, want gsm8k 50 and humaneval 50", got)
+	}
+	for _, s := range f.solve.Steps {
+		st, ok, err := store.Step(context.Background(), s.ID)
+		if err != nil || !ok || st.Status != state.StatusDone || st.Accepted != 4 || st.CostUSD <= 0 {
+			t.Errorf("%s: state %+v (%v, %v)", s.Address, st, ok, err)
+		}
+		// Every answer is kept with its question.
+		var questions []string
+		if err := store.Accepted(context.Background(), s.ID, func(g state.Generation) error {
+			questions = append(questions, g.Instruction)
+			if g.Response == "" || g.InputTokens == 0 {
+				t.Errorf("%s: record %+v", s.Address, g)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(questions) != 4 || !sumQuestion.MatchString(questions[0]) {
+			t.Errorf("%s: recorded questions %q", s.Address, questions)
+		}
+	}
+	if got, want := recordedCost(t, store), f.tally(); math.Abs(got-want) > 1e-12 || want == 0 {
+		t.Errorf("recorded spend %.9f, server tally %.9f", got, want)
+	}
+	store.Close()
+
+	// A rerun has nothing to do and asks nothing.
+	res, store = f.apply()
+	if len(res.Done) != 0 || len(res.Failed) != 0 || len(res.Skipped) != 0 {
+		t.Errorf("rerun: %+v", res)
+	}
+	if n := f.srv.Stats().Outcomes[apitest.OutcomeOK]; n != 8 {
+		t.Errorf("rerun sent requests: %d answered in all", n)
+	}
+}
+
+// TestSolveBudget: with a budget that covers a few requests (each
+// reserves $0.00086 and costs about $0.00004), the proxy
+// refuses the first that does not fit, the step ends with the budget
+// error, and the spend recorded (the server's tally) stays within it.
+func TestSolveBudget(t *testing.T) {
+	const budget = 0.00095
+	f := newSolveFixture(t, fmt.Sprintf("budgets: usd: %g", budget))
+	res, store := f.apply()
+	if res.Budget == nil || res.Budget.Budget != "usd" {
+		t.Fatalf("apply: %+v, want the usd budget to stop it", res)
+	}
+	got, want := recordedCost(t, store), f.tally()
+	if math.Abs(got-want) > 1e-12 {
+		t.Errorf("recorded spend %.9f, server tally %.9f", got, want)
+	}
+	if got > budget || got == 0 {
+		t.Errorf("spent %.6f of a %.3f budget", got, budget)
+	}
+	if n := f.srv.Stats().Outcomes[apitest.OutcomeOK]; n == 0 || n >= 8 {
+		t.Errorf("%d requests answered; want some, not all", n)
+	}
+	for _, s := range f.solve.Steps {
+		if st, _, _ := store.Step(context.Background(), s.ID); st.Status == state.StatusDone {
+			t.Errorf("%s is done despite the budget", s.Address)
+		}
+	}
+}
+
+// TestSolveWithoutHarness: a solve step whose harness is not installed is
+// not run, with the reason.
+func TestSolveWithoutHarness(t *testing.T) {
+	f := newSolveFixture(t, "")
+	t.Setenv("PATH", "/nonexistent")
+	res, _ := f.apply()
+	want := "lm_eval is not in PATH (needed to answer gsm8k with lm-eval locally)"
+	if res.Skipped["solve.g.gsm8k"] != want {
+		t.Errorf("skipped %q, want %q", res.Skipped, want)
+	}
+	if n := f.srv.Stats().Outcomes[apitest.OutcomeOK]; n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+}
+
+func TestSolveProxyRefusesWrongKey(t *testing.T) {
+	// The stand-in harness's key is replaced by a wrong one: the proxy
+	// answers 401 and the step fails with the harness's message.
+	f := newSolveFixture(t, "problem_solving: benchmarks: [\"gsm8k\"]")
+	bin := t.TempDir()
+	script := "#!/bin/bash\nOPENAI_API_KEY=wrong exec " + filepath.Join(mustAbs(t, "testdata/bin"), "lm_eval") + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "lm_eval"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	res, _ := f.apply()
+	msg := res.Failed["solve.g.gsm8k"]
+	if !strings.Contains(msg, "HTTP 401") || !strings.Contains(msg, "missing or wrong API key") {
+		t.Errorf("failure %q, want the proxy's 401", msg)
+	}
+	if n := f.srv.Stats().Outcomes[apitest.OutcomeOK]; n != 0 {
+		t.Errorf("%d requests reached the provider", n)
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
