@@ -166,6 +166,13 @@ type Options struct {
 
 	// Log keeps every served response for Served.
 	Log bool
+
+	// Embedder returns the embedding of a text for /v1/embeddings;
+	// DefaultEmbedding when nil. Scorer splits a prompt into tokens with
+	// log-probabilities for /v1/completions; DefaultTokenize when nil
+	// (metrics.go).
+	Embedder func(model, text string) []float32
+	Scorer   func(prompt string) []LogprobToken
 }
 
 // Message is one chat message of a request.
@@ -292,6 +299,7 @@ type Server struct {
 	unCompletion  atomic.Int64
 	ids           atomic.Int64
 	conns         atomic.Int64
+	metrics       metricCounters
 }
 
 // New starts a server; Close stops it.
@@ -322,6 +330,8 @@ func New(opts Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.chat)
 	mux.HandleFunc("GET /v1/models", s.listModels)
+	mux.HandleFunc("POST /v1/embeddings", s.embeddings)
+	mux.HandleFunc("POST /v1/completions", s.completions)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "unknown_url",
 			fmt.Sprintf("Unknown request URL: %s %s.", r.Method, r.URL.Path))
