@@ -156,6 +156,9 @@ func (l *loader) completeGenerator(name string, g *Generator) {
 		if d, err := time.ParseDuration(v.StartTimeout); err != nil || d <= 0 {
 			l.at(append(p, cue.Str("vllm"), cue.Str("start_timeout")), "start_timeout %q is not a positive duration such as \"90s\" or \"20m\"", v.StartTimeout)
 		}
+		if v.Slurm != nil && v.Slurm.Container != "" {
+			l.at(append(p, cue.Str("vllm"), cue.Str("slurm"), cue.Str("container")), "a container is not supported for vLLM server jobs: the job runs vllm from its environment (use modules, or a vllm on the nodes' PATH)")
+		}
 		if g.Limits.Concurrency == 0 {
 			g.Limits.Concurrency = VLLMConcurrencyPerReplica * max(v.Replicas, 1)
 		}
