@@ -215,9 +215,12 @@ type ItemValue struct {
 	Tokens int
 }
 
-// RecordItemValues records (or replaces) per-item values of a step, in
-// one transaction.
-func (s *Store) RecordItemValues(ctx context.Context, stepID string, vs []ItemValue) error {
+// RecordItemValues records (or replaces) per-item values of a step and
+// adds what they cost (the tokens and dollars of the requests that
+// measured them; zero for a job's) to the step's counters, in one
+// transaction. The step must have been begun.
+func (s *Store) RecordItemValues(ctx context.Context, stepID string, vs []ItemValue, inputTokens, outputTokens int, cost float64) error {
+	now := time.Now().UnixNano()
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		for _, v := range vs {
 			if _, err := tx.ExecContext(ctx, `
@@ -227,7 +230,7 @@ func (s *Store) RecordItemValues(ctx context.Context, stepID string, vs []ItemVa
 				return err
 			}
 		}
-		return nil
+		return addSpend(ctx, tx, stepID, len(vs), 0, inputTokens, outputTokens, cost, 0, now)
 	})
 	if err != nil {
 		return fmt.Errorf("record item values of step %s: %w", stepID, s.closedErr(err))

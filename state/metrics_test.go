@@ -49,12 +49,16 @@ func TestMetricsState(t *testing.T) {
 		t.Errorf("response embeddings %v", r)
 	}
 
-	if err := s.RecordItemValues(ctx, "p", []ItemValue{{Slot: 2, Name: "nll", Value: 1.5, Tokens: 3}, {Slot: 1, Name: "nll", Value: 2, Tokens: 4}}); err != nil {
+	begin(t, s, StepInfo{ID: "p", Kind: "perplexity", Address: "perplexity.a", Generator: "a"})
+	if err := s.RecordItemValues(ctx, "p", []ItemValue{{Slot: 2, Name: "nll", Value: 1.5, Tokens: 3}, {Slot: 1, Name: "nll", Value: 2, Tokens: 4}}, 10, 2, 0.5); err != nil {
 		t.Fatal(err)
 	}
 	iv, err := s.ItemValues(ctx, "p", "nll")
 	if err != nil || len(iv) != 2 || iv[0].Slot != 1 || iv[1].Tokens != 3 {
 		t.Errorf("item values %+v %v", iv, err)
+	}
+	if total, _, _ := s.Spend(ctx); total != 1.251 {
+		t.Errorf("spend %v, want 1.251", total)
 	}
 
 	lo, hi := 2.5, 3.5
