@@ -168,7 +168,7 @@ var versionRE = regexp.MustCompile(`[Pp]lugin version: (\d+)`)
 func (p *Plugin) start(ctx context.Context) error {
 	h := p.host
 	cmd := exec.Command(p.Path)
-	setParentDeath(cmd)
+	setProcAttr(cmd)
 	stderr := newTail()
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig: plugin.HandshakeConfig{

@@ -161,6 +161,24 @@ func TestCompleteAndDescribe(t *testing.T) {
 	}
 }
 
+// TestOwnProcessGroup: a Ctrl-C at the terminal goes to the foreground
+// process group; plugins are not in agora's, so only agora decides when
+// they stop.
+func TestOwnProcessGroup(t *testing.T) {
+	h, _ := newHost(t)
+	p, err := h.Open(context.Background(), "fake", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgid, err := syscall.Getpgid(p.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pgid == syscall.Getpgrp() || pgid != p.PID() {
+		t.Errorf("plugin %d in process group %d, agora's is %d", p.PID(), pgid, syscall.Getpgrp())
+	}
+}
+
 func TestLimitsFromDescription(t *testing.T) {
 	h, log := newHost(t)
 	c, err := h.Client(context.Background(), fakeConfig(t))
