@@ -447,7 +447,7 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 
 // NoProblemSolving is the reason the problem-solving regressions give when
 // no cell has the generator's own score.
-const NoProblemSolving = "no problem-solving scores: agora does not measure its generators' own benchmark scores yet; import them with -results (column problem_solving, docs/analysis.md)"
+const NoProblemSolving = "no problem-solving scores: add problem_solving: {} to the spec and run agora apply, so that each generator answers its domains' benchmarks (solve steps), or import them with -results (column problem_solving, docs/analysis.md)"
 
 func anyProblemSolving(cells []Cell) bool {
 	for _, c := range cells {

@@ -270,8 +270,11 @@ func stateDataset(ctx context.Context, exp *spec.Experiment, store *state.Store,
 			}
 		}
 	}
+	solved := solveScores(p, scores)
 	for _, k := range order {
-		ds.Cells = append(ds.Cells, *cells[k])
+		c := cells[k]
+		c.ProblemSolving = solved.of(c.Generator, exp.Settings[c.Setting])
+		ds.Cells = append(ds.Cells, *c)
 	}
 	for _, g := range sortedGenerators(exp) {
 		info := analysis.GeneratorInfo{Name: g}

@@ -110,8 +110,8 @@ func TestReportPGR(t *testing.T) {
 		t.Fatal(err)
 	}
 	table := rep.Table
-	// agora does not measure its generators' own problem solving yet, so
-	// the regressions say why they are missing.
+	// The spec asks for no solve steps, so the regressions say why they
+	// are missing.
 	if len(rep.ProblemSolving) != 2 || !strings.Contains(rep.ProblemSolving[0].Error, "no problem-solving scores") {
 		t.Errorf("problem-solving regressions: %+v", rep.ProblemSolving)
 	}

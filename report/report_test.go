@@ -119,7 +119,7 @@ func TestDegenerate(t *testing.T) {
 	}
 	md := b.String()
 	for _, want := range []string{
-		"Not computed: no problem-solving scores: agora does not measure",
+		"Not computed: no problem-solving scores: add problem_solving: {} to the spec",
 		"Not computed: no intrinsic features",
 		"No cell has both a PGR and a cost.",
 		"No scaling curves",
