@@ -218,6 +218,11 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 		plan.KindEvaluate: &evaluateRunner{e: e},
 		plan.KindScore:    &scoreRunner{e: e},
 		plan.KindSolve:    &solveRunner{e: e},
+		// Intrinsic metrics (metrics.go).
+		plan.KindJudge:      judgeRunner{metricRunner{e}},
+		plan.KindDiversity:  diversityRunner{metricRunner{e}},
+		plan.KindPerplexity: perplexityRunner{metricRunner{e}},
+		plan.KindReward:     rewardRunner{metricRunner{e}},
 	}
 
 	// soft ends when sending must stop: the first interrupt, or ctx.
@@ -308,8 +313,8 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 			res.Failed[s.Address] = o.err.Error()
 			blocked[o.id] = "failed"
 		}
-		if (s.Kind == plan.KindGenerate || s.Kind == plan.KindSolve) && !serversNeeded(e.plan, s.Generator, done, started, blocked, !stopping && res.Budget == nil && !e.stopped()) {
-			e.closeServers(ctx, s.Generator)
+		if gen := metricServer(e.exp, s); gen != "" && !serversNeeded(e.plan, e.exp, gen, done, started, blocked, !stopping && res.Budget == nil && !e.stopped()) {
+			e.closeServers(ctx, gen)
 		}
 	}
 	for _, s := range e.plan.Steps {

@@ -115,12 +115,13 @@ func (e *Engine) endStaleServers(ctx context.Context) error {
 	return nil
 }
 
-// serversNeeded reports whether a generate or solve step of generator gen may still
-// run in this apply: one not done and not blocked, that is running or may
+// serversNeeded reports whether a step using generator gen's servers (a
+// generate or solve step of it, or a metric step it serves; metricServer)
+// may still run in this apply: one not done and not blocked, that is running or may
 // yet start.
-func serversNeeded(p *plan.Plan, gen string, done, started map[string]bool, blocked map[string]string, starting bool) bool {
+func serversNeeded(p *plan.Plan, exp *spec.Experiment, gen string, done, started map[string]bool, blocked map[string]string, starting bool) bool {
 	for _, s := range p.Steps {
-		if (s.Kind == plan.KindGenerate || s.Kind == plan.KindSolve) && s.Generator == gen && !done[s.ID] && blocked[s.ID] == "" && (started[s.ID] || starting) {
+		if metricServer(exp, s) == gen && !done[s.ID] && blocked[s.ID] == "" && (started[s.ID] || starting) {
 			return true
 		}
 	}
