@@ -157,14 +157,22 @@ type instance struct {
 }
 
 // Version is the protocol version negotiated with the plugin.
-func (p *Plugin) Version() int { return p.version }
+func (p *Plugin) Version() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.version
+}
 
-// Description is what the plugin said it offers when it started.
-func (p *Plugin) Description() Description { return describe(p.desc) }
+// Description is what the plugin said it offers when it (last) started.
+func (p *Plugin) Description() Description {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return describe(p.desc)
+}
 
 var versionRE = regexp.MustCompile(`[Pp]lugin version: (\d+)`)
 
-// start launches a new instance; p.mu is held or p is not shared yet.
+// start launches a new instance; p.mu is held, or p is not shared yet.
 func (p *Plugin) start(ctx context.Context) error {
 	h := p.host
 	cmd := exec.Command(p.Path)

@@ -286,6 +286,48 @@ func TestPanicMidRequestRestartsOnce(t *testing.T) {
 	}
 }
 
+// TestCrashWithRequestsInFlight: requests in flight when the plugin dies
+// all fail as retryable and succeed on the restarted process; the crash
+// counts once.
+func TestCrashWithRequestsInFlight(t *testing.T) {
+	h, _ := newHost(t)
+	cfg := fakeConfig(t)
+	cfg.Limits.Concurrency = 8
+	c, err := h.Client(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := fmt.Sprintf("SLOW %d", i)
+			if i == 7 {
+				time.Sleep(50 * time.Millisecond) // the others are in flight
+				msg = "PANIC-ONCE"
+			}
+			_, err := c.Complete(context.Background(), user(msg))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a request failed: %v", err)
+		}
+	}
+	if got := c.Stats().Retries.Connection; got < 2 {
+		t.Errorf("%d requests retried after the crash, want the ones in flight", got)
+	}
+	// One crash so far: the next is the second, final one.
+	if _, err := c.Complete(context.Background(), user("PANIC")); err == nil || !strings.Contains(err.Error(), "crashed twice") {
+		t.Errorf("second crash: %v", err)
+	}
+}
+
 func TestChecksumPin(t *testing.T) {
 	h, _ := newHost(t)
 	path := filepath.Join(plugins(t), "agora-provider-fake")
