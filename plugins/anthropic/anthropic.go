@@ -55,7 +55,11 @@ func FromEnv() *Provider {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	return &Provider{BaseURL: strings.TrimRight(base, "/"), Key: os.Getenv("ANTHROPIC_API_KEY"), HTTP: &http.Client{}}
+	// agora may send hundreds of requests at once: keep as many
+	// connections (the default transport keeps two idle per host).
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 1024, 1024
+	return &Provider{BaseURL: strings.TrimRight(base, "/"), Key: os.Getenv("ANTHROPIC_API_KEY"), HTTP: &http.Client{Transport: tr}}
 }
 
 var (
