@@ -98,7 +98,7 @@ func stageTitle(kind string) string {
 	case KindScore:
 		return "Score"
 	case KindSolve:
-		return "Solve (generators answer their benchmarks)"
+		return "Solve: generators answer their benchmarks"
 	case KindJudge, KindDiversity, KindPerplexity, KindReward:
 		return "Metric: " + kind + " (docs/metrics.md)"
 	}
