@@ -15,8 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/agorabench/agora/engine"
 	"github.com/agorabench/agora/compiler"
+	"github.com/agorabench/agora/engine"
 	"github.com/agorabench/agora/executors/api/apitest"
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/metrics"
