@@ -208,6 +208,10 @@ func stateDataset(ctx context.Context, exp *spec.Experiment, store *state.Store,
 		}
 		byStep[s.StepID][s.Benchmark] = s.Value
 	}
+	features, err := metricFeatures(ctx, store)
+	if err != nil {
+		return err
+	}
 	steps, err := store.Steps(ctx)
 	if err != nil {
 		return err
@@ -250,6 +254,14 @@ func stateDataset(ctx context.Context, exp *spec.Experiment, store *state.Store,
 			c := cellOf(s)
 			if usd := cost[s.ID]; usd > 0 {
 				c.Cost = &usd
+			}
+		case plan.KindJudge, plan.KindDiversity, plan.KindPerplexity, plan.KindReward:
+			for name, v := range features[s.ID] {
+				c := cellOf(s)
+				if c.Features == nil {
+					c.Features = map[string]float64{}
+				}
+				c.Features[name] = v
 			}
 		case plan.KindEvaluate:
 			v, ok := byStep[s.ID][s.Benchmark]
