@@ -178,10 +178,6 @@ func (l *loader) metricModel(exp *Experiment, at []cue.Selector, name, gen strin
 		l.at(at, "name a generator (generator: \"NAME\") or declare the model in place with provider and model")
 		return nil
 	}
-	if model == "" {
-		l.at(at, "missing model: the model id sent to the provider")
-		return nil
-	}
 	g := &Generator{Name: name, Provider: *prov, Model: model, Price: price, Sampling: samp}
 	if limits != nil {
 		g.Limits = *limits
@@ -216,6 +212,10 @@ func (l *loader) metricModel(exp *Experiment, at []cue.Selector, name, gen strin
 		if g.Limits.Concurrency == 0 {
 			g.Limits.Concurrency = VLLMConcurrencyPerReplica * max(v.Replicas, 1)
 		}
+	}
+	if model == "" {
+		l.at(at, "missing model: the model id sent to the provider")
+		return nil
 	}
 	if priced && prov.VLLM == nil && price == nil {
 		l.at(at, "missing price: a model reached through an API needs price: {input: …, output: …} in dollars per 1M tokens so the plan can be costed (use 0 for a free endpoint)")
