@@ -404,3 +404,44 @@ func recompile(t *testing.T, f *fixture, store *state.Store) *plan.Plan {
 	}
 	return p
 }
+
+// TestPerplexityVLLM: the base model is served by vLLM servers agora
+// starts for the perplexity step (executors/vllm, the stand-in vllm):
+// perplexity to the digit from the stand-in's log-probabilities, the
+// server recorded as a job of the step with its GPU time, and stopped
+// once no step needs it.
+func TestPerplexityVLLM(t *testing.T) {
+	f := newVLLMFixture(t, `{}`, []int{6}, false, `metrics: perplexity: {provider: vllm: {}, sample: 4}`)
+	res, store := f.apply(context.Background(), nil)
+	var p plan.Step
+	for _, s := range f.plan.Steps {
+		if s.Kind == plan.KindPerplexity {
+			p = s
+		}
+	}
+	if !contains(res.Done, p.Address) {
+		t.Fatalf("apply: %v %+v", res.Err(), res)
+	}
+	var gen plan.Step
+	for _, s := range f.plan.Steps {
+		if s.Kind == plan.KindGenerate {
+			gen = s
+		}
+	}
+	runs := regexp.MustCompile(`\s+|\S+`)
+	var want float64
+	items := sampled(t, store, gen, 4, 0)
+	for _, it := range items {
+		want += math.Exp(0.1 * float64(utf8.RuneCountInString(it.Response)) / float64(len(runs.FindAllString(it.Response, -1))))
+	}
+	want /= float64(len(items))
+	m := metricsOf(t, store, p.ID)[engine.FeaturePerplexity]
+	if m.N != 4 || math.Abs(m.Value-want) > 1e-12*want {
+		t.Errorf("perplexity %v over %d items, want %v", m.Value, m.N, want)
+	}
+	jobs, err := store.Jobs(context.Background(), p.ID)
+	if err != nil || len(jobs) != 1 || jobs[0].Executor != "server:local" || jobs[0].GPUHours <= 0 {
+		t.Errorf("server jobs of the perplexity step: %+v %v", jobs, err)
+	}
+	f.noServersLeft(store)
+}

@@ -27,6 +27,14 @@ import (
 // of the step and is worthless after it.
 const SolveKeyEnv = "AGORA_SOLVE_KEY"
 
+// SamplingProvider is implemented by providers that can send one request
+// with other decoding parameters than the generator's. A solve step's
+// proxy asks such a provider with the harness's decoding; any other
+// provider answers with the generator's own sampling.
+type SamplingProvider interface {
+	CompleteSampled(ctx context.Context, msgs []Message, s spec.Sampling) (Completion, error)
+}
+
 // solveMaxConcurrency caps the requests a harness keeps in flight; the
 // generator's own limits.concurrency caps them further inside its provider.
 const solveMaxConcurrency = 128
@@ -274,16 +282,70 @@ func (p *proxy) models(w http.ResponseWriter, r *http.Request) {
 		{"id": p.name, "object": "model", "created": 0, "owned_by": "agora"}}})
 }
 
-// chatRequest is the part of a chat completion request the proxy reads.
-// Decoding parameters are the generator's own (its spec's sampling,
-// applied by its provider), whatever the harness sends.
+// chatRequest is the part of a chat completion request the proxy reads:
+// the messages, and the decoding parameters it passes on (sampling).
 type chatRequest struct {
 	Messages []struct {
 		Role    string          `json:"role"`
 		Content json.RawMessage `json:"content"`
 	} `json:"messages"`
-	Stream bool `json:"stream"`
-	N      *int `json:"n"`
+	Stream              bool            `json:"stream"`
+	N                   *int            `json:"n"`
+	Temperature         *float64        `json:"temperature"`
+	TopP                *float64        `json:"top_p"`
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	Stop                json.RawMessage `json:"stop"`
+	Seed                *int            `json:"seed"`
+	RepetitionPenalty   *float64        `json:"repetition_penalty"`
+}
+
+// sampling is the decoding of one request: the generator's sampling with
+// the harness's temperature, top_p, stop and seed where it sends them,
+// and its max_tokens (or max_completion_tokens) capped at the generator's
+// max_tokens, so that the plan's worst case still bounds the step. A
+// repetition_penalty is passed on to vllm generators only (OpenAI's API
+// rejects the field).
+func (r chatRequest) sampling(g *spec.Generator) (spec.Sampling, error) {
+	s := g.Sampling
+	s.Extra = make(map[string]any, len(g.Sampling.Extra))
+	for k, v := range g.Sampling.Extra {
+		s.Extra[k] = v
+	}
+	if r.Temperature != nil {
+		s.Temperature = r.Temperature
+	}
+	if r.TopP != nil {
+		s.TopP = r.TopP
+	}
+	if r.Seed != nil {
+		s.Seed = r.Seed
+	}
+	limit := r.MaxTokens
+	if r.MaxCompletionTokens != nil {
+		limit = r.MaxCompletionTokens
+	}
+	if limit != nil && *limit > 0 {
+		s.MaxTokens = min(*limit, g.Sampling.MaxTokens)
+	}
+	if _, ok := s.Extra["max_completion_tokens"]; ok {
+		s.Extra["max_completion_tokens"] = s.MaxTokens
+	}
+	if len(r.Stop) > 0 && string(r.Stop) != "null" {
+		var one string
+		if err := json.Unmarshal(r.Stop, &one); err == nil {
+			s.Stop = []string{one}
+		} else if err := json.Unmarshal(r.Stop, &s.Stop); err != nil {
+			return spec.Sampling{}, errors.New("stop must be a string or a list of strings")
+		}
+	}
+	if r.RepetitionPenalty != nil && g.Provider.VLLM != nil {
+		s.Extra["repetition_penalty"] = *r.RepetitionPenalty
+	}
+	if len(s.Extra) == 0 {
+		s.Extra = nil
+	}
+	return s, nil
 }
 
 // text reads a message's content: a string, or a list of parts of which
@@ -344,7 +406,17 @@ func (p *proxy) chat(w http.ResponseWriter, r *http.Request) {
 		msgs[i] = Message{Role: m.Role, Content: t}
 	}
 	e, g := p.e, p.g
-	res, err := e.ledger.Reserve(e.soft, g.Name, worstCase(msgs, g))
+	sampling, err := req.sampling(g)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return
+	}
+	sp, perRequest := p.prov.(SamplingProvider)
+	bound := *g
+	if perRequest {
+		bound.Sampling = sampling
+	}
+	res, err := e.ledger.Reserve(e.soft, g.Name, worstCase(msgs, &bound))
 	if err != nil {
 		if e.soft.Err() != nil {
 			err = errStopped
@@ -356,7 +428,12 @@ func (p *proxy) chat(w http.ResponseWriter, r *http.Request) {
 	started := time.Now()
 	// The harness hanging up does not abandon a request agora pays for:
 	// only the end of the apply does.
-	c, err := p.prov.Complete(p.ctx, msgs)
+	var c Completion
+	if perRequest {
+		c, err = sp.CompleteSampled(p.ctx, msgs, sampling)
+	} else {
+		c, err = p.prov.Complete(p.ctx, msgs)
+	}
 	if err != nil {
 		res.Settle(0)
 		if p.ctx.Err() != nil {

@@ -83,7 +83,12 @@ func (p apiProvider) Retries() int64 {
 func (p apiProvider) Check(ctx context.Context) error { return p.c.Check(ctx) }
 
 func (p apiProvider) Complete(ctx context.Context, msgs []engine.Message) (engine.Completion, error) {
-	req := api.Request{Messages: make([]api.Message, len(msgs))}
+	return p.complete(ctx, msgs, nil)
+}
+
+// complete sends msgs with the client's sampling, or with s when set.
+func (p apiProvider) complete(ctx context.Context, msgs []engine.Message, s *spec.Sampling) (engine.Completion, error) {
+	req := api.Request{Messages: make([]api.Message, len(msgs)), Sampling: s}
 	for i, m := range msgs {
 		req.Messages[i] = api.Message{Role: m.Role, Content: m.Content}
 	}

@@ -130,13 +130,18 @@ func (p *vllmProvider) Check(ctx context.Context) error {
 // server stops, calls waiting in the client's retries end at once with
 // the pool's error, which carries the server's log tail.
 func (p *vllmProvider) Complete(ctx context.Context, msgs []engine.Message) (engine.Completion, error) {
+	return p.complete(ctx, msgs, nil)
+}
+
+// complete is Complete with the request's own sampling when s is set.
+func (p *vllmProvider) complete(ctx context.Context, msgs []engine.Message, s *spec.Sampling) (engine.Completion, error) {
 	c, pool, err := p.client()
 	if err != nil {
 		return engine.Completion{}, err
 	}
 	cctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(pool.Context(), func() { cancel(pool.Err()) })
-	res, err := apiProvider{c}.Complete(cctx, msgs)
+	res, err := apiProvider{c}.complete(cctx, msgs, s)
 	stop()
 	cancel(nil)
 	if err != nil && ctx.Err() == nil {

@@ -132,6 +132,10 @@ type Request struct {
 	// against the TPM limit; when zero it is estimated as ceil(bytes / 4)
 	// plus 4 per message.
 	PromptTokens int
+	// Sampling, when set, replaces the client's sampling for this request
+	// (the model stays the client's): a generator answering a benchmark
+	// is asked with the harness's decoding parameters.
+	Sampling *spec.Sampling
 }
 
 // Usage is what the provider reported it billed.
@@ -308,7 +312,7 @@ func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
 		c.policy.Reject()
 		return Response{}, &Error{Permanent: true, generator: c.cfg.Name, Msg: "request has no messages"}
 	}
-	body, err := c.encodeBody(req.Messages)
+	body, err := c.encodeRequest(req)
 	if err != nil {
 		c.policy.Reject()
 		return Response{}, &Error{Permanent: true, generator: c.cfg.Name, Msg: c.redact(err.Error())}
@@ -321,7 +325,11 @@ func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
 		res Response
 		f   *failure
 	)
-	r, err := c.policy.Do(ctx, prompt+c.cfg.Sampling.MaxTokens, func(actx context.Context) retry.Outcome {
+	maxTokens := c.cfg.Sampling.MaxTokens
+	if req.Sampling != nil {
+		maxTokens = req.Sampling.MaxTokens
+	}
+	r, err := c.policy.Do(ctx, prompt+maxTokens, func(actx context.Context) retry.Outcome {
 		res, f = c.attempt(actx, body)
 		if f != nil {
 			return f.outcome()

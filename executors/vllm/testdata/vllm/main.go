@@ -1,7 +1,8 @@
 // Command vllm is a stand-in for vLLM's `vllm serve` in agora's tests. It
 // parses the flags agora passes (and a few common engine flags), rejects
 // others the way vLLM's argument parser does, and serves GET /health,
-// GET /v1/models and POST /v1/chat/completions, requiring
+// GET /v1/models and POST /v1/chat/completions (and, for agora's metrics,
+// /v1/completions with echo and logprobs and /v1/embeddings; metrics.go), requiring
 // "Authorization: Bearer $VLLM_API_KEY" on /v1 when that variable is set.
 //
 // Environment knobs for tests:
@@ -115,6 +116,8 @@ func main() {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("GET /v1/models", s.auth(s.models))
 	mux.HandleFunc("POST /v1/chat/completions", s.auth(s.chat))
+	mux.HandleFunc("POST /v1/completions", s.auth(s.completions))
+	mux.HandleFunc("POST /v1/embeddings", s.auth(s.embeddings))
 	srv := &http.Server{Handler: mux}
 	fmt.Printf("INFO Starting vLLM API server on http://%s\n", ln.Addr())
 
