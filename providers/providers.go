@@ -123,6 +123,14 @@ func (p pluginProvider) Complete(ctx context.Context, msgs []engine.Message) (en
 		ID: r.ID, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens}, nil
 }
 
+// Embed embeds texts through the plugin (engine.Embedder), for the
+// diversity metric; a plugin that serves no embeddings says so.
+func (p pluginProvider) Embed(ctx context.Context, texts []string) ([][]float32, int, error) {
+	return p.c.Embed(ctx, texts)
+}
+
+var _ engine.Embedder = pluginProvider{}
+
 // Seeds loads seed data relative to the spec's directory, caching hub
 // downloads under CacheDir.
 type Seeds struct{ Dir, CacheDir string }

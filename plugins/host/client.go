@@ -234,27 +234,93 @@ func (c *Client) attempt(actx context.Context, req *pb.CompleteRequest) (*pb.Com
 		}
 		return res.GetCompletion(), retry.Outcome{}, ""
 	}
+	o, msg := c.rpcFailure(actx, inst, err)
+	return nil, o, msg
+}
+
+// rpcFailure classifies a failed RPC to inst: the attempt's timeout, a
+// crash (the process exited: restarted once, final the second time), or
+// the gRPC status the plugin answered with.
+func (c *Client) rpcFailure(actx context.Context, inst *instance, err error) (retry.Outcome, string) {
 	if errors.Is(actx.Err(), context.DeadlineExceeded) {
-		return nil, retry.Outcome{Cause: retry.Timeout}, c.timedOut()
+		return retry.Outcome{Cause: retry.Timeout}, c.timedOut()
 	}
 	if actx.Err() != nil {
-		return nil, retry.Outcome{Cause: retry.Connection}, "cancelled"
+		return retry.Outcome{Cause: retry.Connection}, "cancelled"
 	}
+	msg := "plugin " + c.cfg.Plugin + ": " + grpcMessage(err)
 	switch status.Code(err) {
 	case codes.Unavailable, codes.Canceled, codes.Internal, codes.Unknown:
 		if inst.exited() {
 			if final := c.plugin.crashed(inst); final != nil {
-				return nil, retry.Outcome{Permanent: true}, final.Error()
+				return retry.Outcome{Permanent: true}, final.Error()
 			}
-			return nil, retry.Outcome{Cause: retry.Connection}, fmt.Sprintf("plugin %s crashed during the request; restarting it", c.cfg.Plugin)
+			return retry.Outcome{Cause: retry.Connection}, fmt.Sprintf("plugin %s crashed during the request; restarting it", c.cfg.Plugin)
 		}
-		return nil, retry.Outcome{Cause: retry.Connection}, "plugin " + c.cfg.Plugin + ": " + grpcMessage(err)
+		return retry.Outcome{Cause: retry.Connection}, msg
 	case codes.ResourceExhausted:
-		return nil, retry.Outcome{Cause: retry.RateLimit}, "plugin " + c.cfg.Plugin + ": " + grpcMessage(err)
-	case codes.DeadlineExceeded, codes.Aborted:
-		return nil, retry.Outcome{Cause: retry.Server}, "plugin " + c.cfg.Plugin + ": " + grpcMessage(err)
+		return retry.Outcome{Cause: retry.RateLimit}, msg
+	case codes.DeadlineExceeded:
+		return retry.Outcome{Cause: retry.Timeout}, msg
+	case codes.Aborted:
+		return retry.Outcome{Cause: retry.Server}, msg
 	}
-	return nil, retry.Outcome{Permanent: true}, "plugin " + c.cfg.Plugin + ": " + grpcMessage(err)
+	return retry.Outcome{Permanent: true}, msg
+}
+
+// Embed embeds texts with the generator's model through the plugin,
+// under the same policy as Complete; it returns the vectors and the
+// input tokens the plugin reported.
+func (c *Client) Embed(ctx context.Context, texts []string) ([][]float32, int, error) {
+	if len(texts) == 0 {
+		c.policy.Reject()
+		return nil, 0, &Error{Permanent: true, generator: c.cfg.Generator, Msg: "embeddings request has no inputs"}
+	}
+	if !c.plugin.Description().Embeddings {
+		c.policy.Reject()
+		return nil, 0, &Error{Permanent: true, generator: c.cfg.Generator, Msg: "plugin " + c.cfg.Plugin + " does not serve embeddings"}
+	}
+	est := 0
+	for _, t := range texts {
+		est += (len(t) + 3) / 4
+	}
+	req := &pb.EmbedRequest{Model: c.cfg.Model, Inputs: texts}
+	var (
+		res *pb.EmbedResponse
+		msg string
+	)
+	r, err := c.policy.Do(ctx, est, func(actx context.Context) retry.Outcome {
+		inst, err := c.plugin.current(actx)
+		if err != nil {
+			msg = err.Error()
+			return retry.Outcome{Permanent: true}
+		}
+		if res, err = inst.rpc.Embed(actx, req); err != nil {
+			var o retry.Outcome
+			o, msg = c.rpcFailure(actx, inst, err)
+			return o
+		}
+		if len(res.GetEmbeddings()) != len(texts) {
+			msg = fmt.Sprintf("plugin %s returned %d embeddings for %d inputs", c.cfg.Plugin, len(res.GetEmbeddings()), len(texts))
+			return retry.Outcome{Cause: retry.Malformed}
+		}
+		return retry.Outcome{}
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if !r.Last.OK() {
+		e := &Error{Permanent: r.Last.Permanent, Outage: r.Outage, Attempts: r.Attempts, generator: c.cfg.Generator, Msg: msg}
+		if r.Outage {
+			e.Msg = fmt.Sprintf("gave up on plugin %s (model %s) after %d attempts: last error: %s", c.cfg.Plugin, c.cfg.Model, r.Attempts, msg)
+		}
+		return nil, 0, e
+	}
+	vecs := make([][]float32, len(texts))
+	for i, e := range res.GetEmbeddings() {
+		vecs[i] = e.GetValues()
+	}
+	return vecs, int(res.GetUsage().GetInputTokens()), nil
 }
 
 func (c *Client) timedOut() string {
@@ -293,33 +359,6 @@ func (p *Plugin) CountTokens(ctx context.Context, model string, msgs []Message) 
 		return 0, false, fmt.Errorf("plugin %s: count tokens: %s", p.Name, grpcMessage(err))
 	}
 	return int(res.GetTokens()), true, nil
-}
-
-// Embed returns one embedding per input through the plugin, with the
-// usage it reported; ok is false when the plugin does not serve
-// embeddings.
-func (p *Plugin) Embed(ctx context.Context, model string, inputs []string) (vecs [][]float32, inputTokens int, ok bool, err error) {
-	if !p.Description().Embeddings {
-		return nil, 0, false, nil
-	}
-	inst, err := p.current(ctx)
-	if err != nil {
-		return nil, 0, false, err
-	}
-	res, err := inst.rpc.Embed(ctx, &pb.EmbedRequest{Model: model, Inputs: inputs})
-	if status.Code(err) == codes.Unimplemented {
-		return nil, 0, false, nil
-	}
-	if err != nil {
-		return nil, 0, false, fmt.Errorf("plugin %s: embed: %s", p.Name, grpcMessage(err))
-	}
-	if len(res.GetEmbeddings()) != len(inputs) {
-		return nil, 0, false, fmt.Errorf("plugin %s: embed: %d embeddings for %d inputs", p.Name, len(res.GetEmbeddings()), len(inputs))
-	}
-	for _, e := range res.GetEmbeddings() {
-		vecs = append(vecs, e.GetValues())
-	}
-	return vecs, int(res.GetUsage().GetInputTokens()), true, nil
 }
 
 func grpcMessage(err error) string {

@@ -137,9 +137,9 @@ func TestCompleteAndDescribe(t *testing.T) {
 	if err != nil || !ok || n != 8 {
 		t.Errorf("count tokens %d %v %v", n, ok, err)
 	}
-	vecs, used, ok, err := p.Embed(context.Background(), "fake-1", []string{"one two", "three"})
-	if err != nil || !ok || fmt.Sprint(vecs) != "[[7 2] [5 1]]" || used != 4 {
-		t.Errorf("embed %v %d %v %v", vecs, used, ok, err)
+	vecs, used, err := c.Embed(context.Background(), []string{"one two", "three"})
+	if err != nil || fmt.Sprint(vecs) != "[[7 2] [5 1]]" || used != 4 {
+		t.Errorf("embed %v %d %v", vecs, used, err)
 	}
 	// The plugin's log lines arrive in the host's log, with their level.
 	if l := log.String(); !strings.Contains(l, "[INFO]  plugin.agora-provider-fake: completing:") {
@@ -220,6 +220,19 @@ func TestRateLimitHonoursRetryAfter(t *testing.T) {
 	}
 	if r.Attempts != 2 || c.Stats().Retries.RateLimited != 1 {
 		t.Errorf("attempts %d, stats %+v", r.Attempts, c.Stats())
+	}
+}
+
+func TestEmbedErrors(t *testing.T) {
+	h, _ := newHost(t)
+	c, _ := h.Client(context.Background(), fakeConfig(t))
+	if _, _, err := c.Embed(context.Background(), []string{"RATELIMIT"}); err != nil || c.Stats().Retries.RateLimited != 1 {
+		t.Errorf("rate limited once: %v, stats %+v", err, c.Stats())
+	}
+	_, _, err := c.Embed(context.Background(), []string{"PERMANENT"})
+	var e *host.Error
+	if !errors.As(err, &e) || !e.Permanent || e.Attempts != 1 || err.Error() != "generator g: plugin fake: fake: cannot embed this" {
+		t.Errorf("permanent: %v", err)
 	}
 }
 
@@ -615,6 +628,9 @@ func TestPythonPlugin(t *testing.T) {
 	r, err := c.Complete(context.Background(), user("from Go"))
 	if err != nil || r.Text != "echo: from Go" || r.Model != "echo-py-py" || r.PromptTokens != 4 || r.CompletionTokens != 4 {
 		t.Errorf("response %+v err %v", r, err)
+	}
+	if _, _, err := c.Embed(context.Background(), []string{"x"}); err == nil || err.Error() != "generator py: plugin pyecho does not serve embeddings" {
+		t.Errorf("embed: %v", err)
 	}
 	if p := c.Plugin(); p.Version() != 1 || p.Description().Name != "pyecho" {
 		t.Errorf("version %d description %+v", p.Version(), p.Description())

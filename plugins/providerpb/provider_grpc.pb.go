@@ -52,7 +52,10 @@ type ProviderClient interface {
 	Complete(ctx context.Context, in *CompleteRequest, opts ...grpc.CallOption) (*CompleteResponse, error)
 	// CountTokens counts the tokens of a prompt as the model would.
 	CountTokens(ctx context.Context, in *CountTokensRequest, opts ...grpc.CallOption) (*CountTokensResponse, error)
-	// Embed returns one embedding per input text.
+	// Embed returns one embedding per input text, in order. CountTokens
+	// and Embed report failures as gRPC statuses: RESOURCE_EXHAUSTED (a
+	// rate limit), UNAVAILABLE (retryable), DEADLINE_EXCEEDED, and any
+	// other code for a permanent failure.
 	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
 }
 
@@ -113,7 +116,10 @@ type ProviderServer interface {
 	Complete(context.Context, *CompleteRequest) (*CompleteResponse, error)
 	// CountTokens counts the tokens of a prompt as the model would.
 	CountTokens(context.Context, *CountTokensRequest) (*CountTokensResponse, error)
-	// Embed returns one embedding per input text.
+	// Embed returns one embedding per input text, in order. CountTokens
+	// and Embed report failures as gRPC statuses: RESOURCE_EXHAUSTED (a
+	// rate limit), UNAVAILABLE (retryable), DEADLINE_EXCEEDED, and any
+	// other code for a permanent failure.
 	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
 	mustEmbedUnimplementedProviderServer()
 }

@@ -276,7 +276,7 @@ func (s *server) CountTokens(ctx context.Context, r *pb.CountTokensRequest) (*pb
 	}
 	n, err := tc.CountTokens(ctx, r.GetModel(), messages(r.GetMessages()))
 	if err != nil {
-		return nil, status.Error(codes.Unavailable, err.Error())
+		return nil, statusError(ctx, err)
 	}
 	return &pb.CountTokensResponse{Tokens: int64(n)}, nil
 }
@@ -288,7 +288,7 @@ func (s *server) Embed(ctx context.Context, r *pb.EmbedRequest) (*pb.EmbedRespon
 	}
 	vs, u, err := em.Embed(ctx, r.GetModel(), r.GetInputs())
 	if err != nil {
-		return nil, status.Error(codes.Unavailable, err.Error())
+		return nil, statusError(ctx, err)
 	}
 	out := &pb.EmbedResponse{Usage: &pb.Usage{InputTokens: int64(u.InputTokens), OutputTokens: int64(u.OutputTokens)}}
 	for _, v := range vs {
@@ -303,6 +303,23 @@ func messages(ms []*pb.Message) []Message {
 		out[i] = Message{Role: m.GetRole(), Content: m.GetContent()}
 	}
 	return out
+}
+
+// statusError is a failed CountTokens or Embed as a gRPC status, whose
+// code tells agora what to do: RESOURCE_EXHAUSTED for a rate limit,
+// UNAVAILABLE for what may succeed later, DEADLINE_EXCEEDED when the
+// call's deadline passed, FAILED_PRECONDITION for a permanent failure.
+func statusError(ctx context.Context, err error) error {
+	e := wireError(ctx, err)
+	switch {
+	case e.TimedOut:
+		return status.Error(codes.DeadlineExceeded, e.Message)
+	case e.RateLimited:
+		return status.Error(codes.ResourceExhausted, e.Message)
+	case e.Retryable:
+		return status.Error(codes.Unavailable, e.Message)
+	}
+	return status.Error(codes.FailedPrecondition, e.Message)
 }
 
 // wireError describes a failed attempt for agora. A plain error is

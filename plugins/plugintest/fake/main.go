@@ -78,8 +78,20 @@ func (fake) CountTokens(_ context.Context, _ string, msgs []sdk.Message) (int, e
 	return n, nil
 }
 
-// Embed returns [bytes, words] for each input.
+// Embed returns [bytes, words] for each input; an input PERMANENT or
+// RATELIMIT misbehaves as in Complete.
 func (fake) Embed(_ context.Context, _ string, inputs []string) ([][]float32, sdk.Usage, error) {
+	for _, s := range inputs {
+		switch s {
+		case "PERMANENT":
+			return nil, sdk.Usage{}, errors.New("fake: cannot embed this")
+		case "RATELIMIT":
+			if mark := os.Getenv("FAKE_STATE"); !exists(mark) {
+				os.WriteFile(mark, nil, 0o644)
+				return nil, sdk.Usage{}, &sdk.Error{Message: "slow down", RateLimited: true}
+			}
+		}
+	}
 	out := make([][]float32, len(inputs))
 	n := 0
 	for i, s := range inputs {
@@ -87,6 +99,11 @@ func (fake) Embed(_ context.Context, _ string, inputs []string) ([][]float32, sd
 		n += (len(s) + 3) / 4
 	}
 	return out, sdk.Usage{InputTokens: n}, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func main() { sdk.Serve(fake{}) }
