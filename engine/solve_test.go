@@ -274,3 +274,44 @@ func mustAbs(t *testing.T, p string) string {
 	}
 	return a
 }
+
+// TestSolveVLLM: a vllm generator answers through the servers agora
+// starts for it (the stand-in vllm, whose every answer is "… 4 …", so the
+// stand-in lm_eval scores 1 of K = 1..4 right: 25%); the servers are
+// recorded under the solve step and stopped after it.
+func TestSolveVLLM(t *testing.T) {
+	standIns(t) // first: the fixture puts the serving stand-in vllm before it
+	f := newVLLMFixture(t, `{}`, []int{5}, false, "problem_solving: items: 4")
+	var steps []plan.Step
+	for _, s := range f.plan.Steps {
+		if s.Kind == plan.KindSolve {
+			steps = append(steps, s)
+		}
+	}
+	if len(steps) != 1 || steps[0].Address != "solve.open.gsm8k" || steps[0].Estimate.GPUHours <= 0 {
+		t.Fatalf("solve steps %+v", steps)
+	}
+	f.plan.Steps = steps
+	res, store := f.apply(context.Background(), nil)
+	if len(res.Done) != 1 {
+		t.Fatalf("apply: %+v %v", res, res.Err())
+	}
+	scores, err := store.Scores(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scores) != 1 || scores[0].Model != "open" || scores[0].Benchmark != "gsm8k" || scores[0].Value != 25 {
+		t.Errorf("scores %+v, want open's gsm8k 25", scores)
+	}
+	jobs := serverJobs(t, store, steps)
+	var servers int
+	for _, j := range jobs {
+		if strings.HasPrefix(j.Executor, "server:") {
+			servers++
+		}
+	}
+	if servers != 1 {
+		t.Errorf("jobs of the solve step %+v, want its server", jobs)
+	}
+	f.noServersLeft(store)
+}
