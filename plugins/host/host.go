@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -192,7 +193,11 @@ func (p *Plugin) start(ctx context.Context) error {
 		AutoMTLS:         true,
 		Logger:           h.opts.Logger.Named("plugin"),
 		Stderr:           stderr,
-		StartTimeout:     h.opts.StartTimeout,
+		// What a Go plugin prints to os.Stdout or os.Stderr once served
+		// arrives over go-plugin's stdio stream: into the log too.
+		SyncStdout:   &lineLogger{log: h.opts.Logger.Named("plugin").Named(filepath.Base(p.Path)).Named("stdout")},
+		SyncStderr:   &lineLogger{log: h.opts.Logger.Named("plugin").Named(filepath.Base(p.Path)).Named("stderr")},
+		StartTimeout: h.opts.StartTimeout,
 	}
 	if p.pin != "" {
 		want, err := hex.DecodeString(p.pin)
@@ -330,6 +335,34 @@ func (grpcPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
 
 func (grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
 	return pb.NewProviderClient(cc), nil
+}
+
+// lineLogger logs each line written to it at info level.
+type lineLogger struct {
+	log     hclog.Logger
+	mu      sync.Mutex
+	partial []byte
+}
+
+func (l *lineLogger) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, b...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		if line := strings.TrimRight(string(l.partial[:i]), "\r"); line != "" {
+			l.log.Info(line)
+		}
+		l.partial = l.partial[i+1:]
+	}
+	if len(l.partial) > maxLine {
+		l.log.Info(string(l.partial))
+		l.partial = l.partial[:0]
+	}
+	return len(b), nil
 }
 
 // tail keeps the end of a plugin's stderr: its last lines, and the start

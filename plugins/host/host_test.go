@@ -141,9 +141,19 @@ func TestCompleteAndDescribe(t *testing.T) {
 	if err != nil || fmt.Sprint(vecs) != "[[7 2] [5 1]]" || used != 4 {
 		t.Errorf("embed %v %d %v", vecs, used, err)
 	}
-	// The plugin's log lines arrive in the host's log, with their level.
-	if l := log.String(); !strings.Contains(l, "[INFO]  plugin.agora-provider-fake: completing:") {
-		t.Errorf("plugin log line missing from the host's log:\n%s", l)
+	// The plugin's log lines arrive in the host's log, with their level,
+	// and so does what it prints.
+	if _, err := c.Complete(context.Background(), user("PRINT")); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(log.String(), "printed to stderr") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, want := range []string{"[INFO]  plugin.agora-provider-fake: completing:", "[INFO]  plugin.agora-provider-fake.stdout: printed to stdout",
+		"[INFO]  plugin.agora-provider-fake.stderr: printed to stderr"} {
+		if l := log.String(); !strings.Contains(l, want) {
+			t.Errorf("%q missing from the host's log:\n%s", want, l)
+		}
 	}
 
 	// A model the plugin does not serve fails the check, naming those it does.

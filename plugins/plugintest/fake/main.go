@@ -7,6 +7,7 @@
 //	RATELIMIT   is rate limited once per $FAKE_STATE file, asking for 50ms
 //	PERMANENT   fails permanently
 //	SLOW        answers after 200ms
+//	PRINT       prints a line to stdout and one to stderr
 //
 // It embeds a text as [bytes, words], counts tokens as ceil(bytes/2)
 // (unlike agora's offline heuristic) and logs each request at info level.
@@ -15,6 +16,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -34,6 +36,10 @@ func (fake) Describe(context.Context) (sdk.Description, error) {
 func (fake) Complete(ctx context.Context, req sdk.Request) (sdk.Completion, error) {
 	last := req.Messages[len(req.Messages)-1].Content
 	sdk.Log.Info("completing", "model", req.Model, "messages", len(req.Messages))
+	if strings.Contains(last, "PRINT") {
+		fmt.Println("printed to stdout")
+		fmt.Fprintln(os.Stderr, "printed to stderr")
+	}
 	switch {
 	case strings.Contains(last, "PANIC-ONCE"):
 		mark := os.Getenv("FAKE_PANIC_MARK")
