@@ -59,7 +59,11 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) error {
 		return fmt.Errorf("evaluate: model %q is not role:id", in.Model)
 	}
 	if strings.TrimSpace(in.Command) == "" {
-		if err := needTools(s.Executor, "evaluate with "+in.Harness, harnessTools[in.Harness]...); err != nil {
+		tools := harnessTools[in.Harness]
+		if served(in) {
+			tools = servedHarnesses[in.Harness]
+		}
+		if err := needTools(s.Executor, "evaluate with "+in.Harness, tools...); err != nil {
 			return err
 		}
 	}
@@ -116,7 +120,21 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) error {
 		if e.exp.Evaluation.Slurm != nil {
 			j.Slurm = *e.exp.Evaluation.Slurm
 		}
-		if err := e.runJob(ctx, s, j, e.exp.Evaluation.GPUs); err != nil {
+		gpus := e.exp.Evaluation.GPUs
+		if served(in) {
+			// agora serves the model (one server, its GPU time recorded
+			// as its own job) while the harness queries it.
+			pool, err := e.serveModel(ctx, s, model, dir)
+			if err != nil {
+				return wrapJobErr("evaluate", err)
+			}
+			defer pool.Close(context.WithoutCancel(ctx))
+			if err := servedJob(&j, in, pool, model, out, keyEnv); err != nil {
+				return err
+			}
+			gpus = 0
+		}
+		if err := e.runJob(ctx, s, j, gpus); err != nil {
 			return wrapJobErr("evaluate", err)
 		}
 		if score, err = r.parse(in, out, model); err != nil {
@@ -131,10 +149,8 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) error {
 
 // harnessTools are the commands a harness's rendered command runs.
 var harnessTools = map[string][]string{
-	harness.LMEval:     {"lm_eval"},
-	harness.EvalPlus:   {"evalplus.evaluate"},
-	harness.AlpacaEval: {"vllm", "curl", "python", "alpaca_eval"},
-	harness.ArenaHard:  {"vllm", "curl", "python"},
+	harness.LMEval:   {"lm_eval"},
+	harness.EvalPlus: {"evalplus.evaluate"},
 }
 
 // evalTimeLimit bounds one evaluation job.

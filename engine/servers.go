@@ -42,8 +42,11 @@ type JobRecorder interface {
 // runners, which reattach to jobs, leave these alone.
 const serverPrefix = "server:"
 
-// serverJobs records the servers started for one step.
+// serverJobs records the servers started for one step, and follows their
+// Slurm jobs through the engine's shared poller (Wait), so that they cost
+// no squeue calls of their own.
 type serverJobs struct {
+	e       *Engine
 	store   Store
 	prog    *progress
 	stepID  string
@@ -65,6 +68,22 @@ func (r *serverJobs) UpdateJob(ctx context.Context, id, status string, gpuHours 
 
 func (r *serverJobs) Logf(format string, args ...any) { r.prog.note(fmt.Sprintf(format, args...)) }
 
+// Wait returns the next status of Slurm job id that the shared poller
+// learns.
+func (r *serverJobs) Wait(ctx context.Context, id string) (slurm.Status, error) {
+	return r.e.slurmPoller().wait(ctx, id)
+}
+
+// slurmPoller is the engine's shared poller of Slurm jobs.
+func (e *Engine) slurmPoller() *poller {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.poller == nil {
+		e.poller = newPoller(e.slurmClient(), e.opts.PollInterval)
+	}
+	return e.poller
+}
+
 // startServers starts a server provider's servers for step stepID. Server
 // jobs that an earlier agora left active (it was killed before it could
 // stop them) are ended first: Slurm ones are cancelled, all are recorded
@@ -74,7 +93,7 @@ func (e *Engine) startServers(ctx context.Context, sp ServerProvider, g *spec.Ge
 	if e.staleErr != nil {
 		return e.staleErr
 	}
-	if err := sp.Start(e.soft, &serverJobs{store: e.store, prog: e.prog, stepID: stepID}); err != nil {
+	if err := sp.Start(e.soft, &serverJobs{e: e, store: e.store, prog: e.prog, stepID: stepID}); err != nil {
 		if e.stopped() || e.soft.Err() != nil {
 			return errStopped
 		}

@@ -137,8 +137,10 @@ func TestPipelineSlurm(t *testing.T) {
 	if most < 2 {
 		t.Errorf("no squeue call asked about several jobs at once: %v", polls)
 	}
-	if got := c.submitted(); len(got) != 10 || c.count("agora-train-") != 1 {
-		t.Errorf("submitted %v, want 1 train and 9 evaluate jobs", got)
+	// alpacaeval2 queries a model agora serves: one vLLM server job for
+	// each of base, reference and student.
+	if got := c.submitted(); len(got) != 13 || c.count("agora-train-") != 1 || c.count("agora-vllm-") != 3 {
+		t.Errorf("submitted %v, want 1 train and 9 evaluate jobs, and 3 vLLM servers", got)
 	}
 	jobs, _ := store.Jobs(context.Background(), f.stepOf(plan.KindTrain, "").ID)
 	if len(jobs) != 1 || jobs[0].Executor != "slurm" || jobs[0].Status != string(slurm.Completed) {
@@ -190,8 +192,8 @@ func TestPipelineSlurmReattach(t *testing.T) {
 	if n := c.count("agora-train-"); n != 1 {
 		t.Errorf("%d training submissions, want 1: the running job was not reattached (%v)", n, c.submitted())
 	}
-	if got := c.submitted(); len(got) != 10 {
-		t.Errorf("submitted %v, want 10 jobs in all", got)
+	if got := c.submitted(); len(got)-c.count("agora-vllm-") != 10 {
+		t.Errorf("submitted %v, want 10 train and evaluate jobs in all", got)
 	}
 	after, _ := store.Jobs(context.Background(), train.ID)
 	if len(after) != 1 || after[0].JobID != jobs[0].JobID || after[0].Status != string(slurm.Completed) {

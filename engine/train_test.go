@@ -13,15 +13,17 @@ import (
 	"time"
 
 	"github.com/agorabench/agora/engine"
+	"github.com/agorabench/agora/executors/vllm/vllmtest"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/providers"
 	"github.com/agorabench/agora/spec"
 	"github.com/agorabench/agora/state"
 )
 
-// standIns puts engine/testdata/bin (stand-ins for accelerate, trl,
-// lm_eval and evalplus.evaluate that write what the real tools write) first
-// on PATH, and engine/testdata/python (stand-ins for the transformers and
+// standIns puts the stand-in vllm (executors/vllm/vllmtest) and
+// engine/testdata/bin (stand-ins for accelerate, trl, lm_eval,
+// evalplus.evaluate, alpaca_eval and python that write what the real tools
+// write) first on PATH, and engine/testdata/python (stand-ins for the transformers and
 // trl modules agora_trl.py imports) on PYTHONPATH, so that the rendered
 // commands themselves run.
 func standIns(t *testing.T) {
@@ -40,7 +42,10 @@ func standIns(t *testing.T) {
 		}
 		t.Skip("python3 is not in PATH: the TRL launcher cannot run")
 	}
-	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	// The stand-in vllm serves the models that alpaca_eval and
+	// arena-hard-auto query.
+	stub := vllmtest.Build(t)
+	t.Setenv("PATH", stub+string(os.PathListSeparator)+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv("PYTHONPATH", py)
 	t.Setenv("PYTHONDONTWRITEBYTECODE", "1")
 }

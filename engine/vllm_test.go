@@ -415,3 +415,47 @@ func mentions(pid, cmdline string, dirs []string) bool {
 	}
 	return false
 }
+
+// TestServedEvaluation: alpaca_eval queries a model agora serves: one
+// vLLM server per evaluated model (base, reference, student), recorded as
+// a job of "<step>/serve" with its GPU time, stopped after the harness;
+// the harness's own job holds no GPU.
+func TestServedEvaluation(t *testing.T) {
+	standIns(t)
+	f := pipelineFixture(t, `student: hardware: gpus_per_node: 1`)
+	ctx := context.Background()
+	res, store := f.applyWith(ctx, nil)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range f.plan.Steps {
+		if s.Kind != plan.KindEvaluate || !strings.Contains(s.Address, "alpacaeval2") {
+			continue
+		}
+		n++
+		servers, err := store.Jobs(ctx, s.ID+"/serve")
+		if err != nil || len(servers) != 1 || servers[0].Executor != "server:local" || servers[0].Status != "COMPLETED" || servers[0].GPUHours <= 0 {
+			t.Errorf("%s: server jobs %+v %v", s.Address, servers, err)
+		}
+		jobs, err := store.Jobs(ctx, s.ID)
+		if err != nil || len(jobs) != 1 || jobs[0].Status != "COMPLETED" || jobs[0].GPUHours != 0 {
+			t.Errorf("%s: harness jobs %+v %v", s.Address, jobs, err)
+		}
+		logs, _ := filepath.Glob(filepath.Join(f.dir, ".agora", "runs", s.ID, "server", "slurm-local-*.out"))
+		if len(logs) != 1 {
+			t.Errorf("%s: server logs %v", s.Address, logs)
+			continue
+		}
+		b, _ := os.ReadFile(logs[0])
+		if !strings.Contains(string(b), "shutting down") {
+			t.Errorf("%s: the server was not stopped:\n%s", s.Address, b)
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d alpacaeval2 evaluations, want 3", n)
+	}
+	if ps := liveProcesses(filepath.Join(f.dir, ".agora", "runs"), filepath.SplitList(os.Getenv("PATH"))[0]); len(ps) > 0 {
+		t.Errorf("processes left:\n%s", strings.Join(ps, "\n"))
+	}
+}

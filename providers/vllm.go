@@ -74,6 +74,9 @@ func (p *vllmProvider) Start(ctx context.Context, jobs engine.JobRecorder) error
 	if v.Slurm != nil {
 		cfg.Slurm = *v.Slurm
 	}
+	if w, ok := jobs.(vllm.JobWatcher); ok {
+		cfg.Jobs = w // the engine's shared Slurm poller
+	}
 	n := max(v.Replicas, 1)
 	jobs.Logf("generator %s: starting %d vLLM server%s (%s), up to %s each", g.Name, n, map[bool]string{true: "", false: "s"}[n == 1], v.Executor, timeout)
 	pool, err := vllm.Start(ctx, cfg)

@@ -32,7 +32,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			if err := p.Err(); err != nil {
 				return nil, err
 			}
-			return nil, fmt.Errorf("generator %s: no vLLM server is in the rotation", p.cfg.Name)
+			return nil, fmt.Errorf("%s: no vLLM server is in the rotation", p.owner())
 		}
 		out := req.Clone(req.Context())
 		out.URL.Scheme, out.URL.Host, out.Host = "http", r.addr, r.addr

@@ -41,10 +41,20 @@ type Recorder interface {
 	UpdateJob(ctx context.Context, id, status string, gpuHours float64) error
 }
 
+// JobWatcher tells the state of Slurm jobs.
+type JobWatcher interface {
+	// Wait returns the next status of job id that it learns.
+	Wait(ctx context.Context, id string) (slurm.Status, error)
+}
+
 // Config describes the servers of one generator.
 type Config struct {
-	// Name is the generator's name, for messages and job names.
+	// Name is the generator's name, for job names and, as "generator
+	// NAME", messages.
 	Name string
+	// Owner, when set, names what the servers serve in messages instead
+	// (e.g. "evaluate.base.alpacaeval2").
+	Owner string
 	// Model is the name the servers serve the model under (the spec's
 	// model), checked in /v1/models and sent with every request.
 	Model string
@@ -63,6 +73,10 @@ type Config struct {
 	Slurm    spec.Slurm
 	// Client runs sbatch, squeue and scancel; nil: the commands in PATH.
 	Client *slurm.Client
+	// Jobs, when set, tells the state of the Slurm jobs (the engine's
+	// shared poller: one squeue call per interval for all its jobs); nil:
+	// the pool polls each job itself every PollInterval.
+	Jobs JobWatcher
 	// StartTimeout bounds the wait for a server's /health from the moment
 	// its process or job runs (time a job spends pending is not counted).
 	StartTimeout time.Duration
@@ -90,6 +104,8 @@ type Pool struct {
 	down     chan struct{} // closed when no replica is left or at Close
 	downCtx  context.Context
 	cancel   context.CancelFunc
+	watchCtx context.Context // the Slurm job watchers'
+	unwatch  context.CancelFunc
 	downOnce sync.Once
 	downErr  error
 	closing  atomic.Bool
@@ -115,8 +131,9 @@ type replica struct {
 	ready    bool
 
 	pgid     int           // local: the script's process group
-	exited   chan struct{} // local: closed when the script has exited
+	exited   chan struct{} // closed when the script has exited or the job ended
 	exitCode int
+	ended    slurm.State // Slurm: the state the job ended in
 }
 
 // errClosed is the pool's error after Close.
@@ -131,14 +148,14 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 		return nil, errors.New("vllm: a pool needs a generator name and a model")
 	}
 	if !filepath.IsAbs(cfg.Dir) {
-		return nil, fmt.Errorf("generator %s: vllm: server directory %q is not absolute", cfg.Name, cfg.Dir)
+		return nil, fmt.Errorf("%s: vllm: server directory %q is not absolute", cfg.owner(), cfg.Dir)
 	}
 	exec := cfg.VLLM.Executor
 	if exec == "" {
 		exec = spec.ExecutorLocal
 	}
 	if exec != spec.ExecutorLocal && exec != spec.ExecutorSlurm {
-		return nil, fmt.Errorf("generator %s: vllm: unknown executor %q (local or slurm)", cfg.Name, exec)
+		return nil, fmt.Errorf("%s: vllm: unknown executor %q (local or slurm)", cfg.owner(), exec)
 	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = DefaultStartTimeout
@@ -158,7 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 	}
 	n := max(cfg.VLLM.Replicas, 1)
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("generator %s: vllm: %w", cfg.Name, err)
+		return nil, fmt.Errorf("%s: vllm: %w", cfg.owner(), err)
 	}
 	p := &Pool{
 		cfg:       cfg,
@@ -180,12 +197,13 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 		p.client = &slurm.Client{}
 	}
 	p.downCtx, p.cancel = context.WithCancel(context.Background())
+	p.watchCtx, p.unwatch = context.WithCancel(context.Background())
 	if err := p.touch(); err != nil {
-		return nil, fmt.Errorf("generator %s: vllm: %w", cfg.Name, err)
+		return nil, fmt.Errorf("%s: vllm: %w", cfg.owner(), err)
 	}
 	gpuList, err := localGPUs(exec, n, max(cfg.VLLM.GPUs, 1))
 	if err != nil {
-		return nil, fmt.Errorf("generator %s: vllm: %w", cfg.Name, err)
+		return nil, fmt.Errorf("%s: vllm: %w", cfg.owner(), err)
 	}
 	for i := 0; i < n; i++ {
 		p.replicas = append(p.replicas, &replica{i: i, executor: exec, endpoint: endpointPath(cfg.Dir, i)})
@@ -222,12 +240,12 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 			return nil, ctx.Err()
 		}
 		if n == 1 {
-			return nil, fmt.Errorf("generator %s: the vLLM server did not start: %s", cfg.Name, strings.TrimPrefix(failed[0], "replica 1 "))
+			return nil, fmt.Errorf("%s: the vLLM server did not start: %s", cfg.owner(), strings.TrimPrefix(failed[0], "replica 1 "))
 		}
-		return nil, fmt.Errorf("generator %s: none of the %d vLLM servers started:\n%s", cfg.Name, n, strings.Join(failed, "\n"))
+		return nil, fmt.Errorf("%s: none of the %d vLLM servers started:\n%s", cfg.owner(), n, strings.Join(failed, "\n"))
 	}
 	for _, f := range failed {
-		p.logf("generator %s: a vLLM server did not start and is left out: %s", cfg.Name, f)
+		p.logf("%s: a vLLM server did not start and is left out: %s", cfg.owner(), f)
 	}
 	return p, nil
 }
@@ -288,8 +306,10 @@ func (p *Pool) start(ctx context.Context, r *replica, gpus string) error {
 		if err != nil {
 			return fmt.Errorf("could not be submitted: %w", err)
 		}
-		r.id = id
-		r.log = slurm.LogPath(p.cfg.Dir, id)
+		r.mu.Lock()
+		r.id, r.log, r.exited = id, slurm.LogPath(p.cfg.Dir, id), make(chan struct{})
+		r.mu.Unlock()
+		go p.watch(r)
 		if err := p.record(rec, r); err != nil {
 			_ = p.client.Cancel(rec, id)
 			return err
@@ -311,29 +331,13 @@ func (p *Pool) waitReady(ctx context.Context, r *replica) error {
 	defer tick.Stop()
 	var deadline time.Time
 	for {
-		if r.executor == spec.ExecutorLocal {
-			select {
-			case <-r.exited:
+		select {
+		case <-r.exited:
+			if r.executor == spec.ExecutorLocal {
 				return p.failure(r, fmt.Sprintf("exited with status %d before it was ready", r.exitCode))
-			default:
 			}
-		} else {
-			st, err := p.client.Poll(ctx, []string{r.id})
-			switch {
-			case err != nil && ctx.Err() != nil:
-				return ctx.Err()
-			case err != nil:
-				// squeue failed this time: look again at the next tick.
-			case st[r.id].State == slurm.Running:
-				r.mu.Lock()
-				if r.running.IsZero() {
-					r.running = time.Now()
-				}
-				r.mu.Unlock()
-			case st[r.id].State.Done() || st[r.id].State == slurm.Unknown:
-				s := st[r.id]
-				return p.failure(r, fmt.Sprintf("ended %s before the server was ready", s.State))
-			}
+			return p.failure(r, fmt.Sprintf("ended %s before the server was ready", r.ended))
+		default:
 		}
 		r.mu.Lock()
 		running := r.running
@@ -358,7 +362,7 @@ func (p *Pool) waitReady(ctx context.Context, r *replica) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
-		case <-r.exited: // nil for Slurm: never
+		case <-r.exited:
 		}
 	}
 	if err := p.checkModels(ctx, r); err != nil {
@@ -566,10 +570,10 @@ func (p *Pool) retire(r *replica, cause string, err error) {
 		msg += "; the log (" + r.log + ") ends:\n" + tail
 	}
 	if p.Alive() == 0 {
-		p.fail(fmt.Errorf("generator %s: every vLLM server has stopped; the last, %s", p.cfg.Name, msg))
+		p.fail(fmt.Errorf("%s: every vLLM server has stopped; the last, %s", p.owner(), msg))
 		return
 	}
-	p.logf("generator %s: a vLLM server left the rotation (%d left): %s", p.cfg.Name, p.Alive(), msg)
+	p.logf("%s: a vLLM server left the rotation (%d left): %s", p.owner(), p.Alive(), msg)
 }
 
 // beat touches the heartbeat, records GPU time and watches the replicas
@@ -585,33 +589,62 @@ func (p *Pool) beat() {
 		case <-t.C:
 		}
 		_ = p.touch()
-		var jobs []string
 		for _, r := range p.replicas {
-			if !p.alive(r) {
-				continue
-			}
-			if p.cfg.Recorder != nil {
+			if p.alive(r) && p.cfg.Recorder != nil {
 				_ = p.cfg.Recorder.UpdateJob(context.Background(), r.id, string(slurm.Running), p.gpuHours(r))
-			}
-			if r.executor == spec.ExecutorSlurm {
-				jobs = append(jobs, r.id)
-			}
-		}
-		if len(jobs) == 0 {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		st, err := p.client.Poll(ctx, jobs)
-		cancel()
-		if err != nil {
-			continue
-		}
-		for _, r := range p.replicas {
-			if s, ok := st[r.id]; ok && s.State != slurm.Running && p.alive(r) && !p.closing.Load() {
-				go p.retire(r, fmt.Sprintf("is %s", s.State), nil)
 			}
 		}
 	}
+}
+
+// watch follows replica r's Slurm job until it ends (or the pool is
+// closed): it notes when the job runs, and takes the replica out of the
+// rotation if its job ends while it serves.
+func (p *Pool) watch(r *replica) {
+	for {
+		st, err := p.waitJob(r.id)
+		if err != nil {
+			if p.watchCtx.Err() != nil {
+				return
+			}
+			continue
+		}
+		switch {
+		case st.State == slurm.Running:
+			r.mu.Lock()
+			if r.running.IsZero() {
+				r.running = time.Now()
+			}
+			r.mu.Unlock()
+		case st.State.Done():
+			r.ended, r.exitCode = st.State, st.ExitCode
+			close(r.exited)
+			if p.alive(r) && !p.closing.Load() {
+				p.retire(r, fmt.Sprintf("(its job) ended %s", st.State), nil)
+			}
+			return
+		}
+	}
+}
+
+// waitJob returns the next status of job id: from the Config's watcher,
+// or from a squeue call of its own after PollInterval.
+func (p *Pool) waitJob(id string) (slurm.Status, error) {
+	if p.cfg.Jobs != nil {
+		return p.cfg.Jobs.Wait(p.watchCtx, id)
+	}
+	select {
+	case <-p.watchCtx.Done():
+		return slurm.Status{}, p.watchCtx.Err()
+	case <-time.After(p.cfg.PollInterval):
+	}
+	ctx, cancel := context.WithTimeout(p.watchCtx, time.Minute)
+	defer cancel()
+	st, err := p.client.Poll(ctx, []string{id})
+	if err != nil {
+		return slurm.Status{}, err
+	}
+	return st[id], nil
 }
 
 func (p *Pool) touch() error {
@@ -650,9 +683,7 @@ func (p *Pool) Close(ctx context.Context) error {
 		}
 		if len(ids) > 0 {
 			if cerr := p.client.Cancel(ctx, ids...); cerr != nil {
-				err = fmt.Errorf("generator %s: cancel the vLLM jobs %s: %w", p.cfg.Name, strings.Join(ids, ", "), cerr)
-			} else {
-				p.waitGone(ctx, ids)
+				err = fmt.Errorf("%s: cancel the vLLM jobs %s: %w", p.owner(), strings.Join(ids, ", "), cerr)
 			}
 			now := time.Now()
 			for _, r := range p.replicas {
@@ -664,6 +695,21 @@ func (p *Pool) Close(ctx context.Context) error {
 			}
 		}
 		wg.Wait()
+		// scancel only asks: wait, up to a minute, until every job is
+		// seen ended.
+		limit := time.After(time.Minute)
+	jobs:
+		for _, r := range p.replicas {
+			if r.executor != spec.ExecutorSlurm || r.exited == nil {
+				continue
+			}
+			select {
+			case <-r.exited:
+			case <-limit:
+				break jobs
+			}
+		}
+		p.unwatch()
 		for _, r := range p.replicas {
 			if r.dead.Load() || r.id == "" || p.cfg.Recorder == nil {
 				continue
@@ -811,23 +857,11 @@ func stopGroup(pgid int, exited <-chan struct{}) {
 	<-exited
 }
 
-// waitGone waits, up to a minute, until Slurm no longer shows the jobs
-// pending or running: scancel only asks.
-func (p *Pool) waitGone(ctx context.Context, ids []string) {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		st, err := p.client.Poll(ctx, ids)
-		if err == nil {
-			live := false
-			for _, s := range st {
-				if !s.State.Done() && s.State != slurm.Unknown {
-					live = true
-				}
-			}
-			if !live {
-				return
-			}
-		}
-		time.Sleep(p.cfg.PollInterval)
+func (c Config) owner() string {
+	if c.Owner != "" {
+		return c.Owner
 	}
+	return "generator " + c.Name
 }
+
+func (p *Pool) owner() string { return p.cfg.owner() }

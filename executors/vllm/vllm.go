@@ -68,7 +68,7 @@ func (p *Pool) script(r *replica) string {
 	stale := every * heartbeatMisses
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	w("# The vLLM server of generator %s, replica %d, started by agora.", p.cfg.Name, r.i+1)
+	w("# The vLLM server of %s, replica %d, started by agora.", p.owner(), r.i+1)
 	w("endpoint=%s", shellQuote(r.endpoint))
 	w("heartbeat=%s", shellQuote(p.heartbeat))
 	w(`rm -f "$endpoint"`)
