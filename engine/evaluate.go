@@ -123,7 +123,13 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) error {
 		gpus := e.exp.Evaluation.GPUs
 		if served(in) {
 			// agora serves the model (one server, its GPU time recorded
-			// as its own job) while the harness queries it.
+			// as its own job) while the harness queries it. The budget
+			// is checked before the server starts; runJob holds it.
+			release, err := e.reserveGPU(ctx, s)
+			if err != nil {
+				return wrapJobErr("evaluate", err)
+			}
+			release()
 			pool, err := e.serveModel(ctx, s, model, dir)
 			if err != nil {
 				return wrapJobErr("evaluate", err)

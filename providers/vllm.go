@@ -87,7 +87,7 @@ func (p *vllmProvider) Start(ctx context.Context, jobs engine.JobRecorder) error
 	if at <= 0 {
 		at = DefaultVLLMAttemptTimeout
 	}
-	c, err := api.New(api.Config{Name: g.Name, BaseURL: pool.BaseURL(), APIKey: pool.Key(), Model: g.Model,
+	c, err := api.New(api.Config{Name: g.Name, BaseURL: pool.BaseURL(), APIKey: pool.Key(), APIKeyEnv: "VLLM_API_KEY", Model: g.Model,
 		Limits: g.Limits, Sampling: g.Sampling, Transport: pool, AttemptTimeout: at, MaxRetries: p.t.MaxRetries,
 		OutageAfter: p.t.OutageAfter, BackoffBase: p.t.BackoffBase, BackoffMax: p.t.BackoffMax})
 	if err != nil {
