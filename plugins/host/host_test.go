@@ -652,3 +652,40 @@ func TestPythonPlugin(t *testing.T) {
 		t.Errorf("the plugin's log line is not in the host's log:\n%s", l)
 	}
 }
+
+// BenchmarkComplete measures a completion through a plugin process (gRPC
+// over a Unix socket with mTLS) against the fake plugin, which answers at
+// once: the cost agora adds per request for a provider that is a plugin.
+func BenchmarkComplete(b *testing.B) {
+	dir, err := os.MkdirTemp("", "agora-plugins-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	plugintest.Build(b, dir, "fake")
+	for _, conc := range []int{1, 64} {
+		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
+			h := host.New(host.Options{Dirs: []string{dir}})
+			defer h.Close()
+			// fake-2: no advertised rate limits.
+			c, err := h.Client(context.Background(), host.Config{Generator: "g", Plugin: "fake", Model: "fake-2",
+				Limits: spec.Limits{Concurrency: conc}, Sampling: spec.Sampling{MaxTokens: 100}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs := user(strings.Repeat("Write a new problem like this one. ", 20))
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.SetParallelism(max(1, conc/runtime.GOMAXPROCS(0)))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.Complete(context.Background(), msgs); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
+	}
+}
