@@ -138,20 +138,17 @@ type Plugin struct {
 	pin                string
 	host               *Host
 
-	mu       sync.Mutex
-	inst     *instance
-	gen      int   // instances started
-	crashes  int   // instances that crashed
-	dead     error // set after the second crash: every call fails with it
-	desc     *pb.DescribeResponse
-	version  int
-	closing  bool
-	stopOnce sync.Once
+	mu      sync.Mutex
+	inst    *instance
+	crashes int   // instances that crashed
+	dead    error // set after the second crash: every call fails with it
+	desc    *pb.DescribeResponse
+	version int
+	closing bool
 }
 
 // instance is one process of a plugin.
 type instance struct {
-	gen    int
 	client *plugin.Client
 	rpc    pb.ProviderClient
 	stderr *tail
@@ -241,8 +238,6 @@ func (p *Plugin) start(ctx context.Context) error {
 	if err != nil {
 		return fail(fmt.Errorf("plugin %s (%s): describe: %v", p.Name, p.Path, grpcMessage(err)))
 	}
-	p.gen++
-	inst.gen = p.gen
 	p.inst, p.desc, p.version = inst, desc, c.NegotiatedVersion()
 	pid := 0
 	if rc := c.ReattachConfig(); rc != nil {
