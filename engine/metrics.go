@@ -504,10 +504,14 @@ func (r diversityRunner) run(ctx context.Context, s plan.Step) error {
 			mu.Lock()
 			for j := range b {
 				have[slots[j]] = vecs[j]
-				sp.record(0, 0, 0, true)
 			}
 			mu.Unlock()
+			// One request, one accepted item per text: the tokens and
+			// cost go with the first.
 			sp.record(tokens, 0, cost, true)
+			for range b[1:] {
+				sp.record(0, 0, 0, true)
+			}
 			return nil
 		})
 		e.prog.remove(sp)
@@ -698,8 +702,10 @@ const (
 
 // rewardTemplateData is what a reward command template sees.
 type rewardTemplateData struct {
-	Model, Data, Output, Dir string
-	GPUs, Items              int
+	// SpecDir is the directory of the spec, for scripts kept beside it;
+	// Dir the step's run directory, where the job runs.
+	Model, Data, Output, Dir, SpecDir string
+	GPUs, Items                       int
 }
 
 type rewardRunner struct{ metricRunner }
@@ -746,8 +752,12 @@ func (r rewardRunner) run(ctx context.Context, s plan.Step) error {
 		if err != nil {
 			return r.fail(ctx, s, fmt.Errorf("metrics.reward.command: %w", err))
 		}
+		specDir, err := filepath.Abs(e.exp.Source.Dir)
+		if err != nil {
+			return err
+		}
 		var script bytes.Buffer
-		if err := t.Execute(&script, rewardTemplateData{Model: in.Model, Data: data, Output: out, Dir: dir, GPUs: rm.GPUs, Items: len(items)}); err != nil {
+		if err := t.Execute(&script, rewardTemplateData{Model: in.Model, Data: data, Output: out, Dir: dir, SpecDir: specDir, GPUs: rm.GPUs, Items: len(items)}); err != nil {
 			return r.fail(ctx, s, fmt.Errorf("metrics.reward.command: %w", err))
 		}
 		os.Remove(out) // a stale file must not pass for this job's
