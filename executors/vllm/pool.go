@@ -109,6 +109,7 @@ type Pool struct {
 	downOnce sync.Once
 	downErr  error
 	closing  atomic.Bool
+	batch    bool // an offline batch run (RunBatch), not servers
 	stopBeat chan struct{}
 	beatDone chan struct{}
 	closed   sync.Once
@@ -139,23 +140,21 @@ type replica struct {
 // errClosed is the pool's error after Close.
 var errClosed = errors.New("the vLLM servers were stopped")
 
-// Start starts cfg.VLLM.Replicas servers, waits until each answers
-// /health and serves cfg.Model, and returns the pool of those that did.
-// It fails, with each server's log tail, when none did; servers that
-// failed while others started are left out (and told to Logf).
-func Start(ctx context.Context, cfg Config) (*Pool, error) {
+// newPool applies cfg's defaults and prepares its directory and
+// heartbeat; it returns the executor.
+func newPool(cfg Config) (*Pool, string, error) {
 	if cfg.Name == "" || cfg.Model == "" {
-		return nil, errors.New("vllm: a pool needs a generator name and a model")
+		return nil, "", errors.New("vllm: a pool needs a generator name and a model")
 	}
 	if !filepath.IsAbs(cfg.Dir) {
-		return nil, fmt.Errorf("%s: vllm: server directory %q is not absolute", cfg.owner(), cfg.Dir)
+		return nil, "", fmt.Errorf("%s: vllm: server directory %q is not absolute", cfg.owner(), cfg.Dir)
 	}
 	exec := cfg.VLLM.Executor
 	if exec == "" {
 		exec = spec.ExecutorLocal
 	}
 	if exec != spec.ExecutorLocal && exec != spec.ExecutorSlurm {
-		return nil, fmt.Errorf("%s: vllm: unknown executor %q (local or slurm)", cfg.owner(), exec)
+		return nil, "", fmt.Errorf("%s: vllm: unknown executor %q (local or slurm)", cfg.owner(), exec)
 	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = DefaultStartTimeout
@@ -169,13 +168,12 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 	if cfg.Key == "" {
 		b := make([]byte, 24)
 		if _, err := rand.Read(b); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		cfg.Key = "agora-" + hex.EncodeToString(b)
 	}
-	n := max(cfg.VLLM.Replicas, 1)
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("%s: vllm: %w", cfg.owner(), err)
+		return nil, "", fmt.Errorf("%s: vllm: %w", cfg.owner(), err)
 	}
 	p := &Pool{
 		cfg:       cfg,
@@ -199,8 +197,22 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 	p.downCtx, p.cancel = context.WithCancel(context.Background())
 	p.watchCtx, p.unwatch = context.WithCancel(context.Background())
 	if err := p.touch(); err != nil {
-		return nil, fmt.Errorf("%s: vllm: %w", cfg.owner(), err)
+		return nil, "", fmt.Errorf("%s: vllm: %w", cfg.owner(), err)
 	}
+	return p, exec, nil
+}
+
+// Start starts cfg.VLLM.Replicas servers, waits until each answers
+// /health and serves cfg.Model, and returns the pool of those that did.
+// It fails, with each server's log tail, when none did; servers that
+// failed while others started are left out (and told to Logf).
+func Start(ctx context.Context, cfg Config) (*Pool, error) {
+	p, exec, err := newPool(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg = p.cfg
+	n := max(cfg.VLLM.Replicas, 1)
 	gpuList, err := localGPUs(exec, n, max(cfg.VLLM.GPUs, 1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: vllm: %w", cfg.owner(), err)
@@ -619,7 +631,7 @@ func (p *Pool) watch(r *replica) {
 		case st.State.Done():
 			r.ended, r.exitCode = st.State, st.ExitCode
 			close(r.exited)
-			if p.alive(r) && !p.closing.Load() {
+			if p.alive(r) && !p.closing.Load() && !p.batch {
 				p.retire(r, fmt.Sprintf("(its job) ended %s", st.State), nil)
 			}
 			return
@@ -830,7 +842,7 @@ func (p *Pool) runLocal(r *replica, j slurm.Job) error {
 		}
 		r.exitCode = code
 		close(r.exited)
-		if p.alive(r) && !p.closing.Load() {
+		if p.alive(r) && !p.closing.Load() && !p.batch {
 			p.retire(r, fmt.Sprintf("exited with status %d", code), nil)
 		}
 	}()

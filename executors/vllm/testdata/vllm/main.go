@@ -16,6 +16,9 @@
 //
 // Each response's system_fingerprint is "stub-PORT", so a test can tell
 // which server answered.
+//
+// `vllm run-batch -i IN -o OUT --model MODEL` answers the JSONL requests of
+// IN in OUT the same way, after the same start delay or failure.
 package main
 
 import (
@@ -35,12 +38,20 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 3 || os.Args[1] != "serve" {
-		fmt.Fprintln(os.Stderr, "usage: vllm serve MODEL [options]")
+	batch := len(os.Args) >= 2 && os.Args[1] == "run-batch"
+	if !batch && (len(os.Args) < 3 || os.Args[1] != "serve") {
+		fmt.Fprintln(os.Stderr, "usage: vllm serve MODEL [options] | vllm run-batch -i IN -o OUT --model MODEL [options]")
 		os.Exit(2)
 	}
-	model := os.Args[2]
-	fs := flag.NewFlagSet("vllm serve", flag.ContinueOnError)
+	var model string
+	args := os.Args[2:]
+	if !batch {
+		model, args = os.Args[2], os.Args[3:]
+	}
+	fs := flag.NewFlagSet("vllm "+os.Args[1], flag.ContinueOnError)
+	in := fs.String("i", "", "")
+	out := fs.String("o", "", "")
+	fs.StringVar(&model, "model", model, "")
 	served := fs.String("served-model-name", "", "")
 	host := fs.String("host", "", "")
 	port := fs.Int("port", 8000, "")
@@ -54,7 +65,7 @@ func main() {
 	fs.Bool("enforce-eager", false, "")
 	fs.Bool("enable-prefix-caching", false, "")
 	fs.SetOutput(os.Stderr)
-	if err := fs.Parse(os.Args[3:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		fmt.Fprintln(os.Stderr, "vllm: error: unrecognized arguments")
 		os.Exit(2)
 	}
@@ -78,6 +89,10 @@ func main() {
 	}
 	fmt.Printf("INFO vllm stand-in: model=%s served=%s tp=%d dtype=%s max_model_len=%d gpu_memory_utilization=%g seed=%d\n",
 		model, name, *tp, *dtype, *maxLen, *gpuMem, *seed)
+	if batch && (*in == "" || *out == "" || model == "") {
+		fmt.Fprintln(os.Stderr, "vllm run-batch: error: the following arguments are required: -i, -o, --model")
+		os.Exit(2)
+	}
 
 	if d := env("AGORA_STUB_START_DELAY"); d != "" {
 		wait, err := time.ParseDuration(d)
@@ -94,6 +109,10 @@ func main() {
 		os.Exit(1)
 	}
 
+	if batch {
+		runBatch(*in, *out, name)
+		return
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
 	if err != nil {
 		fatal("OSError: [Errno 98] Address already in use: " + err.Error())
@@ -225,4 +244,72 @@ func env(k string) string { return strings.TrimSpace(os.Getenv(k)) }
 func fatal(msg string) {
 	fmt.Fprintln(os.Stderr, "ERROR "+msg)
 	os.Exit(1)
+}
+
+// runBatch answers each request line of in (custom_id, method, url, body)
+// in out, as vllm run-batch does; a body for another model gets an error
+// line. AGORA_STUB_BATCH_ERROR_EVERY=N answers every Nth request with a
+// 400 error instead.
+func runBatch(in, out, name string) {
+	data, err := os.ReadFile(in)
+	if err != nil {
+		fatal(err.Error())
+	}
+	reply := env("AGORA_STUB_REPLY")
+	if reply == "" {
+		reply = "Adding the two numbers gives the total. [RESULT] 4 [/RESULT]"
+	}
+	every, _ := strconv.Atoi(env("AGORA_STUB_BATCH_ERROR_EVERY"))
+	f, err := os.Create(out)
+	if err != nil {
+		fatal(err.Error())
+	}
+	enc := json.NewEncoder(f)
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		n++
+		var req struct {
+			CustomID string `json:"custom_id"`
+			URL      string `json:"url"`
+			Body     struct {
+				Model    string `json:"model"`
+				Messages []struct {
+					Content string `json:"content"`
+				} `json:"messages"`
+			} `json:"body"`
+		}
+		if err := json.Unmarshal([]byte(line), &req); err != nil {
+			fatal("bad request line: " + err.Error())
+		}
+		rec := map[string]any{"id": fmt.Sprintf("vllm-batch-%d", n), "custom_id": req.CustomID}
+		switch {
+		case req.URL != "/v1/chat/completions":
+			fatal("unsupported url " + req.URL)
+		case req.Body.Model != name || (every > 0 && n%every == 0):
+			rec["response"] = map[string]any{"status_code": 400, "request_id": fmt.Sprintf("req-%d", n),
+				"body": map[string]any{"object": "error", "message": fmt.Sprintf("The model `%s` does not exist.", req.Body.Model), "code": 400}}
+			rec["error"] = nil
+		default:
+			prompt := 0
+			for _, m := range req.Body.Messages {
+				prompt += len(m.Content)/4 + 4
+			}
+			rec["response"] = map[string]any{"status_code": 200, "request_id": fmt.Sprintf("req-%d", n), "body": map[string]any{
+				"id": fmt.Sprintf("chatcmpl-batch-%d", n), "object": "chat.completion", "model": name,
+				"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+					"message": map[string]any{"role": "assistant", "content": reply}}},
+				"usage": map[string]any{"prompt_tokens": prompt, "completion_tokens": (len(reply) + 3) / 4}}}
+			rec["error"] = nil
+		}
+		if err := enc.Encode(rec); err != nil {
+			fatal(err.Error())
+		}
+	}
+	if err := f.Close(); err != nil {
+		fatal(err.Error())
+	}
+	fmt.Printf("INFO run-batch: %d requests answered\n", n)
 }
