@@ -445,3 +445,35 @@ func TestPerplexityVLLM(t *testing.T) {
 	}
 	f.noServersLeft(store)
 }
+
+// TestJudgeVLLM: a judge declared in place on vLLM servers agora starts
+// for the judge step (the stand-in vllm answering "[RESULT] 4"); its
+// servers are a job of the step, stopped once no step needs them.
+func TestJudgeVLLM(t *testing.T) {
+	t.Setenv("AGORA_STUB_REPLY", "Feedback: a fair item.\n[RESULT] 4")
+	// The data comes from the API generator; the vLLM servers are the
+	// judge's alone.
+	f := newVLLMFixture(t, `{}`, []int{6}, true, `metrics: judge: {provider: vllm: {}, model: "judge/model", sample: 5}
+grid: generators: ["api"]
+budgets: gpu_hours: 100`)
+	res, store := f.apply(context.Background(), nil)
+	var j plan.Step
+	for _, s := range f.plan.Steps {
+		if s.Kind == plan.KindJudge {
+			j = s
+		}
+	}
+	if !contains(res.Done, j.Address) || j.Estimate.GPUHours <= 0 {
+		t.Fatalf("apply: %v %+v (estimate %+v)", res.Err(), res, j.Estimate)
+	}
+	for name, m := range metricsOf(t, store, j.ID) {
+		if m.Value != 4 || m.N != 5 || *m.Low != 4 || *m.High != 4 {
+			t.Errorf("%s = %+v", name, m)
+		}
+	}
+	jobs, err := store.Jobs(context.Background(), j.ID)
+	if err != nil || len(jobs) != 1 || jobs[0].Executor != "server:local" {
+		t.Errorf("server jobs of the judge step: %+v %v", jobs, err)
+	}
+	f.noServersLeft(store)
+}
