@@ -51,6 +51,8 @@ type MetricStore interface {
 	RecordMetrics(ctx context.Context, ms []state.Metric) error
 }
 
+var _ MetricStore = (*state.Store)(nil)
+
 // Feature names of the metrics (docs/analysis.md, docs/metrics.md).
 const (
 	FeatureInstructionDiversity = "instruction_diversity"
