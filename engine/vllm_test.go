@@ -116,7 +116,7 @@ func (f *vllmFixture) apply(ctx context.Context, stop <-chan struct{}) (*engine.
 		Dir: dir,
 		Providers: providers.New(providers.Tuning{BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond,
 			VLLM: providers.VLLM{Dir: f.servers, SpecDir: f.dir, Slurm: f.slurm, PollInterval: 100 * time.Millisecond,
-				Heartbeat: time.Second, StartTimeout: 30 * time.Second}}),
+				Heartbeat: time.Second, StartTimeout: 30 * time.Second, BatchLinger: 100 * time.Millisecond}}),
 		Seeds:    providers.Seeds{Dir: f.dir},
 		Stop:     stop,
 		Slurm:    f.slurm,
@@ -458,4 +458,40 @@ func TestServedEvaluation(t *testing.T) {
 	if ps := liveProcesses(filepath.Join(f.dir, ".agora", "runs"), filepath.SplitList(os.Getenv("PATH"))[0]); len(ps) > 0 {
 		t.Errorf("processes left:\n%s", strings.Join(ps, "\n"))
 	}
+}
+
+// TestVLLMBatchMode: batch: true answers each round of requests with one
+// vllm run-batch per replica; rejected completions go into the next
+// round; every run is recorded with its GPU time and none is left.
+func TestVLLMBatchMode(t *testing.T) {
+	t.Setenv("AGORA_STUB_BATCH_BAD_EVERY", "3")
+	f := newVLLMFixture(t, `{replicas: 2, batch: true}`, []int{6, 10}, false, "")
+	if c := f.exp.Generators["open"].Limits.Concurrency; c != spec.VLLMBatchConcurrency {
+		t.Errorf("batch concurrency %d", c)
+	}
+	res, store := f.apply(context.Background(), nil)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	steps := f.generateSteps("open")
+	for _, s := range steps {
+		n, err := countLines(filepath.Join(f.dir, ".agora", "datasets", s.ID+".jsonl"))
+		if err != nil || n != s.Instances {
+			t.Errorf("%s: dataset of %d lines (%v), want %d", s.Address, n, err, s.Instances)
+		}
+	}
+	jobs := serverJobs(t, store, steps)
+	if len(jobs) < 4 {
+		t.Errorf("batch runs %+v, want at least two rounds per step (a third of the answers are rejected)", jobs)
+	}
+	for _, j := range jobs {
+		if j.Executor != "server:local" || j.Status != "COMPLETED" || j.GPUHours <= 0 {
+			t.Errorf("batch run %+v", j)
+		}
+	}
+	ins, _ := filepath.Glob(filepath.Join(f.servers, "open", "batch-*.in.jsonl"))
+	if len(ins) != len(jobs) {
+		t.Errorf("%d input files for %d runs", len(ins), len(jobs))
+	}
+	f.noServersLeft(store)
 }

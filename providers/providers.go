@@ -49,6 +49,8 @@ func New(t Tuning) func(g *spec.Generator) (engine.Provider, error) {
 				return nil, err // names the generator already
 			}
 			return apiProvider{c}, nil
+		case g.Provider.VLLM != nil && g.Provider.VLLM.Batch:
+			return &vllmBatchProvider{g: g, t: t}, nil
 		case g.Provider.VLLM != nil:
 			// The servers start when the engine calls Start.
 			return &vllmProvider{g: g, t: t}, nil

@@ -3,7 +3,6 @@ package providers
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +27,8 @@ type VLLM struct {
 	// PollInterval and Heartbeat override executors/vllm's defaults
 	// (tests shorten them); StartTimeout overrides the spec's.
 	PollInterval, Heartbeat, StartTimeout time.Duration
+	// BatchLinger overrides DefaultBatchLinger (batch: true).
+	BatchLinger time.Duration
 }
 
 // DefaultVLLMAttemptTimeout bounds one request to a vLLM server: a request
@@ -51,32 +52,12 @@ var _ engine.ServerProvider = (*vllmProvider)(nil)
 
 // Start starts the generator's servers and the client over them.
 func (p *vllmProvider) Start(ctx context.Context, jobs engine.JobRecorder) error {
-	g, o := p.g, p.t.VLLM
-	v := *g.Provider.VLLM
-	if o.Dir == "" {
-		return fmt.Errorf("generator %s: no directory for the vLLM servers' files", g.Name)
+	g := p.g
+	cfg, err := vllmConfig(g, p.t, jobs)
+	if err != nil {
+		return err
 	}
-	if v.Path != "" && !filepath.IsAbs(v.Path) && o.SpecDir != "" {
-		v.Path = filepath.Join(o.SpecDir, v.Path)
-	}
-	timeout := v.StartWait()
-	if o.StartTimeout > 0 {
-		timeout = o.StartTimeout
-	}
-	cfg := vllm.Config{
-		Name: g.Name, Model: g.Model, VLLM: v,
-		Dir:          filepath.Join(o.Dir, dirName(g.Name)),
-		Hardware:     spec.Hardware{Nodes: 1, GPUsPerNode: max(v.GPUs, 1), TimeLimit: v.TimeLimit},
-		Client:       o.Slurm,
-		StartTimeout: timeout, PollInterval: o.PollInterval, Heartbeat: o.Heartbeat,
-		Recorder: jobs, Logf: jobs.Logf,
-	}
-	if v.Slurm != nil {
-		cfg.Slurm = *v.Slurm
-	}
-	if w, ok := jobs.(vllm.JobWatcher); ok {
-		cfg.Jobs = w // the engine's shared Slurm poller
-	}
+	v, timeout := cfg.VLLM, cfg.StartTimeout
 	n := max(v.Replicas, 1)
 	jobs.Logf("generator %s: starting %d vLLM server%s (%s), up to %s each", g.Name, n, map[bool]string{true: "", false: "s"}[n == 1], v.Executor, timeout)
 	pool, err := vllm.Start(ctx, cfg)

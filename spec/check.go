@@ -161,6 +161,9 @@ func (l *loader) completeGenerator(name string, g *Generator) {
 		}
 		if g.Limits.Concurrency == 0 {
 			g.Limits.Concurrency = VLLMConcurrencyPerReplica * max(v.Replicas, 1)
+			if v.Batch {
+				g.Limits.Concurrency = VLLMBatchConcurrency
+			}
 		}
 	}
 }

@@ -95,12 +95,18 @@ type VLLM struct {
 	StartTimeout         string   `json:"start_timeout"`
 	TimeLimit            string   `json:"time_limit"`
 	Slurm                *Slurm   `json:"slurm,omitempty"`
+	Batch                bool     `json:"batch"`
 }
 
 // VLLMConcurrencyPerReplica is the default limits.concurrency of a vllm
 // generator, per replica: vLLM's default max_num_seqs, so that every
 // server's continuous batching stays full (docs/vllm.md).
 const VLLMConcurrencyPerReplica = 256
+
+// VLLMBatchConcurrency is the default limits.concurrency of a vllm
+// generator in batch mode: the requests collected into one run, so that
+// every slot of a step of up to this many instances goes into the first.
+const VLLMBatchConcurrency = 100000
 
 // StartWait is the start timeout as a duration (20 minutes when unset).
 func (v VLLM) StartWait() time.Duration {

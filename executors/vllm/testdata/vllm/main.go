@@ -249,7 +249,8 @@ func fatal(msg string) {
 // runBatch answers each request line of in (custom_id, method, url, body)
 // in out, as vllm run-batch does; a body for another model gets an error
 // line. AGORA_STUB_BATCH_ERROR_EVERY=N answers every Nth request with a
-// 400 error instead.
+// 400 error instead, AGORA_STUB_BATCH_BAD_EVERY=N every Nth with a reply
+// a validator rejects.
 func runBatch(in, out, name string) {
 	data, err := os.ReadFile(in)
 	if err != nil {
@@ -260,6 +261,7 @@ func runBatch(in, out, name string) {
 		reply = "Adding the two numbers gives the total. [RESULT] 4 [/RESULT]"
 	}
 	every, _ := strconv.Atoi(env("AGORA_STUB_BATCH_ERROR_EVERY"))
+	bad, _ := strconv.Atoi(env("AGORA_STUB_BATCH_BAD_EVERY"))
 	f, err := os.Create(out)
 	if err != nil {
 		fatal(err.Error())
@@ -296,6 +298,10 @@ func runBatch(in, out, name string) {
 			prompt := 0
 			for _, m := range req.Body.Messages {
 				prompt += len(m.Content)/4 + 4
+			}
+			reply := reply
+			if bad > 0 && n%bad == 0 {
+				reply = "I would rather not say."
 			}
 			rec["response"] = map[string]any{"status_code": 200, "request_id": fmt.Sprintf("req-%d", n), "body": map[string]any{
 				"id": fmt.Sprintf("chatcmpl-batch-%d", n), "object": "chat.completion", "model": name,
