@@ -411,6 +411,13 @@ func (p *proxy) chat(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
 		return
 	}
+	// After the first interrupt nothing new is sent (those in flight
+	// finish and are recorded).
+	if e.soft.Err() != nil {
+		p.fail(errStopped)
+		apiError(w, http.StatusServiceUnavailable, "stopped", "agora is stopping: run agora apply again to resume")
+		return
+	}
 	sp, perRequest := p.prov.(SamplingProvider)
 	bound := *g
 	if perRequest {

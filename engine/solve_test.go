@@ -71,7 +71,7 @@ settings: s: {
 	instances: 5
 	benchmarks: ["gsm8k", "humaneval"]
 }
-problem_solving: items: 4
+problem_solving: items: *4 | int
 %s
 `, srv.URL(), keyEnv, apitest.DefaultModel, extra)
 	path := filepath.Join(dir, "agora.cue")
@@ -102,6 +102,11 @@ problem_solving: items: 4
 
 func (f *solveFixture) apply() (*engine.Result, *state.Store) {
 	f.t.Helper()
+	return f.applyStop(nil)
+}
+
+func (f *solveFixture) applyStop(stop <-chan struct{}) (*engine.Result, *state.Store) {
+	f.t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(f.dir, ".agora")
 	store, err := state.Open(ctx, dir)
@@ -118,6 +123,7 @@ func (f *solveFixture) apply() (*engine.Result, *state.Store) {
 		Providers: providers.New(providers.Tuning{BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, AttemptTimeout: 10 * time.Second}),
 		Interval:  10 * time.Millisecond,
 		Resubmits: -1,
+		Stop:      stop,
 	})
 	res, err := e.Apply(ctx)
 	if err != nil {
@@ -314,4 +320,38 @@ func TestSolveVLLM(t *testing.T) {
 		t.Errorf("jobs of the solve step %+v, want its server", jobs)
 	}
 	f.noServersLeft(store)
+}
+
+// TestSolveStop: the first interrupt lets the requests in flight finish
+// and be recorded, refuses the next ones, ends the harness's job, and
+// leaves the step to the next apply, which completes it.
+func TestSolveStop(t *testing.T) {
+	// 8 questions, 4 at a time: the first 4 are in flight at the interrupt.
+	f := newSolveFixture(t, "problem_solving: {benchmarks: [\"gsm8k\"], items: 8}")
+	f.srv.Hold()
+	stop := make(chan struct{})
+	go func() {
+		for f.srv.InFlight() < 4 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		close(stop)
+		time.Sleep(50 * time.Millisecond)
+		f.srv.Release()
+	}()
+	res, store := f.applyStop(stop)
+	if !res.Stopped || len(res.Done) != 0 || len(res.Failed) != 0 {
+		t.Fatalf("apply: %+v", res)
+	}
+	served := f.srv.Stats().Outcomes[apitest.OutcomeOK]
+	if served != 4 {
+		t.Errorf("%d requests answered; want the 4 in flight at the interrupt", served)
+	}
+	if got, want := recordedCost(t, store), f.tally(); math.Abs(got-want) > 1e-12 {
+		t.Errorf("recorded spend %.9f, server tally %.9f", got, want)
+	}
+	store.Close()
+	res, _ = f.apply()
+	if len(res.Done) != 1 || res.Stopped {
+		t.Errorf("second apply: %+v", res)
+	}
 }
