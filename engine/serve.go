@@ -54,12 +54,13 @@ func (e *Engine) serveModel(ctx context.Context, s plan.Step, model, dir string)
 		Model: harness.ServedName(model),
 		VLLM: spec.VLLM{Path: model, TensorParallel: gpus, GPUs: gpus, Replicas: 1, MaxModelLen: evalMaxModelLen,
 			DType: "auto", Executor: executor},
-		Dir:      filepath.Join(dir, "server"),
-		Hardware: spec.Hardware{Nodes: 1, GPUsPerNode: ev.GPUs, TimeLimit: evalTimeLimit},
-		Client:   e.slurmClient(),
-		Recorder: rec,
-		Jobs:     rec,
-		Logf:     func(format string, args ...any) { e.prog.note(fmt.Sprintf(format, args...)) },
+		Dir:          filepath.Join(dir, "server"),
+		Hardware:     spec.Hardware{Nodes: 1, GPUsPerNode: ev.GPUs, TimeLimit: evalTimeLimit},
+		Client:       e.slurmClient(),
+		PollInterval: e.opts.PollInterval, // 0: executors/vllm's default
+		Recorder:     rec,
+		Jobs:         rec,
+		Logf:         func(format string, args ...any) { e.prog.note(fmt.Sprintf(format, args...)) },
 	}
 	if ev.Slurm != nil {
 		cfg.Slurm = *ev.Slurm
