@@ -355,3 +355,40 @@ func TestSolveStop(t *testing.T) {
 		t.Errorf("second apply: %+v", res)
 	}
 }
+
+// TestSolveAlpacaEval: a judged benchmark runs its API command through the
+// stand-ins (python answers, alpaca_eval judges with the judge's key) and
+// the leaderboard row of the generator's served name is its score (the
+// stand-in alpaca_eval gives 10 to a name that is neither a student nor
+// the reference).
+func TestSolveAlpacaEval(t *testing.T) {
+	f := newSolveFixture(t, "problem_solving: benchmarks: [\"alpacaeval2\"]")
+	t.Setenv("OPENAI_API_KEY", "judge-key")
+	res, store := f.apply()
+	if len(res.Done) != 1 || res.Done[0] != "solve.g.alpacaeval2" {
+		t.Fatalf("apply: %+v %v", res, res.Err())
+	}
+	scores, err := store.Scores(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scores) != 1 || scores[0].Model != "g" || scores[0].Benchmark != "alpacaeval2" || scores[0].Value != 10 {
+		t.Errorf("scores %+v, want g's alpacaeval2 10", scores)
+	}
+	// The keys reached the job by name only: neither the judge's nor the
+	// proxy's is in its script.
+	scripts, _ := filepath.Glob(filepath.Join(f.dir, ".agora", "runs", f.solve.Steps[0].ID, "job-*.sh"))
+	if len(scripts) != 1 {
+		t.Fatalf("job scripts %v", scripts)
+	}
+	b, err := os.ReadFile(scripts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "judge-key") || regexp.MustCompile(`agora-[0-9a-f]{48}`).Match(b) {
+		t.Errorf("the job script carries a key:\n%s", b)
+	}
+	if !strings.Contains(string(b), "AGORA_SOLVE_KEY") {
+		t.Errorf("the job script does not name the proxy's key variable:\n%s", b)
+	}
+}
