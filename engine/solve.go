@@ -141,7 +141,7 @@ func (r *solveRunner) answer(ctx context.Context, s plan.Step, g *spec.Generator
 		keyEnv = b.Judge.APIKeyEnv
 	}
 	script, err := harness.APICommand(in.Harness, in.Benchmark, harness.APIParams{BaseURL: px.url, Model: name, KeyEnv: SolveKeyEnv,
-		OutputDir: out, Limit: limit, Concurrency: min(conc, solveMaxConcurrency), JudgeModel: in.Judge, JudgeKeyEnv: keyEnv})
+		OutputDir: out, Limit: limit, Of: b.Items, Concurrency: min(conc, solveMaxConcurrency), JudgeModel: in.Judge, JudgeKeyEnv: keyEnv})
 	if err != nil {
 		px.close(ctx)
 		return fmt.Errorf("solve: %w", err)

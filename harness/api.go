@@ -25,6 +25,10 @@ type APIParams struct {
 	OutputDir string
 	// Limit answers the benchmark's first Limit problems; 0 answers all.
 	Limit int
+	// Of is the benchmark's number of problems, when known: lm-eval is
+	// then given the share Limit/Of, which it applies to each task of a
+	// group (MATH's seven subjects) instead of Limit problems per task.
+	Of int
 	// Concurrency is the number of requests the harness keeps in flight
 	// (default 8).
 	Concurrency int
@@ -106,9 +110,14 @@ func (p APIParams) keyFrom() string {
 //	  --model_args model=NAME,base_url=URL/chat/completions,num_concurrent=N,max_retries=3,tokenized_requests=False
 //	  --tasks gsm8k | minerva_math --num_fewshot 0 --apply_chat_template
 //	  --gen_kwargs temperature=0.2,top_p=0.95,max_gen_toks=1024,repetition_penalty=1.03
-//	  --batch_size 1 --output_path DIR --log_samples [--limit N]
+//	  --batch_size 1 --output_path DIR --log_samples [--limit N | SHARE]
 //
-// local-chat-completions sends the key it reads from OPENAI_API_KEY, turns
+// lm-eval applies --limit to each task: a group such as minerva_math (seven
+// subjects) would answer seven times N problems. With the benchmark's size
+// known (Of), --limit is the share (N − ½) / Of instead, which lm-eval
+// turns into ceil(share × the task's size) per task: exactly N for a single
+// task, N in proportion to the subjects' sizes (up to one more per
+// subject) for a group. local-chat-completions sends the key it reads from OPENAI_API_KEY, turns
 // max_gen_toks into max_tokens, and passes the other --gen_kwargs in the
 // request body. Generators answer zero-shot through their chat template,
 // as the students and the reference do.
@@ -131,7 +140,10 @@ func lmevalAPICommand(benchmark string, m LMEvalMetric, p APIParams) (string, er
 		"--output_path", p.OutputDir,
 		"--log_samples",
 	}
-	if p.Limit > 0 {
+	switch {
+	case p.Limit > 0 && p.Of > p.Limit:
+		args = append(args, "--limit", strconv.FormatFloat((float64(p.Limit)-0.5)/float64(p.Of), 'g', 8, 64))
+	case p.Limit > 0:
 		args = append(args, "--limit", strconv.Itoa(p.Limit))
 	}
 	return "OPENAI_API_KEY=" + p.keyFrom() + " " + shellJoin(args), nil

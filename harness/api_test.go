@@ -62,6 +62,17 @@ func TestLMEvalAPICommand(t *testing.T) {
 	if cmd != want {
 		t.Errorf("command:\n%s\nwant:\n%s", cmd, want)
 	}
+	// With the benchmark's size, the limit is a share: ceil(0.0099 × 5000)
+	// = 50 for one task; MATH's subjects get their part of it.
+	p.Of = 5000
+	cmd, err = APICommand(LMEval, "math", p)
+	if err != nil || !strings.HasSuffix(cmd, " --limit 0.0099") {
+		t.Errorf("share limit: %v\n%s", err, cmd)
+	}
+	p.Of = 50
+	if cmd, _ = APICommand(LMEval, "math", p); !strings.HasSuffix(cmd, " --limit 50") {
+		t.Errorf("a limit of every problem: %s", cmd)
+	}
 	p.Model = "a,b"
 	if _, err := APICommand(LMEval, "gsm8k", p); err == nil || !strings.Contains(err.Error(), "--model_args cannot carry") {
 		t.Errorf("comma in the model: %v", err)
