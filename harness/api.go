@@ -156,7 +156,10 @@ func lmevalAPICommand(benchmark string, m LMEvalMetric, p APIParams) (string, er
 //	  --backend openai --base_url URL --greedy --root DIR [--id_range '[0, N]']
 //
 // evalplus's OpenAI backend sends temperature 0 (--greedy) and its own
-// new-token limit; it has no top_p or repetition penalty. Results land in
+// new-token limit; it has no top_p or repetition penalty. --id_range
+// selects tasks by their number (HumanEval/0 … HumanEval/N−1): the first
+// N of HumanEval, but fewer than N of MBPP+, whose numbers start at 2 and
+// have gaps, so the plan's estimate is an upper bound there. Results land in
 // DIR/<dataset>/<model>_openai_temp_0.0.eval_results.json.
 func evalplusAPICommand(benchmark string, p APIParams) (string, error) {
 	ds, ok := evalplusDatasets[benchmark]
