@@ -67,7 +67,7 @@ func proxyFixture(t *testing.T, prov Provider, usd float64) (*proxy, *state.Stor
 		t.Fatal(err)
 	}
 	var stopped atomic.Bool
-	p, err := startProxy(ctx, e, s, g, prov, "g", func() { stopped.Store(true) })
+	p, err := startProxy(ctx, e, s, g, prov, "g", func() { stopped.Store(true) }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

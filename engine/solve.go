@@ -124,7 +124,10 @@ func (r *solveRunner) answer(ctx context.Context, s plan.Step, g *spec.Generator
 	// a permanent provider error): the harness would only fail slower.
 	jobCtx, cancelJob := context.WithCancel(ctx)
 	defer cancelJob()
-	px, err := startProxy(ctx, e, s, g, prov, name, cancelJob)
+	// The answers' progress beside the job's: requests, tokens, dollars.
+	sp := e.prog.add(s.Address+" (answers)", s.Instances, 0, s.Generator)
+	defer e.prog.remove(sp)
+	px, err := startProxy(ctx, e, s, g, prov, name, cancelJob, sp)
 	if err != nil {
 		return err
 	}
@@ -193,6 +196,7 @@ type proxy struct {
 	url  string
 	ctx  context.Context // Apply's: a request in flight is abandoned only when it ends
 	stop func()          // ends the harness's job
+	prog *stepProgress   // the answers' progress line; nil for none
 
 	srv  *http.Server
 	done chan struct{}
@@ -204,7 +208,7 @@ type proxy struct {
 
 // startProxy listens on a random port of 127.0.0.1 and serves the
 // generator's provider until close.
-func startProxy(ctx context.Context, e *Engine, s plan.Step, g *spec.Generator, prov Provider, name string, stop func()) (*proxy, error) {
+func startProxy(ctx context.Context, e *Engine, s plan.Step, g *spec.Generator, prov Provider, name string, stop func(), prog *stepProgress) (*proxy, error) {
 	last, err := e.store.LastAttempts(ctx, s.ID)
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
@@ -221,7 +225,7 @@ func startProxy(ctx context.Context, e *Engine, s plan.Step, g *spec.Generator, 
 	if err != nil {
 		return nil, fmt.Errorf("solve: start the proxy: %w", err)
 	}
-	p := &proxy{e: e, step: s, g: g, prov: prov, name: name, key: "agora-" + hex.EncodeToString(kb[:]), ctx: ctx, stop: stop,
+	p := &proxy{e: e, step: s, g: g, prov: prov, name: name, key: "agora-" + hex.EncodeToString(kb[:]), ctx: ctx, stop: stop, prog: prog,
 		url: "http://" + ln.Addr().String() + "/v1", slot: next, done: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/models", p.models)
@@ -474,6 +478,9 @@ func (p *proxy) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res.Settle(cost)
+	if p.prog != nil {
+		p.prog.record(c.PromptTokens, c.CompletionTokens, cost, true)
+	}
 	finish := c.FinishReason
 	if finish == "" {
 		finish = "stop"
