@@ -403,6 +403,10 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			s.Accepted, s.Rejected, plan.Count(s.InputTokens), plan.Count(s.OutputTokens), plan.Dollars(s.CostUSD), plan.Dollars(s.RejectedCostUSD), oneLine(s.Error))
 	}
 	tw.Flush()
+	if err := printMetrics(ctx, stdout, store, steps); err != nil {
+		fmt.Fprintf(stderr, "agora status: %v\n", err)
+		return ExitError
+	}
 	fmt.Fprintf(stdout, "\n%d step%s recorded, %s spent.\n", len(steps), plural(len(steps)), plan.Dollars(cost))
 	return ExitOK
 }
