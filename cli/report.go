@@ -285,7 +285,7 @@ func stateDataset(ctx context.Context, exp *spec.Experiment, store *state.Store,
 	solved := solveScores(p, scores)
 	for _, k := range order {
 		c := cells[k]
-		c.ProblemSolving = solved.of(c.Generator, exp.Settings[c.Setting])
+		c.ProblemSolving = solved.of(c.Generator, exp.Settings[c.Setting], exp)
 		ds.Cells = append(ds.Cells, *c)
 	}
 	for _, g := range sortedGenerators(exp) {

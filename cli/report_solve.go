@@ -41,15 +41,27 @@ func solveScores(p *plan.Plan, scores []state.Score) solved {
 }
 
 // of is a generator's problem-solving score on a setting's domain: the
-// mean of its solve scores over the setting's benchmarks it was asked to
-// answer, once every one of them is recorded; nil before, or when it was
-// asked none of them.
-func (sv solved) of(gen string, set *spec.Setting) *float64 {
+// mean of its solve scores over the benchmarks of the spec's settings of
+// that domain that it was asked to answer, once every one of them is
+// recorded; nil before, or when it was asked none of them. One score per
+// generator and domain, as the analysis requires, even where the
+// domain's settings name different benchmarks.
+func (sv solved) of(gen string, set *spec.Setting, exp *spec.Experiment) *float64 {
 	if set == nil {
 		return nil
 	}
+	var benchmarks []string
+	for _, name := range spec.SettingOrder(exp.Settings) {
+		if o := exp.Settings[name]; o.Domain == set.Domain {
+			for _, b := range o.Benchmarks {
+				if !slices.Contains(benchmarks, b) {
+					benchmarks = append(benchmarks, b)
+				}
+			}
+		}
+	}
 	sum, n := 0.0, 0
-	for _, b := range set.Benchmarks {
+	for _, b := range benchmarks {
 		if !slices.Contains(sv.asked[gen], b) {
 			continue
 		}

@@ -158,3 +158,80 @@ problem_solving: {}
 		}
 	}
 }
+
+// TestReportProblemSolvingPerDomain: two settings of one domain that name
+// different benchmarks still give the generator one problem-solving score
+// for the domain: the mean over the domain's benchmarks it answered
+// (gsm8k 80, math 40: 60 for both cells).
+func TestReportProblemSolvingPerDomain(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agora.cue")
+	src := `
+generators: a: {provider: openai: {}, model: "model-a", price: {input: 1, output: 2}}
+settings: {
+	"math-rg": {instances: 10}
+	"math-ig": {instances: 10, benchmarks: ["gsm8k"]}
+}
+problem_solving: {}
+`
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	exp, err := spec.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := compiler.Compile(ctx, exp, compiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.Open(ctx, filepath.Join(dir, ".agora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := map[[3]string]float64{
+		{"base", "", "gsm8k"}: 40, {"reference", "", "gsm8k"}: 80, {"base", "", "math"}: 20, {"reference", "", "math"}: 40,
+		{"student", "math-rg", "gsm8k"}: 60, {"student", "math-rg", "math"}: 25, {"student", "math-ig", "gsm8k"}: 60,
+	}
+	for _, s := range p.Steps {
+		var v float64
+		var ok bool
+		model := s.Model
+		switch s.Kind {
+		case plan.KindEvaluate:
+			v, ok = eval[[3]string{s.Model, s.Setting, s.Benchmark}]
+		case plan.KindSolve:
+			v, ok, model = map[string]float64{"gsm8k": 80, "math": 40}[s.Benchmark], true, s.Generator
+		}
+		if !ok {
+			continue
+		}
+		if err := store.BeginStep(ctx, state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.RecordScore(ctx, s.ID, s.Benchmark, model, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Close()
+	var out, errb bytes.Buffer
+	if code := cli.Main([]string{"report", path, "-format", "json"}, &out, &errb); code != 0 {
+		t.Fatalf("agora report: exit %d\n%s", code, errb.String())
+	}
+	var rep struct {
+		ProblemSolving []struct {
+			Points [][2]float64
+		} `json:"problem_solving"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.ProblemSolving) != 2 {
+		t.Fatalf("regressions %+v", rep.ProblemSolving)
+	}
+	got := rep.ProblemSolving[1].Points
+	if len(got) != 2 || got[0][0] != 60 || got[1][0] != 60 {
+		t.Errorf("per-cell points %v, want x = 60 for both cells", got)
+	}
+}
