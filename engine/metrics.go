@@ -605,11 +605,13 @@ func (r perplexityRunner) run(ctx context.Context, s plan.Step) error {
 		cost float64
 	}
 	var (
-		mu      sync.Mutex
-		pending []state.ItemValue
-		holds   []held
-		pin     int
-		pout    int
+		mu       sync.Mutex
+		pending  []state.ItemValue
+		holds    []held
+		pin      int
+		pout     int
+		skipped  int
+		lastSkip string
 	)
 	flush := func() error {
 		if len(holds) == 0 {
@@ -650,10 +652,14 @@ func (r perplexityRunner) run(ctx context.Context, s plan.Step) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
-			// Paid for but unusable: its cost is still recorded.
+			// Paid for but unusable (the response has no token of its
+			// own): left out and counted; its cost is still recorded.
 			holds = append(holds, held{res, cost})
 			pin, pout = pin+ptoks, pout+ctoks
-			return fmt.Errorf("perplexity of item %d: %w", it.slot, err)
+			skipped++
+			lastSkip = fmt.Sprintf("item %d: %v", it.slot, err)
+			sp.record(ptoks, ctoks, cost, false)
+			return nil
 		}
 		sp.record(ptoks, ctoks, cost, true)
 		pending = append(pending, state.ItemValue{Slot: it.slot, Name: valueNLL, Value: nll.Sum, Tokens: nll.Tokens})
@@ -675,14 +681,19 @@ func (r perplexityRunner) run(ctx context.Context, s plan.Step) error {
 	}
 	nlls := make([]metrics.ItemNLL, 0, len(items))
 	for _, it := range items {
-		v := done[it.slot]
-		nlls = append(nlls, metrics.ItemNLL{Sum: v.Value, Tokens: v.Tokens})
+		if v, ok := done[it.slot]; ok {
+			nlls = append(nlls, metrics.ItemNLL{Sum: v.Value, Tokens: v.Tokens})
+		}
+	}
+	if len(nlls) == 0 {
+		return r.fail(ctx, s, fmt.Errorf("perplexity: no item could be scored (last: %s)", lastSkip))
 	}
 	agg, err := metrics.AggregatePerplexity(nlls)
 	if err != nil {
 		return r.fail(ctx, s, err)
 	}
-	detail, _ := json.Marshal(map[string]any{"model": g.Model, "corpus_perplexity": agg.Corpus, "tokens": agg.Tokens, "sd": agg.Items.SD})
+	detail, _ := json.Marshal(map[string]any{"model": g.Model, "corpus_perplexity": agg.Corpus, "tokens": agg.Tokens, "sd": agg.Items.SD,
+		"left_out": skipped})
 	return r.finish(ctx, ms, s, "", []state.Metric{{Name: FeaturePerplexity, Value: agg.Items.Mean, N: agg.Items.N,
 		Low: &agg.Items.Low, High: &agg.Items.High, Detail: string(detail)}})
 }

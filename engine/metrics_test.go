@@ -218,9 +218,15 @@ func TestJudgeBudget(t *testing.T) {
 
 // auxServer serves embeddings and log-probabilities: an instruction "What
 // is i + …" embeds as the basis vector e_i of R^50, every response as
-// (1, 1, 0, …).
-func auxServer(t *testing.T) *apitest.Server {
-	s := apitest.New(apitest.Options{Models: []string{"aux-model"}, Faults: apitest.Faults{RetryAfter: 5 * time.Millisecond}, Embedder: func(_, text string) []float32 {
+// (1, 1, 0, …); the prompt of item merge is echoed as a single token, so
+// its response has no token of its own.
+func auxServer(t *testing.T, merge *int) *apitest.Server {
+	s := apitest.New(apitest.Options{Models: []string{"aux-model"}, Faults: apitest.Faults{RetryAfter: 5 * time.Millisecond}, Scorer: func(prompt string) []apitest.LogprobToken {
+		if strings.HasPrefix(prompt, fmt.Sprintf("What is %d +", *merge)) {
+			return []apitest.LogprobToken{{Text: prompt}}
+		}
+		return apitest.DefaultTokenize(prompt)
+	}, Embedder: func(_, text string) []float32 {
 		v := make([]float32, 50)
 		if m := numberRE.FindStringSubmatch(text); m != nil && strings.HasPrefix(text, "What is") {
 			i, _ := strconv.Atoi(m[1])
@@ -239,12 +245,15 @@ func auxServer(t *testing.T) *apitest.Server {
 // (pairwise) and 1 − 1/√n (to the centroid), of identical responses 0;
 // perplexity from the stand-in's known log-probabilities, to the digit.
 func TestDiversityAndPerplexity(t *testing.T) {
-	aux := auxServer(t)
+	merge := -1
+	aux := auxServer(t, &merge)
 	f := newFixture(t, fixtureOpts{instances: 20, concurrency: 4, extra: fmt.Sprintf(`metrics: {
 	diversity: {provider: openai: {base_url: %[1]q, api_key_env: %[2]q}, model: "aux-model", price: {input: 0.5, output: 0}, sample: 15, batch: 4}
 	perplexity: {provider: openai: {base_url: %[1]q, api_key_env: %[2]q}, model: "aux-model", sample: 12}
 }`, aux.URL(), keyEnv)})
 	aux.Enqueue(apitest.FaultRateLimit, apitest.FaultServerError, apitest.FaultMalformed)
+	// Slot s answers seed item s: the first sampled item cannot be scored.
+	merge = metrics.Sample(20, 12, 0, f.generateStep().ID)[0]
 	res, store := f.apply(context.Background(), nil)
 	d, p := f.step(plan.KindDiversity), f.step(plan.KindPerplexity)
 	if !contains(res.Done, d.Address) || !contains(res.Done, p.Address) {
@@ -254,9 +263,9 @@ func TestDiversityAndPerplexity(t *testing.T) {
 		t.Errorf("faults served: %+v", aux.MetricStats())
 	}
 	got := metricsOf(t, store, d.ID)
-	n := 15.0
+	sampleN := 15.0
 	for name, want := range map[string]float64{
-		"instruction_diversity": 1, "instruction_diversity_centroid": 1 - 1/math.Sqrt(n),
+		"instruction_diversity": 1, "instruction_diversity_centroid": 1 - 1/math.Sqrt(sampleN),
 		"response_diversity": 0, "response_diversity_centroid": 0,
 	} {
 		if m, ok := got[name]; !ok || m.N != 15 || math.Abs(m.Value-want) > 1e-6 {
@@ -279,18 +288,22 @@ func TestDiversityAndPerplexity(t *testing.T) {
 	// a non-space has NLL 0.1 × its characters over its runs.
 	runs := regexp.MustCompile(`\s+|\S+`)
 	var want float64
-	items := sampled(t, store, f.generateStep(), 12, 0)
-	for _, it := range items {
+	n := 0
+	for _, it := range sampled(t, store, f.generateStep(), 12, 0) {
 		if strings.TrimLeft(it.Response, " \n\t") != it.Response {
 			t.Fatalf("response starts with a space: %q", it.Response)
 		}
+		if seedNumber(t, it.Instruction) == merge {
+			continue
+		}
 		tokens := len(runs.FindAllString(it.Response, -1))
 		want += math.Exp(0.1 * float64(utf8.RuneCountInString(it.Response)) / float64(tokens))
+		n++
 	}
-	want /= float64(len(items))
+	want /= float64(n)
 	m := metricsOf(t, store, p.ID)[engine.FeaturePerplexity]
-	if m.N != 12 || math.Abs(m.Value-want) > 1e-12*want {
-		t.Errorf("perplexity %v over %d items, want %v", m.Value, m.N, want)
+	if n != 11 || m.N != 11 || math.Abs(m.Value-want) > 1e-12*want || !strings.Contains(m.Detail, `"left_out":1`) {
+		t.Errorf("perplexity %v over %d items (%s), want %v over %d, one left out", m.Value, m.N, m.Detail, want, n)
 	}
 	if m.Low == nil || *m.Low > m.Value || *m.High < m.Value {
 		t.Errorf("interval %v %v", m.Low, m.High)
