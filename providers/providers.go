@@ -113,11 +113,24 @@ func (p pluginProvider) Retries() int64 { return p.c.Stats().Retries.Total() }
 func (p pluginProvider) Check(ctx context.Context) error { return p.c.Check(ctx) }
 
 func (p pluginProvider) Complete(ctx context.Context, msgs []engine.Message) (engine.Completion, error) {
+	return p.complete(ctx, msgs, nil)
+}
+
+// complete sends msgs with the generator's sampling, or with s when set.
+func (p pluginProvider) complete(ctx context.Context, msgs []engine.Message, s *spec.Sampling) (engine.Completion, error) {
 	in := make([]host.Message, len(msgs))
 	for i, m := range msgs {
 		in[i] = host.Message{Role: m.Role, Content: m.Content}
 	}
-	r, err := p.c.Complete(ctx, in)
+	var (
+		r   host.Response
+		err error
+	)
+	if s != nil {
+		r, err = p.c.CompleteSampled(ctx, in, *s)
+	} else {
+		r, err = p.c.Complete(ctx, in)
+	}
 	if err != nil {
 		return engine.Completion{}, err
 	}

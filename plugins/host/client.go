@@ -179,17 +179,22 @@ func (c *Client) Check(context.Context) error {
 // the policy; like executors/api it returns at most one billable
 // response.
 func (c *Client) Complete(ctx context.Context, msgs []Message) (Response, error) {
+	return c.complete(ctx, msgs, c.sampling, c.cfg.Sampling.MaxTokens)
+}
+
+// complete sends msgs with sampling sp, whose new-token limit is maxTokens.
+func (c *Client) complete(ctx context.Context, msgs []Message, sp *pb.Sampling, maxTokens int) (Response, error) {
 	if len(msgs) == 0 {
 		c.policy.Reject()
 		return Response{}, &Error{Permanent: true, generator: c.cfg.Generator, Msg: "request has no messages"}
 	}
-	req := &pb.CompleteRequest{Model: c.cfg.Model, Sampling: c.sampling, Messages: make([]*pb.Message, len(msgs))}
+	req := &pb.CompleteRequest{Model: c.cfg.Model, Sampling: sp, Messages: make([]*pb.Message, len(msgs))}
 	prompt := 0
 	for i, m := range msgs {
 		req.Messages[i] = &pb.Message{Role: m.Role, Content: m.Content}
 		prompt += len(m.Content)
 	}
-	tokens := (prompt+3)/4 + 4*len(msgs) + c.cfg.Sampling.MaxTokens
+	tokens := (prompt+3)/4 + 4*len(msgs) + maxTokens
 	var (
 		out *pb.Completion
 		msg string
