@@ -490,3 +490,93 @@ budgets: gpu_hours: 100`)
 	}
 	f.noServersLeft(store)
 }
+
+// TestDiversityResume: an apply stopped while embeddings are in flight
+// keeps what was paid for; the rerun embeds only the texts still missing.
+func TestDiversityResume(t *testing.T) {
+	stop := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	embedded := 0
+	aux := apitest.New(apitest.Options{Models: []string{"aux-model"}, Embedder: func(_, text string) []float32 {
+		mu.Lock()
+		embedded++
+		if embedded == 6 {
+			once.Do(func() { close(stop) })
+		}
+		mu.Unlock()
+		return apitest.DefaultEmbedding(text)
+	}})
+	t.Cleanup(aux.Close)
+	f := newFixture(t, fixtureOpts{instances: 20, concurrency: 4, extra: fmt.Sprintf(`metrics: diversity: {provider: openai: {base_url: %q, api_key_env: %q}, model: "aux-model", price: {input: 1, output: 0}, sample: 15, batch: 3}`, aux.URL(), keyEnv)})
+	// Generate first, then the diversity step with the stop armed.
+	gen := f.generateStep()
+	d := f.step(plan.KindDiversity)
+	res, store := f.apply(context.Background(), stop)
+	if contains(res.Done, d.Address) || !contains(res.Done, gen.Address) || !res.Stopped {
+		t.Fatalf("first apply: %+v", res)
+	}
+	first := aux.MetricStats().EmbeddingInputs
+	if first == 0 || first >= 30 {
+		t.Fatalf("%d texts embedded before the stop", first)
+	}
+	f.plan = recompile(t, f, store)
+	res, store = f.apply(context.Background(), nil)
+	if !contains(res.Done, d.Address) {
+		t.Fatalf("rerun: %+v", res)
+	}
+	if n := aux.MetricStats().EmbeddingInputs; n != 30 {
+		t.Errorf("%d texts embedded in all (%d before the stop), want each of the 30 once", n, first)
+	}
+	st, _, _ := store.Step(context.Background(), d.ID)
+	if want := float64(aux.MetricStats().EmbeddingTokens) / 1e6; math.Abs(st.CostUSD-want) > 1e-12 {
+		t.Errorf("recorded %v, the server billed %v", st.CostUSD, want)
+	}
+}
+
+// TestJudgeResume: an apply stopped while judgements are in flight
+// records them; the rerun asks only for the items still without a score,
+// and every judgement served is recorded once.
+func TestJudgeResume(t *testing.T) {
+	stop := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	calls := 0
+	js := apitest.New(apitest.Options{Models: []string{"judge-model"}, Responder: func(apitest.ChatRequest) string {
+		mu.Lock()
+		calls++
+		if calls == 5 {
+			once.Do(func() { close(stop) })
+		}
+		mu.Unlock()
+		return "Fine.\n[RESULT] 3"
+	}})
+	t.Cleanup(js.Close)
+	f := newFixture(t, fixtureOpts{instances: 20, concurrency: 4, extra: fmt.Sprintf(`metrics: judge: {
+	provider: openai: {base_url: %q, api_key_env: %q}
+	model: "judge-model"
+	price: {input: 1, output: 1}
+	limits: concurrency: 3
+}`, js.URL(), keyEnv)})
+	j := f.step(plan.KindJudge)
+	res, store := f.apply(context.Background(), stop)
+	if contains(res.Done, j.Address) || !res.Stopped {
+		t.Fatalf("first apply: %+v", res)
+	}
+	first := js.Stats().Served
+	f.plan = recompile(t, f, store)
+	res, store = f.apply(context.Background(), nil)
+	if !contains(res.Done, j.Address) {
+		t.Fatalf("rerun: %+v", res)
+	}
+	recorded, err := store.Judgements(context.Background(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := js.Stats().Served; n != 40 || len(recorded) != 40 || first >= 40 {
+		t.Errorf("%d judgements served (%d before the stop), %d recorded; want 40 and 40", n, first, len(recorded))
+	}
+	if m := metricsOf(t, store, j.ID)["response_quality"]; m.Value != 3 || m.N != 20 {
+		t.Errorf("response_quality %+v", m)
+	}
+}
