@@ -295,11 +295,6 @@ func (p *Pool) start(ctx context.Context, r *replica, gpus string) error {
 	rec := context.WithoutCancel(ctx)
 	switch r.executor {
 	case spec.ExecutorLocal:
-		port, err := freePort()
-		if err != nil {
-			return err
-		}
-		env["AGORA_VLLM_PORT"] = strconv.Itoa(port)
 		if gpus != "" {
 			env["CUDA_VISIBLE_DEVICES"] = gpus
 		}
@@ -413,15 +408,6 @@ func readEndpoint(path string) (string, bool) {
 		return "", false
 	}
 	return net.JoinHostPort(host, port), true
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // healthy reports whether r answers GET /health with 200 within 3 s.
