@@ -17,7 +17,8 @@
 // response and the requests that arrived in it; GET /stats?tail=20s
 // reports instead the arrivals of the last 20 seconds before the last
 // arrival, the steady rate of a run whose start is a burst (a client's
-// requests-per-minute bucket starts full). Stats also carry the
+// requests-per-minute bucket starts full); ?hist=100ms adds the
+// arrivals per 100 ms from the first. Stats also carry the
 // server process's own CPU time.
 //
 // The model is played by -respond: "math-instance" answers every request
@@ -146,6 +147,14 @@ func run(url, key string, w *window, serverStats func() apitest.Stats) {
 			}
 		}
 		out := w.stats(tail)
+		if h := r.URL.Query().Get("hist"); h != "" {
+			d, err := time.ParseDuration(h)
+			if err != nil || d <= 0 {
+				http.Error(rw, fmt.Sprintf("hist=%q: want a positive duration", h), http.StatusBadRequest)
+				return
+			}
+			out.Histogram = w.histogram(d)
+		}
 		out.Server = serverStats()
 		out.Outcomes = map[string]int64{}
 		for o, k := range out.Server.Outcomes {
@@ -253,6 +262,10 @@ type Stats struct {
 	// CPUSeconds is this process's user + system CPU time so far.
 	CPUSeconds float64          `json:"cpu_s"`
 	Outcomes   map[string]int64 `json:"outcomes"`
+	// Histogram, with ?hist=D, counts the window's arrivals in successive
+	// stretches of D from the first: where a run ramps up, stalls or
+	// trails off.
+	Histogram []int `json:"histogram,omitempty"`
 	// Server is apitest's counters (cumulative since start).
 	Server apitest.Stats `json:"server"`
 }
@@ -278,6 +291,25 @@ func (w *window) stats(tail time.Duration) Stats {
 		out.WindowSeconds = float64(out.To-out.From) / 1e9
 	}
 	return out
+}
+
+// histogram counts the arrivals in successive stretches of d.
+func (w *window) histogram(d time.Duration) []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.arrivals) == 0 {
+		return nil
+	}
+	var h []int
+	t0 := w.arrivals[0]
+	for _, a := range w.arrivals {
+		i := int((a - t0) / int64(d))
+		for len(h) <= i {
+			h = append(h, 0)
+		}
+		h[i]++
+	}
+	return h
 }
 
 func tvSeconds(tv syscall.Timeval) float64 { return float64(tv.Sec) + float64(tv.Usec)/1e6 }
