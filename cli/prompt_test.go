@@ -133,7 +133,7 @@ budgets: usd: 100
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		exec.Command("scancel", "--name="+jobName, "--name="+refName).Run()
+		slurmtest.Cancel(dir, []string{jobName, refName}) // only this test's jobs: see queued
 	})
 	waitUntil := func(what string, d time.Duration, ok func() bool) {
 		t.Helper()
@@ -146,16 +146,7 @@ budgets: usd: 100
 	// queued returns the state of each of this test's jobs in the queue
 	// (step ids are content addresses: other tests' jobs may share the
 	// names, not the run directories).
-	queued := func() map[string]string {
-		b, _ := exec.Command("squeue", "--noheader", "--states=all", "--name="+jobName+","+refName, "--format=%i %T %Z").Output()
-		jobs := map[string]string{}
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) == 3 && strings.HasPrefix(f[2], dir) {
-				jobs[f[0]] = f[1]
-			}
-		}
-		return jobs
-	}
+	queued := func() map[string]string { return slurmtest.Jobs(dir, jobName, refName) }
 	waitUntil("two queued jobs", time.Minute, func() bool { return len(queued()) == 2 })
 	t.Logf("jobs: %v", queued())
 

@@ -275,8 +275,8 @@ func TestPipelineSlurmCheckpointRequeue(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		name := "agora-train-" + train.ID[:12]
-		if out, err := exec.Command("scancel", "--batch", "--signal=USR1", "--name="+name).CombinedOutput(); err != nil {
-			t.Errorf("scancel --batch --signal=USR1: %v: %s", err, out)
+		if err := slurmtest.Cancel(f.dir, []string{name}, "--batch", "--signal=USR1"); err != nil {
+			t.Error(err)
 		}
 	}()
 	res, store := f.applyWith(ctx, opts)
