@@ -519,6 +519,8 @@ func cmdReport(args []string) error {
 	fmt.Println("latency, rpm / 60).")
 	fmt.Println("CPU = user + sys of the client process (getrusage), whole process; RSS = its peak; busy = the client's and")
 	fmt.Printf("the server's CPU time over the client's wall time x %d cores; srv = the stand-in server's CPU per 10k served.\n", runtime.NumCPU())
+	fmt.Println("cmp: agora against the apitest server, for comparison only (it spends about twice the lean server's CPU")
+	fmt.Println("per request on the same cores); the targets are measured against the lean server.")
 	fmt.Println()
 	fmt.Printf("%-12s %-9s %6s %4s %5s %7s %8s %7s  %-5s %10s %9s %7s %6s %9s\n",
 		"point", "client", "n", "conc", "rpm", "bound/s", "req/s", "ratio", ">=95%", "wall req/s", "CPU s/10k", "RSS MiB", "busy", "srv s/10k")
@@ -536,9 +538,18 @@ func cmdReport(args []string) error {
 		b := bound(r)
 		rate := rateOf(r)
 		verdict := ""
-		if r.Tool == "agora" {
+		switch {
+		case r.Tool == "agora" && strings.HasSuffix(r.Point, "-apitest"):
+			// A comparison, not a target: the apitest server spends about
+			// twice the lean one's CPU per request, on the same 2 cores
+			// as the client it measures. A failed run still fails.
+			verdict = "cmp"
+			if bad(r) {
+				verdict = check(false)
+			}
+		case r.Tool == "agora":
 			verdict = check(!bad(r) && rate/b >= throughputTarget)
-		} else if bad(r) {
+		case bad(r):
 			verdict = "ERR"
 		}
 		rpm := "-"
