@@ -20,7 +20,7 @@
 # and from agora's bare client (executors/api in a loop), with the ratios
 # of throughput and of CPU per request. Every process is measured by
 # `driver measure` (bench/apply/driver), which runs it as a child and reads
-# its rusage from wait4. It exits 1 when a target is missed. Takes 2.5 to 3
+# its rusage from wait4. It exits 1 when a target is missed. Takes about 3
 # minutes on 2 cores.
 #
 #   bench/apply.sh                              # defaults
