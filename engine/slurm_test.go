@@ -90,12 +90,13 @@ func (c *sbatchCounter) count(prefix string) int {
 
 // slurmPipeline is the pipeline fixture with both executors on Slurm and
 // no GPUs requested (the test node has none).
-func slurmPipeline(t *testing.T) (*fixture, *sbatchCounter, func(*engine.Options)) {
+func slurmPipeline(t *testing.T, extra ...string) (*fixture, *sbatchCounter, func(*engine.Options)) {
 	t.Helper()
 	requireSlurm(t)
 	standIns(t)
 	f := pipelineFixture(t, `student: executor: "slurm"
-evaluation: executor: "slurm"`)
+evaluation: executor: "slurm"
+`+strings.Join(extra, "\n"))
 	f.exp.Student.Hardware.GPUsPerNode = 0
 	f.exp.Student.Hardware.TimeLimit = "00:10:00"
 	f.exp.Evaluation.GPUs = 0
@@ -259,17 +260,23 @@ func TestPipelineSlurmStopAndCancel(t *testing.T) {
 // since Slurm's own timer fires up to 30 s late). The trap tells the
 // trainer, which saves a checkpoint and exits; the job requeues itself;
 // its second run resumes from the checkpoint. The engine follows the
-// requeued job: one submission, completed.
+// requeued job: one submission, completed. With TRL and with axolotl.
 func TestPipelineSlurmCheckpointRequeue(t *testing.T) {
-	f, c, opts := slurmPipeline(t)
+	for _, trainer := range []string{"trl", "axolotl"} {
+		t.Run(trainer, func(t *testing.T) { testSlurmCheckpointRequeue(t, trainer) })
+	}
+}
+
+func testSlurmCheckpointRequeue(t *testing.T, trainer string) {
+	f, c, opts := slurmPipeline(t, `student: trainer: "`+trainer+`"`)
 	t.Setenv("AGORA_STANDIN_SLEEP", "12") // 4 steps of 3 s
 	train := f.stepOf(plan.KindTrain, "")
 	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
 	ctx := withTimeout(t, 8*time.Minute)
 	go func() {
-		waitForLog(ctx, run, "trl stand-in: sleeping", 100*time.Millisecond)
+		waitForLog(ctx, run, trainer+" stand-in: sleeping", 100*time.Millisecond)
 		for ctx.Err() == nil {
-			if _, err := os.Stat(filepath.Join(run, "agora_trl.0.pid")); err == nil {
+			if _, err := os.Stat(filepath.Join(run, "agora_train.0.pid")); err == nil {
 				break
 			}
 			time.Sleep(50 * time.Millisecond)

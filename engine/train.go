@@ -42,16 +42,18 @@ const (
 	DeepSpeedConfig = "zero3.json"
 	// ModelDir receives the trained weights, config and tokenizer.
 	ModelDir = "model"
-	// TRLLauncher runs TRL's SFT script with resume and checkpoint-on-USR1
-	// (trl_launcher.py).
-	TRLLauncher = "agora_trl.py"
+	// TrainLauncher runs the trainer's entry point (TRL's SFT script,
+	// axolotl's train command) with resume and checkpoint-on-USR1
+	// (train_launcher.py).
+	TrainLauncher = "agora_train.py"
 )
 
-// trlLauncher is agora_trl.py: TRL's own SFT script, resuming from the
-// newest checkpoint in the output directory and saving one on SIGUSR1.
+// trainLauncher is agora_train.py: a trainer's own entry point, resuming
+// from the newest checkpoint in the output directory and saving one on
+// SIGUSR1.
 //
-//go:embed trl_launcher.py
-var trlLauncher []byte
+//go:embed train_launcher.py
+var trainLauncher []byte
 
 // Checkpointing on Slurm: the signal comes checkpointLead before the time
 // limit (at most a quarter of it), and the trap waits for the save until
@@ -147,8 +149,9 @@ func (r *trainRunner) run(ctx context.Context, s plan.Step) error {
 	if st.Slurm != nil {
 		j.Slurm = *st.Slurm
 	}
-	if in.Trainer == "" || in.Trainer == spec.TrainerTRL {
-		j.SignalSeconds, j.Checkpoint = trlCheckpoint(dir, st.Hardware.TimeLimit)
+	switch in.Trainer {
+	case "", spec.TrainerTRL, spec.TrainerAxolotl:
+		j.SignalSeconds, j.Checkpoint = trainCheckpoint(dir, st.Hardware.TimeLimit)
 	}
 	if err := e.runJob(ctx, s, j, st.Hardware.GPUs()); err != nil {
 		return wrapJobErr("train", err)
@@ -280,11 +283,16 @@ type trainTemplateData struct {
 //
 // TRL (the default) runs as
 //
-//	accelerate launch --config_file zero3.yaml --num_processes N "$(command -v trl)" sft --config sft.yaml
+//	accelerate launch --config_file zero3.yaml --num_processes N agora_train.py trl.scripts.sft --config sft.yaml
 //
 // accelerate's own launcher with an explicit DeepSpeed ZeRO-3 file rather
 // than `trl sft --accelerate_config zero3`, whose built-in configurations
-// vary between TRL versions.
+// vary between TRL versions; agora_train.py runs the module behind
+// `trl sft`. axolotl runs as
+//
+//	accelerate launch --num_processes N agora_train.py axolotl.cli.train axolotl.yaml
+//
+// its DeepSpeed file named in axolotl.yaml.
 func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out string, gpus int) (string, error) {
 	sft := filepath.Join(dir, SFTConfig)
 	acc := filepath.Join(dir, AccelerateConfig)
@@ -299,12 +307,12 @@ func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out str
 		if st.Hardware.Nodes > 1 {
 			return "", fmt.Errorf("trainer trl: training on %d nodes is not yet supported by this version of agora (use one node, or trainer command with your own launcher)", st.Hardware.Nodes)
 		}
-		launcher := filepath.Join(dir, TRLLauncher)
-		if err := os.WriteFile(launcher, trlLauncher, 0o755); err != nil {
+		launcher, err := writeLauncher(dir)
+		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("rm -f %s\naccelerate launch --config_file %s --num_processes %d %s --config %s\n",
-			shQuote(filepath.Join(dir, "agora_trl."))+"*.pid", shQuote(acc), gpus, shQuote(launcher), shQuote(sft)), nil
+		return fmt.Sprintf("%saccelerate launch --config_file %s --num_processes %d %s trl.scripts.sft --config %s\n",
+			clearPids(dir), shQuote(acc), gpus, shQuote(launcher), shQuote(sft)), nil
 	case spec.TrainerAxolotl:
 		if st.Hardware.Nodes > 1 {
 			return "", fmt.Errorf("trainer axolotl: training on %d nodes is not yet supported by this version of agora (use one node, or trainer command with your own launcher)", st.Hardware.Nodes)
@@ -317,7 +325,12 @@ func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out str
 		if err := os.WriteFile(cfg, []byte(renderAxolotlConfig(in, data, out, ds)), 0o644); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("accelerate launch --num_processes %d -m axolotl.cli.train %s\n", gpus, shQuote(cfg)), nil
+		launcher, err := writeLauncher(dir)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%saccelerate launch --num_processes %d %s axolotl.cli.train %s\n",
+			clearPids(dir), gpus, shQuote(launcher), shQuote(cfg)), nil
 	case spec.TrainerCommand:
 		if strings.TrimSpace(in.Command) == "" {
 			return "", fmt.Errorf("trainer command: student.command is empty")
@@ -337,10 +350,31 @@ func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out str
 	return "", fmt.Errorf("unknown trainer %q", in.Trainer)
 }
 
-// trlCheckpoint returns the USR1 lead and the trap's checkpoint command of
-// a TRL job: signal every training process (their pid files), then wait
-// for them to save and exit, until checkpointMargin before the limit.
-func trlCheckpoint(dir, timeLimit string) (int, string) {
+// writeLauncher writes agora_train.py into dir and returns its path.
+func writeLauncher(dir string) (string, error) {
+	launcher := filepath.Join(dir, TrainLauncher)
+	if err := os.WriteFile(launcher, trainLauncher, 0o755); err != nil {
+		return "", err
+	}
+	return launcher, nil
+}
+
+// launcherPids is the shell glob of the launcher's pid files in dir.
+func launcherPids(dir string) string {
+	return shQuote(filepath.Join(dir, "agora_train.")) + "*.pid"
+}
+
+// clearPids is the job body's first line: a requeued run's trap must not
+// signal the pids of the run before it.
+func clearPids(dir string) string {
+	return "rm -f " + launcherPids(dir) + "\n"
+}
+
+// trainCheckpoint returns the USR1 lead and the trap's checkpoint command
+// of a TRL or axolotl job: signal every training process (their pid
+// files), then wait for them to save and exit, until checkpointMargin
+// before the limit.
+func trainCheckpoint(dir, timeLimit string) (int, string) {
 	limit, err := slurm.ParseTimeLimit(timeLimit)
 	if err != nil || limit <= 0 {
 		return 0, ""
@@ -350,7 +384,7 @@ func trlCheckpoint(dir, timeLimit string) (int, string) {
 	if wait < 10 {
 		wait = int(lead/time.Second) / 2
 	}
-	pids := shQuote(filepath.Join(dir, "agora_trl.")) + "*.pid"
+	pids := launcherPids(dir)
 	return int(lead / time.Second), fmt.Sprintf(`for f in %s; do
 	[ -e "$f" ] && kill -USR1 "$(cat "$f")" 2>/dev/null
 done

@@ -24,7 +24,7 @@ import (
 // engine/testdata/bin (stand-ins for accelerate, trl, lm_eval,
 // evalplus.evaluate, alpaca_eval and python that write what the real tools
 // write) first on PATH, and engine/testdata/python (stand-ins for the transformers and
-// trl modules agora_trl.py imports) on PYTHONPATH, so that the rendered
+// trl modules agora_train.py imports, and axolotl) on PYTHONPATH, so that the rendered
 // commands themselves run.
 func standIns(t *testing.T) {
 	t.Helper()
@@ -332,12 +332,12 @@ func waitForLog(ctx context.Context, run, marker string, every time.Duration) {
 	}
 }
 
-// signalTrainer waits for the TRL launcher's pid file in run, then sends
-// it SIGUSR1, as the job's trap does.
+// signalTrainer waits for the launcher's pid file in run (a TRL or axolotl
+// stand-in sleeping), then sends it SIGUSR1, as the job's trap does.
 func signalTrainer(ctx context.Context, t *testing.T, run string) {
-	waitForLog(ctx, run, "trl stand-in: sleeping", 20*time.Millisecond)
+	waitForLog(ctx, run, " stand-in: sleeping", 20*time.Millisecond)
 	for ctx.Err() == nil {
-		b, err := os.ReadFile(filepath.Join(run, "agora_trl.0.pid"))
+		b, err := os.ReadFile(filepath.Join(run, "agora_train.0.pid"))
 		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
 			if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
 				t.Errorf("signal the trainer: %v", err)
@@ -348,12 +348,19 @@ func signalTrainer(ctx context.Context, t *testing.T, run string) {
 	}
 }
 
-// TestPipelineLocalCheckpointResume: SIGUSR1 makes the TRL launcher save
-// a checkpoint and exit 75; the job is run again, resumes from that
-// checkpoint instead of starting over, and removes it at the end.
+// TestPipelineLocalCheckpointResume: SIGUSR1 makes the launcher save a
+// checkpoint and exit 75; the job is run again, resumes from that
+// checkpoint instead of starting over, and removes it at the end. With
+// TRL, and with axolotl (which finds the checkpoint itself).
 func TestPipelineLocalCheckpointResume(t *testing.T) {
+	for _, trainer := range []string{"trl", "axolotl"} {
+		t.Run(trainer, func(t *testing.T) { testCheckpointResume(t, trainer) })
+	}
+}
+
+func testCheckpointResume(t *testing.T, trainer string) {
 	standIns(t)
-	f := pipelineFixture(t, `student: hardware: gpus_per_node: 1`)
+	f := pipelineFixture(t, `student: {trainer: "`+trainer+`", hardware: gpus_per_node: 1}`)
 	t.Setenv("AGORA_STANDIN_SLEEP", "4") // 4 steps of 1 s
 	train := f.stepOf(plan.KindTrain, "")
 	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
@@ -372,7 +379,8 @@ func TestPipelineLocalCheckpointResume(t *testing.T) {
 		b, _ := os.ReadFile(l)
 		all.Write(b)
 	}
-	for _, want := range []string{"stand-in trainer: saved", "checkpoint saved on SIGUSR1", "agora: resuming from", "stand-in trainer: resumed at step 1"} {
+	for _, want := range []string{"stand-in trainer: saved", "checkpoint saved on SIGUSR1", "agora: resuming from",
+		"stand-in trainer: resumed at step 1", trainer + " stand-in: trained"} {
 		if !strings.Contains(all.String(), want) {
 			t.Errorf("the logs lack %q:\n%s", want, all.String())
 		}
@@ -384,8 +392,8 @@ func TestPipelineLocalCheckpointResume(t *testing.T) {
 
 // TestPipelineLocalAxolotl: trainer axolotl renders its configuration, a
 // chat-format training set and a DeepSpeed ZeRO-3 file, and runs
-// `accelerate launch -m axolotl.cli.train` (a stand-in module that checks
-// them); the pipeline completes as with TRL.
+// `accelerate launch agora_train.py axolotl.cli.train` (a stand-in module
+// that checks them); the pipeline completes as with TRL.
 func TestPipelineLocalAxolotl(t *testing.T) {
 	standIns(t)
 	f := pipelineFixture(t, `student: {trainer: "axolotl", hardware: gpus_per_node: 2, hyperparameters: extra: {warmup_ratio: 0.03}}`)

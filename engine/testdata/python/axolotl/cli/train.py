@@ -1,10 +1,20 @@
 """Stand-in for `python -m axolotl.cli.train CONFIG`: reads the YAML agora
 wrote, checks what agora promises in it (a chat-format JSON dataset
-trained on the assistant turns only, DeepSpeed ZeRO-3), and writes what a
-trained model's directory holds."""
+trained on the assistant turns only, DeepSpeed ZeRO-3), "trains" through
+transformers' Trainer as axolotl does (AGORA_STANDIN_STEPS steps, default
+4, taking AGORA_STANDIN_SLEEP seconds in all; with
+auto_resume_from_checkpoints, from the newest checkpoint in output_dir),
+and writes what a trained model's directory holds."""
 import json
 import os
 import sys
+
+import transformers
+from transformers.trainer_utils import get_last_checkpoint
+
+
+class Args:
+    pass
 
 
 def main():
@@ -34,11 +44,18 @@ def main():
             lines += 1
     out = cfg["output_dir"]
     os.makedirs(out, exist_ok=True)
-    for name, body in (("config.json", '{"model_type": "llama"}\n'), ("model.safetensors", "weights"),
-                       ("tokenizer_config.json", "{}\n"), ("tokenizer.json", "{}\n"),
-                       ("train_lines.txt", "%d\n" % lines)):
-        with open(os.path.join(out, name), "w") as f:
-            f.write(body)
+    steps = int(os.environ.get("AGORA_STANDIN_STEPS") or 4)
+    sleep = float(os.environ.get("AGORA_STANDIN_SLEEP") or 0)
+    if sleep:
+        print("axolotl stand-in: sleeping %gs" % sleep, flush=True)
+    args = Args()
+    args.output_dir = out
+    trainer = transformers.Trainer(args, steps, sleep / steps)
+    resume = get_last_checkpoint(out) if cfg.get("auto_resume_from_checkpoints") else None
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(out)
+    with open(os.path.join(out, "train_lines.txt"), "w") as f:
+        f.write("%d\n" % lines)
     print("axolotl stand-in: trained %d examples of %s into %s" % (lines, cfg["base_model"], out), flush=True)
 
 
