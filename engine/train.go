@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -294,6 +295,10 @@ type trainTemplateData struct {
 //
 // its DeepSpeed file named in axolotl.yaml.
 func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out string, gpus int) (string, error) {
+	if st.Hardware.Nodes > 1 && in.Trainer != spec.TrainerCommand {
+		name := cmp.Or(in.Trainer, spec.TrainerTRL)
+		return "", fmt.Errorf("trainer %s: training on %d nodes is not yet supported by this version of agora (use one node, or trainer command with your own launcher)", name, st.Hardware.Nodes)
+	}
 	sft := filepath.Join(dir, SFTConfig)
 	acc := filepath.Join(dir, AccelerateConfig)
 	if err := os.WriteFile(sft, []byte(renderSFTConfig(in, data, out)), 0o644); err != nil {
@@ -304,9 +309,6 @@ func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out str
 	}
 	switch in.Trainer {
 	case "", spec.TrainerTRL:
-		if st.Hardware.Nodes > 1 {
-			return "", fmt.Errorf("trainer trl: training on %d nodes is not yet supported by this version of agora (use one node, or trainer command with your own launcher)", st.Hardware.Nodes)
-		}
 		launcher, err := writeLauncher(dir)
 		if err != nil {
 			return "", err
@@ -314,9 +316,6 @@ func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out str
 		return fmt.Sprintf("%saccelerate launch --config_file %s --num_processes %d %s trl.scripts.sft --config %s\n",
 			clearPids(dir), shQuote(acc), gpus, shQuote(launcher), shQuote(sft)), nil
 	case spec.TrainerAxolotl:
-		if st.Hardware.Nodes > 1 {
-			return "", fmt.Errorf("trainer axolotl: training on %d nodes is not yet supported by this version of agora (use one node, or trainer command with your own launcher)", st.Hardware.Nodes)
-		}
 		ds := filepath.Join(dir, DeepSpeedConfig)
 		if err := os.WriteFile(ds, []byte(renderDeepSpeedZero3()), 0o644); err != nil {
 			return "", err

@@ -237,6 +237,20 @@ func TestTrainFailureCarriesLogTail(t *testing.T) {
 	}
 }
 
+// TestTrainMultiNodeRefused: TRL and axolotl train on one node for now;
+// asking for two fails the train step with the reason and the way out.
+func TestTrainMultiNodeRefused(t *testing.T) {
+	standIns(t)
+	for _, trainer := range []string{"trl", "axolotl"} {
+		f := pipelineFixture(t, `student: {trainer: "`+trainer+`", hardware: {nodes: 2, gpus_per_node: 1}}`)
+		res, _ := f.applyWith(context.Background(), nil)
+		msg := res.Failed[f.stepOf(plan.KindTrain, "").Address]
+		if want := "trainer " + trainer + ": training on 2 nodes is not yet supported"; !strings.Contains(msg, want) || !strings.Contains(msg, "trainer command") {
+			t.Errorf("%s: failure message %q, want %q and the way out", trainer, msg, want)
+		}
+	}
+}
+
 // TestPipelineLocalInterrupted: a local training job is killed with its
 // agora; the next apply finds no exit marker, records the job cancelled,
 // and runs it again.
