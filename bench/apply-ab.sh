@@ -23,13 +23,8 @@ server_pid=
 trap '[[ -z $server_pid ]] || kill "$server_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 go build -o "$tmp/server" ./bench/apply/server
 go build -o "$tmp/driver" ./bench/apply/driver
-"$tmp/server" -latency "$LATENCY" -lean </dev/null >"$tmp/server.out" 2>&1 &
-server_pid=$!
-for ((i = 0; i < 100; i++)); do grep -q '^STATS=' "$tmp/server.out" && break; sleep 0.05; done
-url=$(sed -n 's/^URL=//p' "$tmp/server.out")
-stats=$(sed -n 's/^STATS=//p' "$tmp/server.out")
-[[ -n $stats ]] || { cat "$tmp/server.out" >&2; exit 1; }
-export AGORA_BENCH_KEY=$(sed -n 's/^KEY=//p' "$tmp/server.out")
+source bench/apply/server.sh
+start_server "$LATENCY"
 for ((r = 1; r <= REPS; r++)); do
 	for i in "${!bins[@]}"; do
 		rm -rf "$tmp/run"

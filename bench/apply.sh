@@ -42,8 +42,8 @@ cd "$(dirname "$0")/.."
 LATENCY=${LATENCY:-100ms}          # the server's latency for the throughput points
 N64=${N64:-10240}                  # requests at concurrency 64 (a multiple of 64: whole waves)
 N512=${N512:-51200}                # requests at concurrency 512: 100 waves (~10 s), so the
-                                   # run's fixed ~0.14 s (the first wave's 512 new connections,
-                                   # the last wave's spread) weighs ~1.4%, not the ~3.5% of 40
+                                   # run's fixed ~0.14 s (its ramp-up and its last wave's
+                                   # spread) weighs ~1.4%, not the ~3.5% of 40 waves
 RPM=${RPM:-1200}                   # the RPM point: limits {concurrency: 64, rpm: RPM}, bound RPM/60
 NRPM=${NRPM:-1700}                 # its requests: the bucket's burst (~RPM) then ~25 s at RPM/60
 RPM_TAIL=${RPM_TAIL:-20s}          # its steady rate is measured over the last RPM_TAIL of arrivals
@@ -88,29 +88,8 @@ else
 	say "Node.js skipped (NO_NODE set, or node/npm not on PATH)"
 fi
 
-# start_server LATENCY [FLAGS…] starts the stand-in server (lean unless
-# FLAGS say otherwise) and sets url, key, stats.
-start_server() {
-	if [[ -n $server_pid ]]; then
-		kill "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
-	local lat=$1
-	shift
-	(($#)) || set -- -lean
-	"$tmp/server" -latency "$lat" "$@" </dev/null >"$tmp/server.out" 2>&1 &
-	server_pid=$!
-	local i
-	for ((i = 0; i < 100; i++)); do
-		grep -q '^STATS=' "$tmp/server.out" 2>/dev/null && break
-		sleep 0.05
-	done
-	url=$(sed -n 's/^URL=//p' "$tmp/server.out")
-	key=$(sed -n 's/^KEY=//p' "$tmp/server.out")
-	stats=$(sed -n 's/^STATS=//p' "$tmp/server.out")
-	[[ -n $stats ]] || { say "the server did not start:"; cat "$tmp/server.out" >&2; exit 1; }
-	export AGORA_BENCH_KEY=$key
-}
+# start_server LATENCY [FLAGS…]: bench/apply/server.sh.
+source bench/apply/server.sh
 
 results=$tmp/results.jsonl
 
