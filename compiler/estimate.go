@@ -97,6 +97,9 @@ func (c *compiler) estimateTrain(s *spec.Setting, cl cell) plan.Estimate {
 	tokensSeen := float64(examples) * float64(perExample) * float64(st.Hyperparameters.Epochs)
 	flops := 6 * st.ParamsBillion * 1e9 * tokensSeen
 	gpus := float64(st.Hardware.GPUs())
+	if gpus == 0 {
+		return plan.Estimate{} // a CPU job: no GPU-hours
+	}
 	rate := gpus * spec.PeakTFLOPS(st.Hardware) * 1e12 * st.Hardware.Utilization
 	wall := flops/rate/3600 + trainOverheadHours
 	return plan.Estimate{GPUHours: wall * gpus}

@@ -8,6 +8,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -36,6 +37,9 @@ const (
 	// AccelerateConfig is accelerate's configuration: DeepSpeed ZeRO-3
 	// over the job's GPUs.
 	AccelerateConfig = "zero3.yaml"
+	// AccelerateCPUConfig is accelerate's configuration of a CPU job
+	// (gpus_per_node: 0): one process, no DeepSpeed.
+	AccelerateCPUConfig = "accelerate-cpu.yaml"
 	// AxolotlConfig is axolotl's configuration (trainer "axolotl"), whose
 	// training set is TrainData in chat format ({"messages": [...]}) and
 	// whose DeepSpeed ZeRO-3 configuration is DeepSpeedConfig.
@@ -135,7 +139,7 @@ func (r *trainRunner) run(ctx context.Context, s plan.Step) error {
 		return fmt.Errorf("train: no training data (generate step %s accepted nothing)", gen.Address)
 	}
 	gpus := max(st.Hardware.GPUs(), 1)
-	script, err := r.script(in, st, dir, data, out, gpus)
+	script, err := r.script(in, st, dir, data, out, gpus, n)
 	if err != nil {
 		return err
 	}
@@ -294,17 +298,24 @@ type trainTemplateData struct {
 //	accelerate launch --num_processes N agora_train.py axolotl.cli.train axolotl.yaml
 //
 // its DeepSpeed file named in axolotl.yaml.
-func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out string, gpus int) (string, error) {
+func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out string, gpus, examples int) (string, error) {
 	if st.Hardware.Nodes > 1 && in.Trainer != spec.TrainerCommand {
 		name := cmp.Or(in.Trainer, spec.TrainerTRL)
 		return "", fmt.Errorf("trainer %s: training on %d nodes is not yet supported by this version of agora (use one node, or trainer command with your own launcher)", name, st.Hardware.Nodes)
 	}
+	cpu := st.Hardware.GPUsPerNode == 0
+	warmup := warmupSteps(in.Hyperparameters, examples, gpus)
 	sft := filepath.Join(dir, SFTConfig)
 	acc := filepath.Join(dir, AccelerateConfig)
-	if err := os.WriteFile(sft, []byte(renderSFTConfig(in, data, out)), 0o644); err != nil {
+	accBody := renderZero3(in.Hyperparameters, gpus, max(st.Hardware.Nodes, 1))
+	if cpu {
+		acc = filepath.Join(dir, AccelerateCPUConfig)
+		accBody = renderCPUAccelerate()
+	}
+	if err := os.WriteFile(sft, []byte(renderSFTConfig(in, data, out, warmup, cpu)), 0o644); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(acc, []byte(renderZero3(in.Hyperparameters, gpus, max(st.Hardware.Nodes, 1))), 0o644); err != nil {
+	if err := os.WriteFile(acc, []byte(accBody), 0o644); err != nil {
 		return "", err
 	}
 	switch in.Trainer {
@@ -320,16 +331,23 @@ func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out str
 		if err := os.WriteFile(ds, []byte(renderDeepSpeedZero3()), 0o644); err != nil {
 			return "", err
 		}
+		if cpu {
+			ds = "" // DeepSpeed needs GPUs
+		}
 		cfg := filepath.Join(dir, AxolotlConfig)
-		if err := os.WriteFile(cfg, []byte(renderAxolotlConfig(in, data, out, ds)), 0o644); err != nil {
+		if err := os.WriteFile(cfg, []byte(renderAxolotlConfig(in, data, out, ds, warmup)), 0o644); err != nil {
 			return "", err
 		}
 		launcher, err := writeLauncher(dir)
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%saccelerate launch --num_processes %d %s axolotl.cli.train %s\n",
-			clearPids(dir), gpus, shQuote(launcher), shQuote(cfg)), nil
+		accFlag := ""
+		if cpu {
+			accFlag = "--config_file " + shQuote(acc) + " "
+		}
+		return fmt.Sprintf("%saccelerate launch %s--num_processes %d %s axolotl.cli.train %s\n",
+			clearPids(dir), accFlag, gpus, shQuote(launcher), shQuote(cfg)), nil
 	case spec.TrainerCommand:
 		if strings.TrimSpace(in.Command) == "" {
 			return "", fmt.Errorf("trainer command: student.command is empty")
@@ -395,14 +413,36 @@ done
 echo "agora: the trainer stopped after ${i}s"`, pids, wait)
 }
 
+// warmupSteps is the warm-up of h.WarmupRatio as a whole number of
+// optimizer steps, rounded up: examples split into batches of
+// per_device_batch_size on each of procs processes, gradient_accumulation_steps
+// batches an optimizer step (at least one), for every epoch. Whole steps
+// mean the same thing to every transformers version (warmup_ratio is gone
+// from transformers 5, whose warmup_steps also takes a ratio).
+func warmupSteps(h spec.Hyperparameters, examples, procs int) int {
+	if h.WarmupRatio <= 0 || examples <= 0 {
+		return 0
+	}
+	batches := ceilDiv(examples, max(h.PerDeviceBatchSize, 1)*max(procs, 1))
+	perEpoch := max(batches/max(h.GradientAccumulationSteps, 1), 1)
+	total := perEpoch * max(h.Epochs, 1)
+	return int(math.Ceil(h.WarmupRatio * float64(total)))
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
 // renderSFTConfig writes TRL's SFTConfig (and model/data arguments) as
 // YAML: the Table 6 hyperparameters under TRL's names (max_seq_length is
-// TRL's max_length; dtype bfloat16 is bf16: true), the data as a JSON
-// dataset, loss on the completions only, no packing, one save at the end.
-// Extra hyperparameters are added under their own names and override.
-func renderSFTConfig(in trainInputs, data, out string) string {
+// TRL's max_length; dtype bfloat16 is bf16: true), the learning-rate
+// schedule and warm-up steps, the data as a JSON dataset, loss on the
+// completions only, no packing, one save at the end; use_cpu for a CPU
+// job. Extra hyperparameters are added under their own names and
+// override.
+func renderSFTConfig(in trainInputs, data, out string, warmup int, cpu bool) string {
 	h := in.Hyperparameters
 	kv := map[string]any{
+		"lr_scheduler_type":           cmp.Or(h.LRScheduler, "linear"),
+		"warmup_steps":                warmup,
 		"model_name_or_path":          in.Base,
 		"datasets":                    []map[string]any{{"path": "json", "data_files": data, "split": "train"}},
 		"output_dir":                  out,
@@ -422,6 +462,9 @@ func renderSFTConfig(in trainInputs, data, out string) string {
 		"report_to":                   "none",
 		"logging_steps":               10,
 	}
+	if cpu {
+		kv["use_cpu"] = true
+	}
 	return renderYAML("# TRL SFT configuration, rendered by agora.\n", kv, h.Extra)
 }
 
@@ -432,10 +475,12 @@ func renderSFTConfig(in trainInputs, data, out string) string {
 // template (ChatML when it has none), DeepSpeed ZeRO-3, no packing, and
 // resumption from the newest checkpoint when a requeued job finds one.
 // Extra hyperparameters are added under their own names and override.
-func renderAxolotlConfig(in trainInputs, data, out, deepspeed string) string {
+func renderAxolotlConfig(in trainInputs, data, out, deepspeed string, warmup int) string {
 	h := in.Hyperparameters
 	kv := map[string]any{
-		"base_model": in.Base,
+		"lr_scheduler": cmp.Or(h.LRScheduler, "linear"),
+		"warmup_steps": warmup,
+		"base_model":   in.Base,
 		"datasets": []map[string]any{{
 			"path": data, "ds_type": "json", "type": "chat_template",
 			"field_messages": "messages", "roles_to_train": []string{"assistant"},
@@ -455,10 +500,12 @@ func renderAxolotlConfig(in trainInputs, data, out, deepspeed string) string {
 		"bf16":                         h.DType == "bfloat16",
 		"fp16":                         h.DType == "float16",
 		"gradient_checkpointing":       true,
-		"deepspeed":                    deepspeed,
 		"val_set_size":                 0,
 		"auto_resume_from_checkpoints": true,
 		"logging_steps":                10,
+	}
+	if deepspeed != "" {
+		kv["deepspeed"] = deepspeed
 	}
 	return renderYAML("# axolotl configuration, rendered by agora.\n", kv, h.Extra)
 }
@@ -514,6 +561,20 @@ func yamlValue(v any) string {
 		return strconv.Quote(fmt.Sprint(v))
 	}
 	return string(b)
+}
+
+// renderCPUAccelerate is accelerate's configuration of a CPU job (student
+// hardware gpus_per_node: 0): one process, no DeepSpeed, no mixed
+// precision.
+func renderCPUAccelerate() string {
+	return `# accelerate configuration (one process on the CPU), rendered by agora.
+compute_environment: LOCAL_MACHINE
+distributed_type: "NO"
+mixed_precision: "no"
+num_machines: 1
+num_processes: 1
+use_cpu: true
+`
 }
 
 // renderZero3 is accelerate's configuration for DeepSpeed ZeRO-3.

@@ -62,9 +62,11 @@ def main():
     if len(sys.argv) < 2:
         sys.exit("agora_train.py: want MODULE [ARGS...]")
     module, args = sys.argv[1], sys.argv[2:]
+    # The handler first: a USR1 sent as soon as the pid file appears must
+    # not find the default action, which ends the process.
+    signal.signal(signal.SIGUSR1, on_usr1)
     with open(os.path.join(here, "agora_train.%s.pid" % rank), "w") as f:
         f.write("%d\n" % os.getpid())
-    signal.signal(signal.SIGUSR1, on_usr1)
 
     import transformers
     from transformers.trainer_utils import get_last_checkpoint

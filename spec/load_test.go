@@ -49,9 +49,9 @@ func diagnose(t *testing.T, src string) Diagnostics {
 func TestDefaults(t *testing.T) {
 	exp := load(t, minimal)
 
-	// The paper's Table 6.
+	// The paper's Table 6, and agora's schedule (the paper gives none).
 	wantHP := Hyperparameters{Epochs: 5, MaxSeqLength: 4096, LearningRate: 1e-5, PerDeviceBatchSize: 4,
-		GradientAccumulationSteps: 8, Seed: 42, DType: "bfloat16"}
+		GradientAccumulationSteps: 8, Seed: 42, DType: "bfloat16", LRScheduler: "linear", WarmupRatio: 0.03}
 	if !reflect.DeepEqual(exp.Student.Hyperparameters, wantHP) {
 		t.Errorf("hyperparameters = %+v, want %+v", exp.Student.Hyperparameters, wantHP)
 	}

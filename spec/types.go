@@ -266,6 +266,8 @@ type Hyperparameters struct {
 	GradientAccumulationSteps int            `json:"gradient_accumulation_steps"`
 	Seed                      int            `json:"seed"`
 	DType                     string         `json:"dtype"`
+	LRScheduler               string         `json:"lr_scheduler"`
+	WarmupRatio               float64        `json:"warmup_ratio"`
 	Extra                     map[string]any `json:"extra,omitempty"`
 }
 
