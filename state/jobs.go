@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -36,8 +37,14 @@ type Job struct {
 	JobID    string // the scheduler's id (Slurm) or agora's (local)
 	Attempt  int    // 1 for the first submission of the step
 	Status   string // JobSubmitted, then the scheduler's state name
-	// GPUHours is elapsed time × GPUs of the job, as last recorded.
-	GPUHours               float64
+	// GPUHours is elapsed time × GPUs of the job over all its runs (a
+	// requeued job runs again under the same id), as last recorded.
+	GPUHours float64
+	// Elapsed is the job's run time over all its runs, when its executor
+	// reports it (zero otherwise).
+	Elapsed time.Duration
+	// Runs counts the job's runs: 1, plus one per requeue seen.
+	Runs                   int
 	SubmittedAt, UpdatedAt time.Time
 }
 
@@ -74,11 +81,52 @@ func (s *Store) RecordJob(ctx context.Context, stepID, executor, jobID string, a
 	return nil
 }
 
-// UpdateJob records a job's latest status and the GPU-hours it has used.
+// UpdateJob records a job's latest status and the GPU-hours its current
+// run has used (see UpdateJobRun).
 func (s *Store) UpdateJob(ctx context.Context, jobID, status string, gpuHours float64) error {
+	return s.UpdateJobRun(ctx, jobID, status, 0, gpuHours)
+}
+
+// UpdateJobRun records a job's latest status and its current run's
+// elapsed time (zero when unknown) and GPU-hours, as the executor reports
+// them. A requeued Slurm job runs again under the same id and its clock
+// starts again: when the run's elapsed time or GPU-hours go back, a new
+// run has begun, and the last one's are added to the job's earlier runs,
+// so a job's totals never go down and every run counts against the
+// budget.
+func (s *Store) UpdateJobRun(ctx context.Context, jobID, status string, elapsed time.Duration, gpuHours float64) error {
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE jobs SET status = ?, gpu_hours = ?, updated_at = ? WHERE job_id = ?",
-			status, gpuHours, time.Now().UnixNano(), jobID)
+		var runs int
+		var earlierGPU, runGPU float64
+		var earlierNs, runNs int64
+		err := tx.QueryRowContext(ctx, "SELECT runs, earlier_gpu_hours, run_gpu_hours, earlier_elapsed_ns, run_elapsed_ns FROM jobs WHERE job_id = ?",
+			jobID).Scan(&runs, &earlierGPU, &runGPU, &earlierNs, &runNs)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("no such job (it was never recorded)")
+		}
+		if err != nil {
+			return err
+		}
+		if gpuHours < runGPU || int64(elapsed) < runNs {
+			runs++
+			earlierGPU += runGPU
+			earlierNs += runNs
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = ?, runs = ?, earlier_gpu_hours = ?, run_gpu_hours = ?,
+			earlier_elapsed_ns = ?, run_elapsed_ns = ?, gpu_hours = ?, updated_at = ? WHERE job_id = ?`,
+			status, runs, earlierGPU, gpuHours, earlierNs, int64(elapsed), earlierGPU+gpuHours, time.Now().UnixNano(), jobID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("update job %s: %w", jobID, s.closedErr(err))
+	}
+	return nil
+}
+
+// SetJobStatus records a job's status, keeping the time it used.
+func (s *Store) SetJobStatus(ctx context.Context, jobID, status string) error {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE jobs SET status = ?, updated_at = ? WHERE job_id = ?", status, time.Now().UnixNano(), jobID)
 		if err != nil {
 			return err
 		}
@@ -95,7 +143,7 @@ func (s *Store) UpdateJob(ctx context.Context, jobID, status string, gpuHours fl
 	return nil
 }
 
-const jobColumns = "step_id, executor, job_id, attempt, status, gpu_hours, submitted_at, updated_at"
+const jobColumns = "step_id, executor, job_id, attempt, status, gpu_hours, earlier_elapsed_ns + run_elapsed_ns, runs, submitted_at, updated_at"
 
 func (s *Store) queryJobs(ctx context.Context, where string, args ...any) ([]Job, error) {
 	rows, err := s.rdb.QueryContext(ctx, "SELECT "+jobColumns+" FROM jobs "+where+" ORDER BY step_id, attempt, submitted_at", args...)
@@ -106,11 +154,12 @@ func (s *Store) queryJobs(ctx context.Context, where string, args ...any) ([]Job
 	var out []Job
 	for rows.Next() {
 		var j Job
-		var sub, upd int64
-		if err := rows.Scan(&j.StepID, &j.Executor, &j.JobID, &j.Attempt, &j.Status, &j.GPUHours, &sub, &upd); err != nil {
+		var sub, upd, elapsed int64
+		if err := rows.Scan(&j.StepID, &j.Executor, &j.JobID, &j.Attempt, &j.Status, &j.GPUHours, &elapsed, &j.Runs, &sub, &upd); err != nil {
 			return nil, fmt.Errorf("read jobs: %w", err)
 		}
 		j.SubmittedAt, j.UpdatedAt = fromNanos(sub), fromNanos(upd)
+		j.Elapsed = time.Duration(elapsed)
 		out = append(out, j)
 	}
 	if err := rows.Err(); err != nil {
@@ -122,6 +171,11 @@ func (s *Store) queryJobs(ctx context.Context, where string, args ...any) ([]Job
 // Jobs returns the jobs of a step, oldest attempt first.
 func (s *Store) Jobs(ctx context.Context, stepID string) ([]Job, error) {
 	return s.queryJobs(ctx, "WHERE step_id = ?", stepID)
+}
+
+// AllJobs returns every job, by step and attempt.
+func (s *Store) AllJobs(ctx context.Context) ([]Job, error) {
+	return s.queryJobs(ctx, "")
 }
 
 // ActiveJobs returns every job whose status says it may still run.

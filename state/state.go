@@ -32,12 +32,22 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-// Step statuses.
+// Step statuses. Every step an apply meets ends in one of the last five,
+// recorded by the engine's walker with its reason (StepState.Error).
 const (
 	StatusPending = "pending"
 	StatusRunning = "running"
 	StatusDone    = "done"
-	StatusFailed  = "failed"
+	// StatusFailed: the step ran and failed.
+	StatusFailed = "failed"
+	// StatusInterrupted: the step started and was stopped (an interrupt,
+	// a budget, or an apply that ended without recording its outcome).
+	StatusInterrupted = "interrupted"
+	// StatusBlocked: the step needs a step that failed or could not run.
+	StatusBlocked = "blocked"
+	// StatusNotRun: the step was not started (it cannot run here, a
+	// budget or an interrupt came first).
+	StatusNotRun = "not_run"
 )
 
 // DBFile is the name of the database inside the state directory.
@@ -47,7 +57,7 @@ const DBFile = "state.db"
 var ErrClosed = errors.New("state is closed")
 
 // schemaVersion is the PRAGMA user_version this binary writes and reads.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // migrations[i] brings the schema from version i to i+1.
 var migrations = []string{
@@ -130,7 +140,43 @@ var migrations = []string{
 	) STRICT;`,
 	// 3: intrinsic metrics (see metrics.go).
 	migrationMetrics,
+	// 4: every outcome of a step (the statuses interrupted, blocked and
+	// not_run: the table is rebuilt for its CHECK), and the runs of a job
+	// (a requeued Slurm job restarts its clock: earlier runs' GPU-hours
+	// and elapsed time are kept apart from the current run's).
+	migrationOutcomes,
 }
+
+const migrationOutcomes = `CREATE TABLE steps_v4 (
+		id                TEXT PRIMARY KEY,
+		kind              TEXT NOT NULL,
+		address           TEXT NOT NULL,
+		generator         TEXT NOT NULL,
+		setting           TEXT NOT NULL,
+		target            INTEGER NOT NULL,
+		status            TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'interrupted', 'blocked', 'not_run')),
+		error             TEXT NOT NULL DEFAULT '',
+		output            TEXT NOT NULL DEFAULT '',
+		accepted          INTEGER NOT NULL DEFAULT 0,
+		rejected          INTEGER NOT NULL DEFAULT 0,
+		input_tokens      INTEGER NOT NULL DEFAULT 0,
+		output_tokens     INTEGER NOT NULL DEFAULT 0,
+		cost_usd          REAL NOT NULL DEFAULT 0,
+		rejected_cost_usd REAL NOT NULL DEFAULT 0,
+		started_at        INTEGER NOT NULL,
+		updated_at        INTEGER NOT NULL
+	) STRICT;
+	INSERT INTO steps_v4 SELECT id, kind, address, generator, setting, target, status, error, output,
+		accepted, rejected, input_tokens, output_tokens, cost_usd, rejected_cost_usd, started_at, updated_at FROM steps;
+	DROP TABLE steps;
+	ALTER TABLE steps_v4 RENAME TO steps;
+
+	ALTER TABLE jobs ADD COLUMN runs INTEGER NOT NULL DEFAULT 1;
+	ALTER TABLE jobs ADD COLUMN earlier_gpu_hours REAL NOT NULL DEFAULT 0;
+	ALTER TABLE jobs ADD COLUMN run_gpu_hours REAL NOT NULL DEFAULT 0;
+	ALTER TABLE jobs ADD COLUMN earlier_elapsed_ns INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE jobs ADD COLUMN run_elapsed_ns INTEGER NOT NULL DEFAULT 0;
+	UPDATE jobs SET run_gpu_hours = gpu_hours;`
 
 // Store is the state database. Its methods are safe for concurrent use.
 type Store struct {
@@ -223,6 +269,14 @@ func (s *Store) init(ctx context.Context) error {
 	if v == schemaVersion {
 		return nil
 	}
+	// Rebuilding the steps table (migration 4) drops the table that
+	// generations reference: foreign keys are off meanwhile (the pragma
+	// is a no-op inside a transaction), checked before the commit. The
+	// writer has a single connection, so the pragma applies to it.
+	if _, err := s.wdb.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+		return err
+	}
+	defer s.wdb.ExecContext(context.WithoutCancel(ctx), "PRAGMA foreign_keys = ON")
 	tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one migrator at a time
 	if err != nil {
 		return err
@@ -241,6 +295,13 @@ func (s *Store) init(ctx context.Context) error {
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return err
+	}
+	var bad int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM pragma_foreign_key_check").Scan(&bad); err != nil {
+		return err
+	}
+	if bad > 0 {
+		return fmt.Errorf("migrate schema: %d rows break a foreign key", bad)
 	}
 	return tx.Commit()
 }
@@ -280,13 +341,13 @@ type StepInfo struct {
 // StepState is a step as the state records it.
 type StepState struct {
 	StepInfo
-	Status                    string // StatusPending, StatusRunning, StatusDone or StatusFailed
+	Status                    string // one of the Status constants
 	Accepted, Rejected        int    // slots with an accepted generation; rejected generations
 	InputTokens, OutputTokens int64
 	// CostUSD is the total spend of the step, RejectedCostUSD the part of
 	// it spent on rejected attempts.
 	CostUSD, RejectedCostUSD float64
-	Error                    string
+	Error                    string // why it failed, was interrupted, blocked or not run
 	Output                   string // dataset path when done
 	StartedAt, UpdatedAt     time.Time
 }
@@ -359,6 +420,66 @@ func (s *Store) FailStep(ctx context.Context, id, msg string) error {
 		return fmt.Errorf("fail step %s: %w", id, err)
 	}
 	return nil
+}
+
+// EndStep records how a step ended (one of StatusDone, StatusFailed,
+// StatusInterrupted, StatusBlocked, StatusNotRun) with its reason and
+// output, inserting the step when it was never begun (a step that could
+// not start is recorded too, with why).
+func (s *Store) EndStep(ctx context.Context, info StepInfo, status, reason, output string) error {
+	switch status {
+	case StatusDone, StatusFailed, StatusInterrupted, StatusBlocked, StatusNotRun:
+	default:
+		return fmt.Errorf("end step %s: %q is not an outcome", info.ID, status)
+	}
+	now := time.Now().UnixNano()
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO steps (id, kind, address, generator, setting, target, status, error, output, started_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET
+				status = excluded.status, error = excluded.error, output = excluded.output,
+				updated_at = excluded.updated_at`,
+			info.ID, info.Kind, info.Address, info.Generator, info.Setting, info.Target, status, reason, output, now, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("end step %s: %w", info.ID, s.closedErr(err))
+	}
+	return nil
+}
+
+// InterruptRunning records every step still running as interrupted, with
+// reason: called by an apply holding the lock, such steps were left by an
+// apply that ended without recording their outcome (killed). It returns
+// the addresses of the steps it changed.
+func (s *Store) InterruptRunning(ctx context.Context, reason string) ([]string, error) {
+	var addrs []string
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, "SELECT address FROM steps WHERE status = 'running' ORDER BY address")
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var a string
+			if err := rows.Scan(&a); err != nil {
+				rows.Close()
+				return err
+			}
+			addrs = append(addrs, a)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE steps SET status = 'interrupted', error = ?, updated_at = ? WHERE status = 'running'",
+			reason, time.Now().UnixNano())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("interrupt running steps: %w", s.closedErr(err))
+	}
+	return addrs, nil
 }
 
 func (s *Store) setStatus(ctx context.Context, id, status, msg, output string) error {
