@@ -12,10 +12,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 
 	"github.com/agorabench/agora/compiler"
 	"github.com/agorabench/agora/engine"
@@ -265,15 +263,25 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	fmt.Fprintf(stdout, "\nApply finished: %d step%s done in this run.\n", len(res.Done), plural(len(res.Done)))
-	if n := len(res.Skipped); n > 0 && res.Err() == nil {
-		fmt.Fprintf(stdout, "%d step%s not run:\n", n, plural(n))
-		for _, a := range firstLines(res.Skipped, 10) {
-			fmt.Fprintf(stdout, "  %s\n", a)
-		}
-	}
 	if err := res.Err(); err != nil {
 		fmt.Fprintf(stderr, "agora apply: %v\n", err)
-		return ExitError
+	}
+	return applyExitCode(res)
+}
+
+// applyExitCode is apply's exit status for what it did (docs/apply.md).
+func applyExitCode(res *engine.Result) int {
+	switch {
+	case len(res.Failed) > 0:
+		return ExitFailed
+	case len(res.Unavailable) > 0:
+		return ExitNotRun
+	case res.Budget != nil:
+		return ExitBudget
+	case res.Stopped:
+		return ExitInterrupted
+	case len(res.Skipped) > 0:
+		return ExitNotRun
 	}
 	return ExitOK
 }
@@ -285,23 +293,6 @@ func resubmitsOption(n int) int {
 		return -1
 	}
 	return n
-}
-
-func firstLines(m map[string]string, n int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var out []string
-	for i, k := range keys {
-		if i == n {
-			out = append(out, fmt.Sprintf("… and %d more", len(keys)-n))
-			break
-		}
-		out = append(out, fmt.Sprintf("%s: %s", k, m[k]))
-	}
-	return out
 }
 
 // approve asks on stdin, terraform-style.
@@ -370,53 +361,6 @@ func specArg(fs *flag.FlagSet, args []string, stderr io.Writer) (path string, co
 	}
 	fmt.Fprintf(stderr, "agora %s: want at most one spec file\n", fs.Name())
 	return "", ExitError, false
-}
-
-func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("status", "status [SPEC]", stderr)
-	specPath, code, ok := specArg(fs, args, stderr)
-	if !ok {
-		return code
-	}
-	_, store, err := openState(ctx, specPath)
-	if err != nil {
-		var ds spec.Diagnostics
-		if errors.As(err, &ds) {
-			printLoadError(stderr, specPath, err)
-		} else {
-			fmt.Fprintf(stderr, "agora status: %v\n", err)
-		}
-		return ExitError
-	}
-	defer store.Close()
-	steps, err := store.Steps(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "agora status: %v\n", err)
-		return ExitError
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tSTATUS\tDONE\tACCEPTED\tREJECTED\tTOKENS IN/OUT\tCOST\tREJECTED COST\tERROR")
-	var cost float64
-	for _, s := range steps {
-		cost += s.CostUSD
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%s/%s\t%s\t%s\t%s\n", s.Address, s.Status, min(s.Accepted, s.Target), s.Target,
-			s.Accepted, s.Rejected, plan.Count(s.InputTokens), plan.Count(s.OutputTokens), plan.Dollars(s.CostUSD), plan.Dollars(s.RejectedCostUSD), oneLine(s.Error))
-	}
-	tw.Flush()
-	if err := printMetrics(ctx, stdout, store, steps); err != nil {
-		fmt.Fprintf(stderr, "agora status: %v\n", err)
-		return ExitError
-	}
-	fmt.Fprintf(stdout, "\n%d step%s recorded, %s spent.\n", len(steps), plural(len(steps)), plan.Dollars(cost))
-	return ExitOK
-}
-
-func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 80 {
-		s = s[:77] + "..."
-	}
-	return s
 }
 
 func runForceUnlock(args []string, stdout, stderr io.Writer) int {

@@ -23,11 +23,23 @@ import (
 	"github.com/agorabench/agora/state"
 )
 
-// Exit codes.
+// Exit codes (docs/apply.md). An apply that did not finish every step
+// exits with the first of ExitFailed, ExitNotRun, ExitBudget and
+// ExitInterrupted that applies.
 const (
-	ExitOK      = 0
-	ExitError   = 1
+	ExitOK    = 0
+	ExitError = 1 // agora could not do what was asked (usage, spec, plan, lock, state)
+	// ExitChanges: plan -detailed-exitcode found work to do.
 	ExitChanges = 2
+	// ExitFailed: a step failed (the steps needing it were blocked).
+	ExitFailed = 3
+	// ExitNotRun: no step failed, but some cannot run here (a tool not in
+	// PATH, or they need a step that cannot).
+	ExitNotRun = 4
+	// ExitBudget: a budget stopped the apply.
+	ExitBudget = 5
+	// ExitInterrupted: an interrupt (Ctrl-C, SIGTERM) stopped the apply.
+	ExitInterrupted = 130
 )
 
 // Version is agora's version, set at link time with

@@ -44,9 +44,11 @@ type Provider interface {
 // Store is what the engine needs of the state.
 type Store interface {
 	Completed(ctx context.Context, ids []string) (map[string]bool, error)
+	// BeginStep and EndStep are the walker's alone: whatever ends a
+	// step, EndStep records it once, with its reason.
 	BeginStep(ctx context.Context, info state.StepInfo) error
-	FinishStep(ctx context.Context, id, output string) error
-	FailStep(ctx context.Context, id, msg string) error
+	EndStep(ctx context.Context, info state.StepInfo, status, reason, output string) error
+	InterruptRunning(ctx context.Context, reason string) ([]string, error)
 	Append(ctx context.Context, g state.Generation) error
 	AcceptedSlots(ctx context.Context, stepID string) (map[int]bool, error)
 	LastAttempts(ctx context.Context, stepID string) (map[int]int, error)
@@ -57,6 +59,8 @@ type Store interface {
 	Step(ctx context.Context, id string) (state.StepState, bool, error)
 	RecordJob(ctx context.Context, stepID, executor, jobID string, attempt int) error
 	UpdateJob(ctx context.Context, jobID, status string, gpuHours float64) error
+	UpdateJobRun(ctx context.Context, jobID, status string, elapsed time.Duration, gpuHours float64) error
+	SetJobStatus(ctx context.Context, jobID, status string) error
 	Jobs(ctx context.Context, stepID string) ([]state.Job, error)
 	ActiveJobs(ctx context.Context) ([]state.Job, error)
 	RecordScore(ctx context.Context, stepID, benchmark, model string, value float64) error
@@ -101,16 +105,27 @@ type Options struct {
 	Resubmits int
 }
 
-// Result says what an apply did.
+// Result says what an apply did. Every step of the plan that was not
+// done before the apply is in exactly one of Done, Failed and Skipped, and
+// the state records the same outcome with the same reason.
 type Result struct {
-	Done    []string // addresses completed in this run
-	Failed  map[string]string
-	Skipped map[string]string // steps not run, and why
-	Budget  *BudgetError      // the budget that stopped the run, if any
-	Stopped bool              // interrupted
+	Done   []string          // addresses completed in this run
+	Failed map[string]string // steps that failed, and their errors
+	// Skipped holds every other step that did not finish (interrupted,
+	// blocked by a step that failed or cannot run, not run), and why.
+	Skipped map[string]string
+	// Unavailable holds the steps that cannot run on this machine (a tool
+	// is not in PATH) or need one that cannot: a subset of Skipped.
+	Unavailable map[string]string
+	// Blocked holds the steps not run because a step they need failed: a
+	// subset of Skipped.
+	Blocked map[string]string
+	Budget  *BudgetError // the budget that stopped the run, if any
+	Stopped bool         // interrupted
 }
 
-// Err summarises a result that did not complete every step as an error.
+// Err summarises a result that did not complete every step as an error
+// that names every such step and why, grouped by reason.
 func (r *Result) Err() error {
 	var lines []string
 	if r.Budget != nil {
@@ -122,18 +137,50 @@ func (r *Result) Err() error {
 	if r.Stopped {
 		lines = append(lines, "interrupted: what was received is recorded; run agora apply again to resume")
 	}
-	if len(lines) == 0 {
+	if len(lines) == 0 && len(r.Skipped) == 0 {
 		return nil
 	}
-	if n := len(r.Skipped); n > 0 {
-		lines = append(lines, fmt.Sprintf("%d step%s not run: %s", n, plural(n), strings.Join(firstN(sortedKeys(r.Skipped), 5), ", ")))
-	}
+	lines = append(lines, r.NotRun()...)
 	return errors.New(strings.Join(lines, "\n"))
 }
 
-// runner runs one kind of step.
+// NotRun describes every skipped step, grouped by reason: a header line
+// "N steps not run:", then each reason followed by its steps, indented.
+func (r *Result) NotRun() []string {
+	n := len(r.Skipped)
+	if n == 0 {
+		return nil
+	}
+	// Reasons in the order of their first step's address.
+	byWhy := map[string][]string{}
+	var whys []string
+	for _, a := range sortedKeys(r.Skipped) {
+		why := r.Skipped[a]
+		if byWhy[why] == nil {
+			whys = append(whys, why)
+		}
+		byWhy[why] = append(byWhy[why], a)
+	}
+	lines := []string{fmt.Sprintf("%d step%s not run:", n, plural(n))}
+	for _, why := range whys {
+		addrs := byWhy[why]
+		if len(addrs) == 1 {
+			lines = append(lines, fmt.Sprintf("  %s: %s", addrs[0], why))
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("  %s (%d steps):", why, len(addrs)))
+		for _, a := range addrs {
+			lines = append(lines, "    "+a)
+		}
+	}
+	return lines
+}
+
+// runner runs one kind of step: it returns the step's output (a data
+// set, a model or results directory; "" for none) or why it did not
+// finish. It never records the step's outcome: the walker does (Apply).
 type runner interface {
-	run(ctx context.Context, s plan.Step) error
+	run(ctx context.Context, s plan.Step) (output string, err error)
 }
 
 // Engine applies one plan.
@@ -199,14 +246,20 @@ func New(exp *spec.Experiment, p *plan.Plan, store Store, spent float64, spentBy
 }
 
 // Apply runs every step of the plan that is not done and that has a
-// runner, in dependency order.
+// runner, in dependency order, and records in the state how each step it
+// meets ends, with why: done, failed, interrupted, blocked, or not run.
+// Steps an earlier apply left running (it was killed) are recorded as
+// interrupted first.
 func (e *Engine) Apply(ctx context.Context) (*Result, error) {
-	res := &Result{Failed: map[string]string{}, Skipped: map[string]string{}}
+	res := &Result{Failed: map[string]string{}, Skipped: map[string]string{}, Unavailable: map[string]string{}, Blocked: map[string]string{}}
 	ids := make([]string, len(e.plan.Steps))
 	byID := map[string]plan.Step{}
 	for i, s := range e.plan.Steps {
 		ids[i] = s.ID
 		byID[s.ID] = s
+	}
+	if _, err := e.store.InterruptRunning(ctx, errKilled); err != nil {
+		return nil, err
 	}
 	done, err := e.store.Completed(ctx, ids)
 	if err != nil {
@@ -244,13 +297,41 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 	// No server outlives the apply, whatever ended it.
 	defer e.closeAllServers(ctx)
 
+	// end records how a step ended, once, here: the state and the result
+	// say the same. The state is written even after ctx ended.
+	ended := map[string]bool{}
+	end := func(s plan.Step, status, why, output string) {
+		ended[s.ID] = true
+		if err := e.store.EndStep(record(ctx), stepInfo(s), status, why, output); err != nil {
+			if status == state.StatusDone {
+				status, why = state.StatusFailed, err.Error()
+			} else {
+				why += " (" + err.Error() + ")"
+			}
+		}
+		switch status {
+		case state.StatusDone:
+			done[s.ID] = true
+			res.Done = append(res.Done, s.Address)
+		case state.StatusFailed:
+			res.Failed[s.Address] = why
+		default:
+			res.Skipped[s.Address] = why
+		}
+	}
+
 	type outcome struct {
-		id  string
-		err error
+		id     string
+		output string
+		err    error
 	}
 	results := make(chan outcome)
 	started := map[string]bool{}
+	// blocked: steps that will not run in this apply, and why; cause: the
+	// step whose failure or absence of tools is why (for those two).
 	blocked := map[string]string{}
+	cause := map[string]string{}
+	unavailable := map[string]bool{}
 	running := 0
 	stopping := false
 	for {
@@ -268,11 +349,24 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 			}
 			ready := true
 			for _, n := range s.Needs {
-				if !done[n] {
-					ready = false
-					if why := blocked[n]; why != "" {
-						blocked[s.ID] = "needs " + byID[n].Address
+				if done[n] {
+					continue
+				}
+				ready = false
+				if c := cause[n]; c != "" && blocked[s.ID] == "" {
+					cause[s.ID] = c
+					if unavailable[c] {
+						blocked[s.ID] = fmt.Sprintf("needs %s, which cannot run here: %s", byID[c].Address, blocked[c])
+					} else {
+						blocked[s.ID] = fmt.Sprintf("needs %s, which failed", byID[c].Address)
 					}
+					// Recorded now, so that the steps after it see it.
+					if unavailable[c] {
+						res.Unavailable[s.Address] = blocked[s.ID]
+					} else {
+						res.Blocked[s.Address] = blocked[s.ID]
+					}
+					end(s, state.StatusBlocked, blocked[s.ID], "")
 				}
 			}
 			if !ready {
@@ -280,13 +374,20 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 			}
 			r, ok := runners[s.Kind]
 			if !ok {
-				blocked[s.ID] = fmt.Sprintf("no %s executor in this version of agora", s.Kind)
+				why := fmt.Sprintf("no %s executor in this version of agora", s.Kind)
+				blocked[s.ID], cause[s.ID], unavailable[s.ID] = why, s.ID, true
+				res.Unavailable[s.Address] = why
+				end(s, state.StatusNotRun, why, "")
 				continue
+			}
+			if err := e.store.BeginStep(ctx, stepInfo(s)); err != nil {
+				return nil, fmt.Errorf("record step %s: %w", s.Address, err)
 			}
 			started[s.ID] = true
 			running++
 			go func(s plan.Step) {
-				results <- outcome{s.ID, r.run(ctx, s)}
+				out, err := r.run(ctx, s)
+				results <- outcome{s.ID, out, err}
 			}(s)
 		}
 		if running == 0 {
@@ -299,37 +400,51 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 		var ua *unavailableError
 		switch {
 		case o.err == nil:
-			done[o.id] = true
-			res.Done = append(res.Done, s.Address)
+			end(s, state.StatusDone, "", o.output)
 		case errors.As(o.err, &be):
 			res.Budget = be
 			blocked[o.id] = "budget"
+			end(s, state.StatusInterrupted, "stopped by the budget: "+be.Error(), "")
 		case errors.As(o.err, &ua):
-			blocked[o.id] = ua.why
+			blocked[o.id], cause[o.id], unavailable[o.id] = ua.why, o.id, true
+			res.Unavailable[s.Address] = ua.why
+			end(s, state.StatusNotRun, ua.why, "")
 		case errors.Is(o.err, errStopped) || ctx.Err() != nil:
 			res.Stopped = true
 			blocked[o.id] = "interrupted"
+			end(s, state.StatusInterrupted, "interrupted: run agora apply again to resume", "")
 		default:
-			res.Failed[s.Address] = o.err.Error()
-			blocked[o.id] = "failed"
+			blocked[o.id], cause[o.id] = "failed", o.id
+			end(s, state.StatusFailed, o.err.Error(), "")
 		}
 		if gen := metricServer(e.exp, s); gen != "" && !serversNeeded(e.plan, e.exp, gen, done, started, blocked, !stopping && res.Budget == nil && !e.stopped()) {
 			e.closeServers(ctx, gen)
 		}
 	}
+	// The steps never started: each is recorded with why.
 	for _, s := range e.plan.Steps {
-		if !done[s.ID] {
-			if _, failed := res.Failed[s.Address]; failed {
-				continue
-			}
-			why := blocked[s.ID]
-			if why == "" {
-				why = "not started"
-			}
-			res.Skipped[s.Address] = why
+		if done[s.ID] || ended[s.ID] {
+			continue
 		}
+		why := "not started"
+		switch {
+		case res.Budget != nil:
+			why = "not started: the " + res.Budget.Budget + " budget is spent"
+		case res.Stopped:
+			why = "not started: interrupted"
+		}
+		end(s, state.StatusNotRun, why, "")
 	}
 	return res, nil
+}
+
+// errKilled is the reason recorded for a step an earlier apply left
+// running: it ended without recording how the step ended.
+const errKilled = "interrupted: the apply running it ended without recording how (killed?)"
+
+// stepInfo is what the state records of a plan step.
+func stepInfo(s plan.Step) state.StepInfo {
+	return state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting, Target: s.Instances}
 }
 
 // unavailableError says a step cannot run on this machine (a tool its
@@ -426,13 +541,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-func firstN(xs []string, n int) []string {
-	if len(xs) > n {
-		return append(xs[:n:n], fmt.Sprintf("and %d more", len(xs)-n))
-	}
-	return xs
 }
 
 func plural(n int) string {

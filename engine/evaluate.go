@@ -48,15 +48,15 @@ type evalTemplateData struct {
 
 type evaluateRunner struct{ e *Engine }
 
-func (r *evaluateRunner) run(ctx context.Context, s plan.Step) error {
+func (r *evaluateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	e := r.e
 	var in evalInputs
 	if err := json.Unmarshal(s.Inputs, &in); err != nil {
-		return fmt.Errorf("evaluate inputs: %w", err)
+		return "", fmt.Errorf("evaluate inputs: %w", err)
 	}
 	role, model, ok := strings.Cut(in.Model, ":")
 	if !ok {
-		return fmt.Errorf("evaluate: model %q is not role:id", in.Model)
+		return "", fmt.Errorf("evaluate: model %q is not role:id", in.Model)
 	}
 	if strings.TrimSpace(in.Command) == "" {
 		tools := harnessTools[in.Harness]
@@ -64,29 +64,26 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) error {
 			tools = servedHarnesses[in.Harness]
 		}
 		if err := needTools(s.Executor, "evaluate with "+in.Harness, tools...); err != nil {
-			return err
+			return "", err
 		}
-	}
-	if err := e.store.BeginStep(ctx, state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting}); err != nil {
-		return fmt.Errorf("record step: %w", err)
 	}
 	if role == "student" {
 		st, ok, err := e.store.Step(ctx, model)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if !ok || st.Status != state.StatusDone || st.Output == "" {
-			return fmt.Errorf("evaluate: the student's train step %s is not done", model)
+			return "", fmt.Errorf("evaluate: the student's train step %s is not done", model)
 		}
 		model = st.Output
 	}
 	dir, err := e.runDir(s.ID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	out := filepath.Join(dir, EvalOutput)
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
+		return "", err
 	}
 	var b *spec.Benchmark
 	if e.exp.Evaluation.Benchmarks != nil {
@@ -101,13 +98,13 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) error {
 
 	done, err := e.completedJob(ctx, s.ID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	score, perr := r.parse(in, out, model)
 	if !done || perr != nil {
 		script, err := r.script(in, params)
 		if err != nil {
-			return err
+			return "", err
 		}
 		j := slurm.Job{
 			Name:     "agora-eval-" + shortID(s.ID),
@@ -127,30 +124,30 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) error {
 			// is checked before the server starts; runJob holds it.
 			release, err := e.reserveGPU(ctx, s)
 			if err != nil {
-				return wrapJobErr("evaluate", err)
+				return "", wrapJobErr("evaluate", err)
 			}
 			release()
 			pool, err := e.serveModel(ctx, s, model, dir)
 			if err != nil {
-				return wrapJobErr("evaluate", err)
+				return "", wrapJobErr("evaluate", err)
 			}
 			defer pool.Close(context.WithoutCancel(ctx))
 			if err := servedJob(&j, in, pool, model, out, keyEnv); err != nil {
-				return err
+				return "", err
 			}
 			gpus = 0
 		}
 		if err := e.runJob(ctx, s, j, gpus); err != nil {
-			return wrapJobErr("evaluate", err)
+			return "", wrapJobErr("evaluate", err)
 		}
 		if score, err = r.parse(in, out, model); err != nil {
-			return fmt.Errorf("evaluate: the job exited 0 but its results cannot be read: %w", err)
+			return "", fmt.Errorf("evaluate: the job exited 0 but its results cannot be read: %w", err)
 		}
 	}
 	if err := e.store.RecordScore(ctx, s.ID, in.Benchmark, role, score); err != nil {
-		return err
+		return "", err
 	}
-	return e.store.FinishStep(ctx, s.ID, out)
+	return out, nil
 }
 
 // harnessTools are the commands a harness's rendered command runs.
@@ -225,18 +222,15 @@ type scoreRunner struct{ e *Engine }
 
 // run computes the PGR of each benchmark from the scores the step's
 // evaluate steps recorded, and their mean, the step's PGR.
-func (r *scoreRunner) run(ctx context.Context, s plan.Step) error {
+func (r *scoreRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	e := r.e
 	var in scoreInputs
 	if err := json.Unmarshal(s.Inputs, &in); err != nil {
-		return fmt.Errorf("score inputs: %w", err)
-	}
-	if err := e.store.BeginStep(ctx, state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting}); err != nil {
-		return fmt.Errorf("record step: %w", err)
+		return "", fmt.Errorf("score inputs: %w", err)
 	}
 	all, err := e.store.Scores(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	byStep := map[string]state.Score{}
 	for _, sc := range all {
@@ -257,15 +251,15 @@ func (r *scoreRunner) run(ctx context.Context, s plan.Step) error {
 	}
 	student, err := collect(in.Student, "student")
 	if err != nil {
-		return err
+		return "", err
 	}
 	base, err := collect(in.Base, "base")
 	if err != nil {
-		return err
+		return "", err
 	}
 	ref, err := collect(in.Reference, "reference")
 	if err != nil {
-		return err
+		return "", err
 	}
 	per := map[string]float64{}
 	var names []string
@@ -278,20 +272,20 @@ func (r *scoreRunner) run(ctx context.Context, s plan.Step) error {
 		bv, ok1 := base[b]
 		rv, ok2 := ref[b]
 		if !ok1 || !ok2 {
-			return fmt.Errorf("score: benchmark %s lacks the base or reference score", b)
+			return "", fmt.Errorf("score: benchmark %s lacks the base or reference score", b)
 		}
 		p, err := analysis.PGR(student[b], bv, rv)
 		if err != nil {
-			return fmt.Errorf("score %s: %w", b, err)
+			return "", fmt.Errorf("score %s: %w", b, err)
 		}
 		per[b] = p
 		sum += p
 	}
 	if len(names) == 0 {
-		return fmt.Errorf("score: no benchmarks")
+		return "", fmt.Errorf("score: no benchmarks")
 	}
 	if err := e.store.RecordPGR(ctx, s.ID, per, sum/float64(len(names))); err != nil {
-		return err
+		return "", err
 	}
-	return e.store.FinishStep(ctx, s.ID, "")
+	return "", nil
 }

@@ -48,41 +48,38 @@ func (x *exhaustedError) Error() string {
 	return fmt.Sprintf("%d instance%s rejected on every attempt (last reason: %s)", x.slots, plural(x.slots), x.reason)
 }
 
-func (r *generateRunner) run(ctx context.Context, s plan.Step) error {
+func (r *generateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	e := r.e
 	g, set := e.exp.Generators[s.Generator], e.exp.Settings[s.Setting]
 	if g == nil || set == nil {
-		return fmt.Errorf("the spec has no generator %q or setting %q: the plan is stale", s.Generator, s.Setting)
+		return "", fmt.Errorf("the spec has no generator %q or setting %q: the plan is stale", s.Generator, s.Setting)
 	}
 	task, err := r.task(ctx, s, set)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if g.Provider.VLLM != nil {
 		// The generator's servers hold GPUs: the step's estimate is
 		// held against budgets.gpu_hours like a job's.
 		release, err := e.reserveGPU(ctx, s)
 		if err != nil {
-			return err
+			return "", err
 		}
 		defer release()
 	}
 	prov, err := e.provider(ctx, g, s.ID)
 	if err != nil {
-		return err
-	}
-	if err := e.store.BeginStep(ctx, state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting, Target: s.Instances}); err != nil {
-		return fmt.Errorf("record step: %w", err)
+		return "", err
 	}
 	accepted, err := e.store.AcceptedSlots(ctx, s.ID)
 	if err != nil {
-		return fmt.Errorf("read state: %w", err)
+		return "", fmt.Errorf("read state: %w", err)
 	}
 	// Attempt numbers continue after those recorded, so a rerun never
 	// repeats a request that was already paid for.
 	last, err := e.store.LastAttempts(ctx, s.ID)
 	if err != nil {
-		return fmt.Errorf("read state: %w", err)
+		return "", fmt.Errorf("read state: %w", err)
 	}
 	var todo []int
 	for slot := 0; slot < s.Instances; slot++ {
@@ -154,25 +151,17 @@ feed:
 	wg.Wait()
 	switch {
 	case firstErr != nil:
-		if !errors.Is(firstErr, errStopped) {
-			_ = e.store.FailStep(context.WithoutCancel(ctx), s.ID, firstErr.Error())
-		}
-		return firstErr
+		return "", firstErr
 	case ctx.Err() != nil:
-		return errStopped
+		return "", errStopped
 	case exhausted > 0:
-		err := &exhaustedError{slots: exhausted, reason: lastWhy}
-		_ = e.store.FailStep(context.WithoutCancel(ctx), s.ID, err.Error()+"; run agora apply again to retry them")
-		return err
+		return "", fmt.Errorf("%w; run agora apply again to retry them", &exhaustedError{slots: exhausted, reason: lastWhy})
 	}
 	out := filepath.Join(e.opts.Dir, "datasets", s.ID+".jsonl")
 	if err := writeDatasetFile(ctx, e.store, s, out); err != nil {
-		return err
+		return "", err
 	}
-	if err := e.store.FinishStep(ctx, s.ID, out); err != nil {
-		return fmt.Errorf("record step: %w", err)
-	}
-	return nil
+	return out, nil
 }
 
 // task prepares the generation task of a step: seed items and meta-prompt.

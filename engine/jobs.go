@@ -163,7 +163,7 @@ func (e *Engine) CancelJobs(ctx context.Context) ([]string, error) {
 	}
 	for _, j := range jobs {
 		if j.Executor == spec.ExecutorSlurm {
-			if err := e.store.UpdateJob(ctx, j.JobID, string(slurm.Cancelled), j.GPUHours); err != nil {
+			if err := e.store.SetJobStatus(ctx, j.JobID, string(slurm.Cancelled)); err != nil {
 				return ids, err
 			}
 		}
@@ -176,11 +176,13 @@ func gpuHours(elapsed time.Duration, gpus int) float64 {
 	return elapsed.Hours() * float64(gpus)
 }
 
-// jobFailure is the error of a job that failed, with its log's tail.
+// jobFailure is the error of a job that failed, naming its log, with the
+// log's tail.
 func jobFailure(j slurm.Job, id, what string) error {
-	msg := fmt.Sprintf("job %s %s", id, what)
-	if tail := local.Tail(slurm.LogPath(j.Dir, id), logTailLines); tail != "" {
-		msg += "; the log (" + slurm.LogPath(j.Dir, id) + ") ends:\n" + tail
+	log := slurm.LogPath(j.Dir, id)
+	msg := fmt.Sprintf("job %s %s; log %s", id, what, log)
+	if tail := local.Tail(log, logTailLines); tail != "" {
+		msg += ", which ends:\n" + tail
 	}
 	return errors.New(msg)
 }
@@ -210,14 +212,14 @@ func (r *localJobs) run(ctx context.Context, s plan.Step, j slurm.Job, gpus int)
 			}
 			switch {
 			case ok && code == 0:
-				return store.UpdateJob(record(ctx), old.JobID, string(slurm.Completed), old.GPUHours)
+				return store.SetJobStatus(record(ctx), old.JobID, string(slurm.Completed))
 			case ok:
 				failures++
-				if err := store.UpdateJob(record(ctx), old.JobID, string(slurm.Failed), old.GPUHours); err != nil {
+				if err := store.SetJobStatus(record(ctx), old.JobID, string(slurm.Failed)); err != nil {
 					return err
 				}
 			default: // interrupted: not the job's fault
-				if err := store.UpdateJob(record(ctx), old.JobID, string(slurm.Cancelled), old.GPUHours); err != nil {
+				if err := store.SetJobStatus(record(ctx), old.JobID, string(slurm.Cancelled)); err != nil {
 					return err
 				}
 			}
@@ -239,18 +241,19 @@ func (r *localJobs) run(ctx context.Context, s plan.Step, j slurm.Job, gpus int)
 		}
 		start := time.Now()
 		code, err := local.Run(ctx, j, id)
-		used := gpuHours(time.Since(start), gpus)
+		elapsed := time.Since(start)
+		used := gpuHours(elapsed, gpus)
 		switch {
 		case ctx.Err() != nil:
-			_ = store.UpdateJob(record(ctx), id, string(slurm.Cancelled), used)
+			_ = store.UpdateJobRun(record(ctx), id, string(slurm.Cancelled), elapsed, used)
 			return ctx.Err()
 		case err != nil:
-			_ = store.UpdateJob(record(ctx), id, string(slurm.Failed), used)
+			_ = store.UpdateJobRun(record(ctx), id, string(slurm.Failed), elapsed, used)
 			return err
 		case code == 0:
-			return store.UpdateJob(record(ctx), id, string(slurm.Completed), used)
+			return store.UpdateJobRun(record(ctx), id, string(slurm.Completed), elapsed, used)
 		}
-		if err := store.UpdateJob(record(ctx), id, string(slurm.Failed), used); err != nil {
+		if err := store.UpdateJobRun(record(ctx), id, string(slurm.Failed), elapsed, used); err != nil {
 			return err
 		}
 		failures++
@@ -279,7 +282,7 @@ func (r *slurmJobs) run(ctx context.Context, s plan.Step, j slurm.Job, gpus int)
 		case state.IsActiveJob(old.Status) && old.Executor == spec.ExecutorSlurm:
 			id = old.JobID // reattach
 		case state.IsActiveJob(old.Status):
-			_ = store.UpdateJob(record(ctx), old.JobID, string(slurm.Cancelled), old.GPUHours)
+			_ = store.SetJobStatus(record(ctx), old.JobID, string(slurm.Cancelled))
 		case slurm.Classify(slurm.State(old.Status)) == slurm.Resubmit:
 			failures++
 		}
@@ -328,8 +331,10 @@ func (r *slurmJobs) run(ctx context.Context, s plan.Step, j slurm.Job, gpus int)
 				return err
 			}
 		}
+		// A requeued job's clock starts again: the state adds its runs
+		// up (UpdateJobRun).
 		used := gpuHours(st.Elapsed, gpus)
-		if err := store.UpdateJob(record(ctx), id, string(st.State), used); err != nil {
+		if err := store.UpdateJobRun(record(ctx), id, string(st.State), st.Elapsed, used); err != nil {
 			return err
 		}
 		switch slurm.Classify(st.State) {
@@ -339,7 +344,7 @@ func (r *slurmJobs) run(ctx context.Context, s plan.Step, j slurm.Job, gpus int)
 			return nil
 		case slurm.Requeue:
 			if err := client.Requeue(ctx, id); err == nil {
-				if err := store.UpdateJob(record(ctx), id, string(slurm.Requeued), used); err != nil {
+				if err := store.UpdateJobRun(record(ctx), id, string(slurm.Requeued), st.Elapsed, used); err != nil {
 					return err
 				}
 				continue

@@ -147,24 +147,15 @@ func (r metricRunner) begin(ctx context.Context, s plan.Step, target int) error 
 	return nil
 }
 
-// finish records the step's metrics and marks it done.
-func (r metricRunner) finish(ctx context.Context, ms MetricStore, s plan.Step, out string, results []state.Metric) error {
+// finish records the step's metrics and returns its output.
+func (r metricRunner) finish(ctx context.Context, ms MetricStore, s plan.Step, out string, results []state.Metric) (string, error) {
 	for i := range results {
 		results[i].StepID = s.ID
 	}
 	if err := ms.RecordMetrics(ctx, results); err != nil {
-		return err
+		return "", err
 	}
-	return r.e.store.FinishStep(ctx, s.ID, out)
-}
-
-// fail records a step's failure unless it was stopped, and returns err.
-func (r metricRunner) fail(ctx context.Context, s plan.Step, err error) error {
-	var be *BudgetError
-	if !errors.Is(err, errStopped) && !errors.As(err, &be) && ctx.Err() == nil {
-		_ = r.e.store.FailStep(context.WithoutCancel(ctx), s.ID, err.Error())
-	}
-	return err
+	return out, nil
 }
 
 // parallel runs fn over n tasks with conc workers; the first error stops
@@ -254,11 +245,11 @@ type judgeDetail struct {
 	GivenUp    int `json:"given_up"`
 }
 
-func (r judgeRunner) run(ctx context.Context, s plan.Step) error {
+func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	e := r.e
 	var in judgeInputs
 	if err := json.Unmarshal(s.Inputs, &in); err != nil {
-		return fmt.Errorf("judge inputs: %w", err)
+		return "", fmt.Errorf("judge inputs: %w", err)
 	}
 	var g *spec.Generator
 	if m := e.exp.Metrics; m != nil && m.Judge != nil {
@@ -266,19 +257,19 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) error {
 	}
 	ms, err := r.store()
 	if err != nil {
-		return err
+		return "", err
 	}
 	items, err := r.items(ctx, s, in.Sample, in.Seed)
 	if err != nil {
-		return err
+		return "", err
 	}
 	prov, release, err := r.model(ctx, s, g)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer release()
 	if err := r.begin(ctx, s, len(items)*len(in.Aspects)); err != nil {
-		return err
+		return "", err
 	}
 	type key struct {
 		slot   int
@@ -286,7 +277,7 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) error {
 	}
 	prior, err := ms.Judgements(ctx, s.ID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	scores := map[key]int{}
 	last := map[key]int{}
@@ -387,7 +378,7 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) error {
 		return nil
 	})
 	if err != nil {
-		return r.fail(ctx, s, err)
+		return "", err
 	}
 	var results []state.Metric
 	for _, a := range in.Aspects {
@@ -398,11 +389,11 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) error {
 			}
 		}
 		if len(xs) == 0 {
-			return r.fail(ctx, s, fmt.Errorf("judge %s: no readable %s judgement (last: %s)", g.Name, a, lastWhy))
+			return "", fmt.Errorf("judge %s: no readable %s judgement (last: %s)", g.Name, a, lastWhy)
 		}
 		sum, err := metrics.SummarizeScores(xs)
 		if err != nil {
-			return r.fail(ctx, s, err)
+			return "", err
 		}
 		detail, _ := json.Marshal(judgeDetail{Model: g.Model, Distribution: sum.Distribution, SD: sum.SD, Unreadable: unreadable, GivenUp: givenUp})
 		results = append(results, state.Metric{Name: a, Value: sum.Mean, N: sum.N, Low: &sum.Low, High: &sum.High, Detail: string(detail)})
@@ -421,11 +412,11 @@ type diversityRunner struct{ metricRunner }
 // embedConcurrency caps the embedding requests of one step in flight.
 const embedConcurrency = 4
 
-func (r diversityRunner) run(ctx context.Context, s plan.Step) error {
+func (r diversityRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	e := r.e
 	var in diversityInputs
 	if err := json.Unmarshal(s.Inputs, &in); err != nil {
-		return fmt.Errorf("diversity inputs: %w", err)
+		return "", fmt.Errorf("diversity inputs: %w", err)
 	}
 	var d *spec.DiversityMetric
 	var g *spec.Generator
@@ -434,32 +425,32 @@ func (r diversityRunner) run(ctx context.Context, s plan.Step) error {
 	}
 	ms, err := r.store()
 	if err != nil {
-		return err
+		return "", err
 	}
 	items, err := r.items(ctx, s, in.Sample, in.Seed)
 	if err != nil {
-		return err
+		return "", err
 	}
 	prov, release, err := r.model(ctx, s, g)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer release()
 	emb, ok := prov.(Embedder)
 	if !ok {
-		return fmt.Errorf("diversity: %s (%s) cannot embed texts: use an OpenAI-compatible or vllm embedding model", g.Name, g.Provider.Kind())
+		return "", fmt.Errorf("diversity: %s (%s) cannot embed texts: use an OpenAI-compatible or vllm embedding model", g.Name, g.Provider.Kind())
 	}
 	if len(items) < 2 {
-		return fmt.Errorf("diversity: the data has %d accepted item: at least 2 are needed", len(items))
+		return "", fmt.Errorf("diversity: the data has %d accepted item: at least 2 are needed", len(items))
 	}
 	if err := r.begin(ctx, s, 2*len(items)); err != nil {
-		return err
+		return "", err
 	}
 	var results []state.Metric
 	for _, field := range []string{"instruction", "response"} {
 		have, err := ms.Embeddings(ctx, s.ID, field)
 		if err != nil {
-			return err
+			return "", err
 		}
 		var todo []metricItem
 		for _, it := range items {
@@ -518,7 +509,7 @@ func (r diversityRunner) run(ctx context.Context, s plan.Step) error {
 		})
 		e.prog.remove(sp)
 		if err != nil {
-			return r.fail(ctx, s, err)
+			return "", err
 		}
 		vecs := make([][]float64, len(items))
 		for i, it := range items {
@@ -530,7 +521,7 @@ func (r diversityRunner) run(ctx context.Context, s plan.Step) error {
 		}
 		div, err := metrics.CosineDiversity(vecs)
 		if err != nil {
-			return r.fail(ctx, s, fmt.Errorf("diversity of the %ss: %w", field, err))
+			return "", fmt.Errorf("diversity of the %ss: %w", field, err)
 		}
 		name := field + "_diversity"
 		detail, _ := json.Marshal(map[string]any{"model": g.Model, "measure": "mean pairwise cosine distance", "to_centroid": div.ToCentroid})
@@ -552,11 +543,11 @@ type perplexityRunner struct{ metricRunner }
 // perplexityFlush is the number of items recorded per transaction.
 const perplexityFlush = 32
 
-func (r perplexityRunner) run(ctx context.Context, s plan.Step) error {
+func (r perplexityRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	e := r.e
 	var in perplexityInputs
 	if err := json.Unmarshal(s.Inputs, &in); err != nil {
-		return fmt.Errorf("perplexity inputs: %w", err)
+		return "", fmt.Errorf("perplexity inputs: %w", err)
 	}
 	var g *spec.Generator
 	if m := e.exp.Metrics; m != nil && m.Perplexity != nil {
@@ -564,27 +555,27 @@ func (r perplexityRunner) run(ctx context.Context, s plan.Step) error {
 	}
 	ms, err := r.store()
 	if err != nil {
-		return err
+		return "", err
 	}
 	items, err := r.items(ctx, s, in.Sample, in.Seed)
 	if err != nil {
-		return err
+		return "", err
 	}
 	prov, release, err := r.model(ctx, s, g)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer release()
 	sc, ok := prov.(Scorer)
 	if !ok {
-		return fmt.Errorf("perplexity: %s (%s) cannot score prompts: it needs /v1/completions with echo and logprobs (a vllm server)", g.Name, g.Provider.Kind())
+		return "", fmt.Errorf("perplexity: %s (%s) cannot score prompts: it needs /v1/completions with echo and logprobs (a vllm server)", g.Name, g.Provider.Kind())
 	}
 	if err := r.begin(ctx, s, len(items)); err != nil {
-		return err
+		return "", err
 	}
 	prior, err := ms.ItemValues(ctx, s.ID, valueNLL)
 	if err != nil {
-		return err
+		return "", err
 	}
 	done := map[int]state.ItemValue{}
 	for _, v := range prior {
@@ -677,7 +668,7 @@ func (r perplexityRunner) run(ctx context.Context, s plan.Step) error {
 		err = ferr
 	}
 	if err != nil {
-		return r.fail(ctx, s, err)
+		return "", err
 	}
 	nlls := make([]metrics.ItemNLL, 0, len(items))
 	for _, it := range items {
@@ -686,11 +677,11 @@ func (r perplexityRunner) run(ctx context.Context, s plan.Step) error {
 		}
 	}
 	if len(nlls) == 0 {
-		return r.fail(ctx, s, fmt.Errorf("perplexity: no item could be scored (last: %s)", lastSkip))
+		return "", fmt.Errorf("perplexity: no item could be scored (last: %s)", lastSkip)
 	}
 	agg, err := metrics.AggregatePerplexity(nlls)
 	if err != nil {
-		return r.fail(ctx, s, err)
+		return "", err
 	}
 	detail, _ := json.Marshal(map[string]any{"model": g.Model, "corpus_perplexity": agg.Corpus, "tokens": agg.Tokens, "sd": agg.Items.SD,
 		"left_out": skipped})
@@ -723,55 +714,55 @@ type rewardTemplateData struct {
 
 type rewardRunner struct{ metricRunner }
 
-func (r rewardRunner) run(ctx context.Context, s plan.Step) error {
+func (r rewardRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	e := r.e
 	var in rewardInputs
 	if err := json.Unmarshal(s.Inputs, &in); err != nil {
-		return fmt.Errorf("reward inputs: %w", err)
+		return "", fmt.Errorf("reward inputs: %w", err)
 	}
 	var rm *spec.RewardMetric
 	if m := e.exp.Metrics; m != nil {
 		rm = m.Reward
 	}
 	if rm == nil {
-		return fmt.Errorf("the spec has no reward metric: the plan is stale")
+		return "", fmt.Errorf("the spec has no reward metric: the plan is stale")
 	}
 	ms, err := r.store()
 	if err != nil {
-		return err
+		return "", err
 	}
 	items, err := r.items(ctx, s, in.Sample, in.Seed)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := r.begin(ctx, s, len(items)); err != nil {
-		return err
+		return "", err
 	}
 	dir, err := e.runDir(s.ID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	data, out := filepath.Join(dir, RewardData), filepath.Join(dir, RewardOutput)
 	if err := writeRewardInput(data, items); err != nil {
-		return err
+		return "", err
 	}
 	done, err := e.completedJob(ctx, s.ID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	scores, perr := metrics.ReadRewards(out, len(items))
 	if !done || perr != nil {
 		t, err := template.New("reward command").Option("missingkey=error").Parse(in.Command)
 		if err != nil {
-			return r.fail(ctx, s, fmt.Errorf("metrics.reward.command: %w", err))
+			return "", fmt.Errorf("metrics.reward.command: %w", err)
 		}
 		specDir, err := filepath.Abs(e.exp.Source.Dir)
 		if err != nil {
-			return err
+			return "", err
 		}
 		var script bytes.Buffer
 		if err := t.Execute(&script, rewardTemplateData{Model: in.Model, Data: data, Output: out, Dir: dir, SpecDir: specDir, GPUs: rm.GPUs, Items: len(items)}); err != nil {
-			return r.fail(ctx, s, fmt.Errorf("metrics.reward.command: %w", err))
+			return "", fmt.Errorf("metrics.reward.command: %w", err)
 		}
 		os.Remove(out) // a stale file must not pass for this job's
 		j := slurm.Job{
@@ -786,10 +777,10 @@ func (r rewardRunner) run(ctx context.Context, s plan.Step) error {
 			j.Slurm = *rm.Slurm
 		}
 		if err := e.runJob(ctx, s, j, rm.GPUs); err != nil {
-			return r.fail(ctx, s, wrapJobErr("reward", err))
+			return "", wrapJobErr("reward", err)
 		}
 		if scores, err = metrics.ReadRewards(out, len(items)); err != nil {
-			return r.fail(ctx, s, fmt.Errorf("reward: the job exited 0 but its output cannot be read: %w", err))
+			return "", fmt.Errorf("reward: the job exited 0 but its output cannot be read: %w", err)
 		}
 	}
 	vals := make([]state.ItemValue, len(items))
@@ -797,11 +788,11 @@ func (r rewardRunner) run(ctx context.Context, s plan.Step) error {
 		vals[i] = state.ItemValue{Slot: it.slot, Name: valueReward, Value: scores[i]}
 	}
 	if err := ms.RecordItemValues(ctx, s.ID, vals, 0, 0, 0); err != nil {
-		return err
+		return "", err
 	}
 	sum, err := metrics.Summarize(scores)
 	if err != nil {
-		return r.fail(ctx, s, fmt.Errorf("reward: %w", err))
+		return "", fmt.Errorf("reward: %w", err)
 	}
 	detail, _ := json.Marshal(map[string]any{"model": in.Model, "sd": sum.SD})
 	return r.finish(ctx, ms, s, out, []state.Metric{{Name: FeatureReward, Value: sum.Mean, N: sum.N, Low: &sum.Low, High: &sum.High, Detail: string(detail)}})

@@ -126,7 +126,7 @@ func (e *Engine) endStaleServers(ctx context.Context) error {
 	}
 	for _, j := range jobs {
 		if strings.HasPrefix(j.Executor, serverPrefix) {
-			if err := e.store.UpdateJob(record(ctx), j.JobID, string(slurm.Cancelled), j.GPUHours); err != nil {
+			if err := e.store.SetJobStatus(record(ctx), j.JobID, string(slurm.Cancelled)); err != nil {
 				return err
 			}
 		}

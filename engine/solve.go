@@ -64,52 +64,49 @@ var solveTools = map[string][]string{
 // at its actual cost, like a generate step's.
 type solveRunner struct{ e *Engine }
 
-func (r *solveRunner) run(ctx context.Context, s plan.Step) error {
+func (r *solveRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	e := r.e
 	var in solveInputs
 	if err := json.Unmarshal(s.Inputs, &in); err != nil {
-		return fmt.Errorf("solve inputs: %w", err)
+		return "", fmt.Errorf("solve inputs: %w", err)
 	}
 	g := e.exp.Generators[s.Generator]
 	b := e.exp.Evaluation.Benchmarks[in.Benchmark]
 	if g == nil || b == nil {
-		return fmt.Errorf("the spec has no generator %q or benchmark %q: the plan is stale", s.Generator, in.Benchmark)
+		return "", fmt.Errorf("the spec has no generator %q or benchmark %q: the plan is stale", s.Generator, in.Benchmark)
 	}
 	if !spec.Solvable(in.Harness) {
-		return fmt.Errorf("solve: benchmark %s (harness %q) cannot be answered through an API", in.Benchmark, in.Harness)
+		return "", fmt.Errorf("solve: benchmark %s (harness %q) cannot be answered through an API", in.Benchmark, in.Harness)
 	}
 	if err := needTools(spec.ExecutorLocal, "answer "+in.Benchmark+" with "+in.Harness, solveTools[in.Harness]...); err != nil {
-		return err
-	}
-	if err := e.store.BeginStep(ctx, state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Target: s.Instances}); err != nil {
-		return fmt.Errorf("record step: %w", err)
+		return "", err
 	}
 	dir, err := e.runDir(s.ID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	out := filepath.Join(dir, EvalOutput)
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
+		return "", err
 	}
 	name := harness.ServedName(g.Name)
 	done, err := e.completedJob(ctx, s.ID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	score, perr := parseSolve(in, out, name)
 	if !done || perr != nil {
 		if err := r.answer(ctx, s, g, b, in, dir, out, name); err != nil {
-			return err
+			return "", err
 		}
 		if score, err = parseSolve(in, out, name); err != nil {
-			return fmt.Errorf("solve: the job exited 0 but its results cannot be read: %w", err)
+			return "", fmt.Errorf("solve: the job exited 0 but its results cannot be read: %w", err)
 		}
 	}
 	if err := e.store.RecordScore(ctx, s.ID, in.Benchmark, s.Generator, score); err != nil {
-		return err
+		return "", err
 	}
-	return e.store.FinishStep(ctx, s.ID, out)
+	return out, nil
 }
 
 // answer serves the generator through the proxy and runs the harness

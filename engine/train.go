@@ -95,53 +95,50 @@ type trainRunner struct {
 	byID map[string]plan.Step
 }
 
-func (r *trainRunner) run(ctx context.Context, s plan.Step) error {
+func (r *trainRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	e := r.e
 	var in trainInputs
 	if err := json.Unmarshal(s.Inputs, &in); err != nil {
-		return fmt.Errorf("train inputs: %w", err)
+		return "", fmt.Errorf("train inputs: %w", err)
 	}
 	gen, ok := r.byID[in.Data]
 	if !ok {
-		return fmt.Errorf("train: the plan has no generate step %s", in.Data)
+		return "", fmt.Errorf("train: the plan has no generate step %s", in.Data)
 	}
 	switch in.Trainer {
 	case "", spec.TrainerTRL:
 		if err := needTools(s.Executor, "train with trl", "accelerate", "trl"); err != nil {
-			return err
+			return "", err
 		}
 	case spec.TrainerAxolotl:
 		if err := needTools(s.Executor, "train with axolotl", "accelerate", "axolotl"); err != nil {
-			return err
+			return "", err
 		}
-	}
-	if err := e.store.BeginStep(ctx, state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting}); err != nil {
-		return fmt.Errorf("record step: %w", err)
 	}
 	dir, err := e.runDir(s.ID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	out := filepath.Join(dir, ModelDir)
 	if done, err := e.completedJob(ctx, s.ID); err != nil {
-		return err
+		return "", err
 	} else if done && checkModelDir(out) == nil {
-		return e.store.FinishStep(ctx, s.ID, out)
+		return out, nil
 	}
 
 	st := e.exp.Student
 	data := filepath.Join(dir, TrainData)
 	n, err := r.writeData(ctx, gen, in.SeedData != "", in.Trainer == spec.TrainerAxolotl, data)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if n == 0 {
-		return fmt.Errorf("train: no training data (generate step %s accepted nothing)", gen.Address)
+		return "", fmt.Errorf("train: no training data (generate step %s accepted nothing)", gen.Address)
 	}
 	gpus := max(st.Hardware.GPUs(), 1)
 	script, err := r.script(in, st, dir, data, out, gpus, n)
 	if err != nil {
-		return err
+		return "", err
 	}
 	j := slurm.Job{
 		Name:     "agora-train-" + shortID(s.ID),
@@ -159,12 +156,12 @@ func (r *trainRunner) run(ctx context.Context, s plan.Step) error {
 		j.SignalSeconds, j.Checkpoint = trainCheckpoint(dir, st.Hardware.TimeLimit)
 	}
 	if err := e.runJob(ctx, s, j, st.Hardware.GPUs()); err != nil {
-		return wrapJobErr("train", err)
+		return "", wrapJobErr("train", err)
 	}
 	if err := checkModelDir(out); err != nil {
-		return fmt.Errorf("train: the job exited 0 but %w", err)
+		return "", fmt.Errorf("train: the job exited 0 but %w", err)
 	}
-	return e.store.FinishStep(ctx, s.ID, out)
+	return out, nil
 }
 
 // completedJob reports whether the step's last job completed.

@@ -229,3 +229,18 @@ func owner() string {
 	}
 	return name + "@" + hostname()
 }
+
+// Holder reads the lock of state directory dir. locked is false when
+// there is none. live is false only when the holder ran on this host and
+// its process is gone: a holder on another host cannot be checked and is
+// taken to be alive.
+func Holder(dir string) (info LockInfo, locked, live bool, err error) {
+	info, err = readLock(filepath.Join(dir, LockFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return LockInfo{}, false, false, nil
+	}
+	if err != nil {
+		return LockInfo{}, true, true, err
+	}
+	return info, true, !(info.PID > 0 && info.host() == hostname() && !processAlive(info.PID)), nil
+}

@@ -1,0 +1,233 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/agorabench/agora/executors/slurm"
+	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/state"
+)
+
+// statusRunningNoApply is how status shows a step the state has as
+// running while no apply holds the lock: the apply that ran it was killed
+// (the next apply records it as interrupted).
+const statusRunningNoApply = "running (no live apply)"
+
+// stepStatus is one step in agora status -json.
+type stepStatus struct {
+	Address         string  `json:"address"`
+	ID              string  `json:"id"`
+	Kind            string  `json:"kind"`
+	Status          string  `json:"status"`
+	Reason          string  `json:"reason,omitempty"`
+	Output          string  `json:"output,omitempty"`
+	Target          int     `json:"target"`
+	Accepted        int     `json:"accepted"`
+	Rejected        int     `json:"rejected"`
+	InputTokens     int64   `json:"input_tokens"`
+	OutputTokens    int64   `json:"output_tokens"`
+	CostUSD         float64 `json:"cost_usd"`
+	RejectedCostUSD float64 `json:"rejected_cost_usd"`
+}
+
+// jobStatus is one job in agora status -json.
+type jobStatus struct {
+	Step       string  `json:"step"`
+	Executor   string  `json:"executor"`
+	ID         string  `json:"id"`
+	Attempt    int     `json:"attempt"`
+	State      string  `json:"state"`
+	Runs       int     `json:"runs"`
+	ElapsedSec float64 `json:"elapsed_seconds"`
+	GPUHours   float64 `json:"gpu_hours"`
+	Log        string  `json:"log,omitempty"`
+}
+
+// statusReport is agora status -json.
+type statusReport struct {
+	Steps          []stepStatus `json:"steps"`
+	Jobs           []jobStatus  `json:"jobs"`
+	SpentUSD       float64      `json:"spent_usd"`
+	BudgetUSD      float64      `json:"budget_usd,omitempty"`
+	GPUHours       float64      `json:"gpu_hours"`
+	BudgetGPUHours float64      `json:"budget_gpu_hours,omitempty"`
+	// LiveApply is true while an apply holds the state's lock.
+	LiveApply bool `json:"live_apply"`
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", "status [SPEC] [-json]", stderr)
+	asJSON := fs.Bool("json", false, "print the steps, jobs and totals as JSON")
+	specPath, code, ok := specArg(fs, args, stderr)
+	if !ok {
+		return code
+	}
+	exp, store, err := openState(ctx, specPath)
+	if err != nil {
+		var ds spec.Diagnostics
+		if errors.As(err, &ds) {
+			printLoadError(stderr, specPath, err)
+		} else {
+			fmt.Fprintf(stderr, "agora status: %v\n", err)
+		}
+		return ExitError
+	}
+	defer store.Close()
+	rep, steps, err := readStatus(ctx, exp, store)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora status: %v\n", err)
+		return ExitError
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(stderr, "agora status: %v\n", err)
+			return ExitError
+		}
+		return ExitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tSTATUS\tDONE\tACCEPTED\tREJECTED\tTOKENS IN/OUT\tCOST\tREJECTED COST\tREASON")
+	for _, s := range rep.Steps {
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%s/%s\t%s\t%s\t%s\n", s.Address, statusWord(s.Status), min(s.Accepted, s.Target), s.Target,
+			s.Accepted, s.Rejected, plan.Count(s.InputTokens), plan.Count(s.OutputTokens), plan.Dollars(s.CostUSD), plan.Dollars(s.RejectedCostUSD), oneLine(s.Reason))
+	}
+	tw.Flush()
+	// Every reason in full (its first line: a job's names its log).
+	first := true
+	for _, s := range rep.Steps {
+		if s.Reason == "" || len(firstLine(s.Reason)) <= 80 && !strings.Contains(s.Reason, "\n") {
+			continue
+		}
+		if first {
+			fmt.Fprintln(stdout, "\nReasons in full:")
+			first = false
+		}
+		fmt.Fprintf(stdout, "  %s %s: %s\n", s.Address, statusWord(s.Status), firstLine(s.Reason))
+	}
+	if len(rep.Jobs) > 0 {
+		fmt.Fprintln(stdout, "\nJobs")
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "STEP\tEXECUTOR\tJOB\tATTEMPT\tSTATE\tRUNS\tELAPSED\tGPU-HOURS\tLOG")
+		for _, j := range rep.Jobs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%.4f\t%s\n", j.Step, j.Executor, j.ID, j.Attempt, j.State, j.Runs,
+				elapsedWord(j.ElapsedSec), j.GPUHours, j.Log)
+		}
+		tw.Flush()
+	}
+	if err := printMetrics(ctx, stdout, store, steps); err != nil {
+		fmt.Fprintf(stderr, "agora status: %v\n", err)
+		return ExitError
+	}
+	fmt.Fprintf(stdout, "\n%d step%s recorded, %s spent", len(rep.Steps), plural(len(rep.Steps)), plan.Dollars(rep.SpentUSD))
+	if rep.BudgetUSD > 0 {
+		fmt.Fprintf(stdout, " of %s (budgets.usd)", plan.Dollars(rep.BudgetUSD))
+	}
+	if len(rep.Jobs) > 0 || rep.BudgetGPUHours > 0 {
+		fmt.Fprintf(stdout, ", %.4f GPU-hours used", rep.GPUHours)
+		if rep.BudgetGPUHours > 0 {
+			fmt.Fprintf(stdout, " of %g (budgets.gpu_hours)", rep.BudgetGPUHours)
+		}
+	}
+	fmt.Fprintln(stdout, ".")
+	if !rep.LiveApply {
+		for _, s := range rep.Steps {
+			if s.Status == statusRunningNoApply {
+				fmt.Fprintln(stdout, "No apply is running: the steps shown running were left so by one that was killed; the next agora apply records them as interrupted and resumes them.")
+				break
+			}
+		}
+	}
+	return ExitOK
+}
+
+// readStatus gathers what agora status shows.
+func readStatus(ctx context.Context, exp *spec.Experiment, store *state.Store) (*statusReport, []state.StepState, error) {
+	dir := stateDir(exp)
+	_, locked, live, err := state.Holder(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	steps, err := store.Steps(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs, err := store.AllJobs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep := &statusReport{Steps: []stepStatus{}, Jobs: []jobStatus{}, LiveApply: locked && live,
+		BudgetUSD: exp.Budgets.USD, BudgetGPUHours: exp.Budgets.GPUHours}
+	address := map[string]string{}
+	for _, s := range steps {
+		address[s.ID] = s.Address
+		st := s.Status
+		if st == state.StatusRunning && !rep.LiveApply {
+			st = statusRunningNoApply
+		}
+		rep.SpentUSD += s.CostUSD
+		rep.Steps = append(rep.Steps, stepStatus{Address: s.Address, ID: s.ID, Kind: s.Kind, Status: st, Reason: s.Error, Output: s.Output,
+			Target: s.Target, Accepted: s.Accepted, Rejected: s.Rejected, InputTokens: s.InputTokens, OutputTokens: s.OutputTokens,
+			CostUSD: s.CostUSD, RejectedCostUSD: s.RejectedCostUSD})
+	}
+	for _, j := range jobs {
+		a := address[j.StepID]
+		if a == "" {
+			a = j.StepID
+		}
+		rep.GPUHours += j.GPUHours
+		rep.Jobs = append(rep.Jobs, jobStatus{Step: a, Executor: j.Executor, ID: j.JobID, Attempt: j.Attempt, State: j.Status, Runs: j.Runs,
+			ElapsedSec: j.Elapsed.Seconds(), GPUHours: j.GPUHours, Log: jobLog(dir, j)})
+	}
+	return rep, steps, nil
+}
+
+// jobLog is where a job's output is: a train, evaluate, solve or reward
+// job's in its step's run directory (.agora/runs/<step>/slurm-<id>.out);
+// a server's under .agora/servers, not known here.
+func jobLog(dir string, j state.Job) string {
+	if strings.HasPrefix(j.Executor, "server:") {
+		return ""
+	}
+	return slurm.LogPath(filepath.Join(dir, "runs", j.StepID), j.JobID)
+}
+
+// statusWord is how agora status writes a step status.
+func statusWord(s string) string {
+	if s == state.StatusNotRun {
+		return "not run"
+	}
+	return s
+}
+
+func elapsedWord(sec float64) string {
+	if sec <= 0 {
+		return "-"
+	}
+	return time.Duration(sec * float64(time.Second)).Round(time.Second).String()
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+// oneLine is a reason in the status table: its first 80 characters, on
+// one line.
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
