@@ -263,8 +263,11 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	fmt.Fprintf(stdout, "\nApply finished: %d step%s done in this run.\n", len(res.Done), plural(len(res.Done)))
+	// Every step that did not finish is named, with why.
 	if err := res.Err(); err != nil {
 		fmt.Fprintf(stderr, "agora apply: %v\n", err)
+	} else if lines := res.NotRun(); len(lines) > 0 {
+		fmt.Fprintf(stderr, "agora apply: %s\n", strings.Join(lines, "\n"))
 	}
 	return applyExitCode(res)
 }
@@ -274,12 +277,10 @@ func applyExitCode(res *engine.Result) int {
 	switch {
 	case len(res.Failed) > 0:
 		return ExitFailed
-	case len(res.Unavailable) > 0:
-		return ExitNotRun
-	case res.Budget != nil:
-		return ExitBudget
 	case res.Stopped:
 		return ExitInterrupted
+	case res.Budget != nil:
+		return ExitBudget
 	case len(res.Skipped) > 0:
 		return ExitNotRun
 	}

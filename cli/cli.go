@@ -24,8 +24,8 @@ import (
 )
 
 // Exit codes (docs/apply.md). An apply that did not finish every step
-// exits with the first of ExitFailed, ExitNotRun, ExitBudget and
-// ExitInterrupted that applies.
+// exits with the first of ExitFailed, ExitInterrupted, ExitBudget and
+// ExitNotRun that applies.
 const (
 	ExitOK    = 0
 	ExitError = 1 // agora could not do what was asked (usage, spec, plan, lock, state)

@@ -124,8 +124,10 @@ type Result struct {
 	Stopped bool         // interrupted
 }
 
-// Err summarises a result that did not complete every step as an error
-// that names every such step and why, grouped by reason.
+// Err summarises a result in which a step failed or that a budget or an
+// interrupt stopped as an error that names every step that did not finish
+// and why, grouped by reason (NotRun). Steps not run only because they
+// cannot run here are no error (nil): see NotRun and Unavailable.
 func (r *Result) Err() error {
 	var lines []string
 	if r.Budget != nil {
@@ -137,7 +139,7 @@ func (r *Result) Err() error {
 	if r.Stopped {
 		lines = append(lines, "interrupted: what was received is recorded; run agora apply again to resume")
 	}
-	if len(lines) == 0 && len(r.Skipped) == 0 {
+	if len(lines) == 0 {
 		return nil
 	}
 	lines = append(lines, r.NotRun()...)
@@ -347,27 +349,35 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 			if done[s.ID] || started[s.ID] || blocked[s.ID] != "" {
 				continue
 			}
-			ready := true
+			ready, settled := true, true
 			for _, n := range s.Needs {
-				if done[n] {
-					continue
+				if !done[n] {
+					ready = false
+					settled = settled && cause[n] != ""
 				}
-				ready = false
-				if c := cause[n]; c != "" && blocked[s.ID] == "" {
-					cause[s.ID] = c
-					if unavailable[c] {
-						blocked[s.ID] = fmt.Sprintf("needs %s, which cannot run here: %s", byID[c].Address, blocked[c])
-					} else {
-						blocked[s.ID] = fmt.Sprintf("needs %s, which failed", byID[c].Address)
+			}
+			if !ready && settled {
+				// Every need not done failed or cannot run: blocked, by
+				// the first that failed, else the first that cannot run.
+				var c, d string // the cause, and the need through which
+				for _, n := range s.Needs {
+					if cn := cause[n]; !done[n] && (c == "" || unavailable[c] && !unavailable[cn]) {
+						c, d = cn, n
 					}
-					// Recorded now, so that the steps after it see it.
-					if unavailable[c] {
-						res.Unavailable[s.Address] = blocked[s.ID]
-					} else {
-						res.Blocked[s.Address] = blocked[s.ID]
-					}
-					end(s, state.StatusBlocked, blocked[s.ID], "")
 				}
+				cause[s.ID] = c
+				why := "needs " + byID[c].Address
+				if d != c {
+					why = fmt.Sprintf("needs %s, blocked by %s", byID[d].Address, byID[c].Address)
+				}
+				if unavailable[c] {
+					blocked[s.ID] = fmt.Sprintf("%s, which cannot run here: %s", why, blocked[c])
+					res.Unavailable[s.Address] = blocked[s.ID]
+				} else {
+					blocked[s.ID] = why + ", which failed"
+					res.Blocked[s.Address] = blocked[s.ID]
+				}
+				end(s, state.StatusBlocked, blocked[s.ID], "")
 			}
 			if !ready {
 				continue
@@ -442,9 +452,15 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 // running: it ended without recording how the step ended.
 const errKilled = "interrupted: the apply running it ended without recording how (killed?)"
 
-// stepInfo is what the state records of a plan step.
+// stepInfo is what the state records of a plan step: its target is the
+// instances a generate step makes or a solve step answers (a metric step
+// records its own when it begins).
 func stepInfo(s plan.Step) state.StepInfo {
-	return state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting, Target: s.Instances}
+	info := state.StepInfo{ID: s.ID, Kind: s.Kind, Address: s.Address, Generator: s.Generator, Setting: s.Setting}
+	if s.Kind == plan.KindGenerate || s.Kind == plan.KindSolve {
+		info.Target = s.Instances
+	}
+	return info
 }
 
 // unavailableError says a step cannot run on this machine (a tool its
