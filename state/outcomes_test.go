@@ -122,7 +122,6 @@ func TestJobRuns(t *testing.T) {
 	}
 }
 
-
 // TestMigrateFromVersion3: a version-3 database keeps its steps,
 // generations and jobs, accepts the new outcomes and counts a job's
 // recorded GPU-hours as its first run's.
