@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/agorabench/agora/compiler"
 	"github.com/agorabench/agora/engine"
@@ -124,6 +125,10 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		fmt.Fprintf(stderr, "agora apply: %v\n", err)
 		return ExitError
+	}
+	if t := lock.TookOver; t != nil {
+		fmt.Fprintf(stderr, "agora apply: took over the lock of %q (pid %d, %s) since %s: that process is no longer running\n",
+			t.Command, t.PID, t.Owner, t.Started.UTC().Format(time.RFC3339))
 	}
 	released := false
 	release := func() {
@@ -365,7 +370,8 @@ func specArg(fs *flag.FlagSet, args []string, stderr io.Writer) (path string, co
 }
 
 func runForceUnlock(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("force-unlock", "force-unlock [SPEC]", stderr)
+	fs := newFlags("force-unlock", "force-unlock [SPEC] [-force]", stderr)
+	force := fs.Bool("force", false, "remove the lock even when its holder is running on this host")
 	specPath, code, ok := specArg(fs, args, stderr)
 	if !ok {
 		return code
@@ -375,7 +381,7 @@ func runForceUnlock(args []string, stdout, stderr io.Writer) int {
 		printLoadError(stderr, specPath, err)
 		return ExitError
 	}
-	info, err := state.ForceUnlock(stateDir(exp))
+	info, err := state.ForceUnlock(stateDir(exp), *force)
 	if err != nil {
 		fmt.Fprintf(stderr, "agora force-unlock: %v\n", err)
 		return ExitError

@@ -93,6 +93,9 @@ func age(d time.Duration) string {
 type Lock struct {
 	path string
 	info LockInfo
+	// TookOver is the holder of the stale lock this one replaced (its
+	// process, on this host, was gone), or nil.
+	TookOver *LockInfo
 }
 
 // Info is what the lock file says about its holder.
@@ -100,8 +103,9 @@ func (l *Lock) Info() LockInfo { return l.info }
 
 // AcquireLock takes the lock of state directory dir (creating dir), for
 // command (e.g. "agora apply"): it creates dir/lock exclusively and writes
-// and syncs the holder's LockInfo into it. When another holds the lock it
-// returns a *LockedError.
+// and syncs the holder's LockInfo into it. A lock whose holder ran on this
+// host and is no longer alive is taken over (Lock.TookOver says whose).
+// When another holds the lock it returns a *LockedError.
 func AcquireLock(dir, command string) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)
@@ -113,6 +117,7 @@ func AcquireLock(dir, command string) (*Lock, error) {
 		return nil, fmt.Errorf("lock state: %w", err)
 	}
 	data = append(data, '\n')
+	var tookOver *LockInfo
 	for try := 0; ; try++ {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
@@ -121,7 +126,7 @@ func AcquireLock(dir, command string) (*Lock, error) {
 				return nil, fmt.Errorf("lock state: %w", err)
 			}
 			syncDir(dir)
-			return &Lock{path: path, info: info}, nil
+			return &Lock{path: path, info: info, TookOver: tookOver}, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("lock state: %w", err)
@@ -135,8 +140,37 @@ func AcquireLock(dir, command string) (*Lock, error) {
 			le.Info = held
 			le.Stale = held.PID > 0 && held.host() == hostname() && !processAlive(held.PID)
 		}
+		if le.Stale && try < 3 && removeStale(path, held) {
+			tookOver = &held
+			continue
+		}
 		return nil, le
 	}
+}
+
+// removeStale removes the lock file at path if it still holds stale, the
+// lock of a holder found dead; it reports whether it did. Takers of a
+// stale lock go one at a time, through path.takeover, created
+// exclusively: so only the one that finds the stale lock still there
+// removes it, and never a lock taken since. (A taker killed meanwhile
+// leaves path.takeover behind: the stale lock then needs force-unlock.)
+func removeStale(path string, stale LockInfo) bool {
+	mu := path + ".takeover"
+	f, err := os.OpenFile(mu, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	defer os.Remove(mu)
+	got, err := readLock(path)
+	if err != nil || got.PID != stale.PID || got.Owner != stale.Owner || !got.Started.Equal(stale.Started) {
+		return false
+	}
+	if os.Remove(path) != nil {
+		return false
+	}
+	syncDir(filepath.Dir(path))
+	return true
 }
 
 func writeLock(f *os.File, data []byte) error {
@@ -188,20 +222,30 @@ func (l *Lock) Release() error {
 	return nil
 }
 
-// ForceUnlock removes the lock of state directory dir whoever holds it and
-// returns the holder (zero when the lock file was unreadable). It is an
-// error, wrapping fs.ErrNotExist, when there is no lock.
-func ForceUnlock(dir string) (LockInfo, error) {
+// ErrHolderAlive is ForceUnlock's error, without force, when the lock's
+// holder is a process alive on this host.
+var ErrHolderAlive = errors.New("its holder is running")
+
+// ForceUnlock removes the lock of state directory dir and returns the
+// holder (zero when the lock file was unreadable). A holder alive on this
+// host keeps its lock unless force is set (the error wraps
+// ErrHolderAlive); one on another host cannot be checked and loses it. It
+// is an error, wrapping fs.ErrNotExist, when there is no lock.
+func ForceUnlock(dir string, force bool) (LockInfo, error) {
 	path := filepath.Join(dir, LockFile)
 	info, err := readLock(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return LockInfo{}, fmt.Errorf("force-unlock: state %s is not locked: %w", dir, fs.ErrNotExist)
+		return LockInfo{}, fmt.Errorf("state %s is not locked: %w", dir, fs.ErrNotExist)
+	}
+	if err == nil && !force && info.PID > 0 && info.host() == hostname() && processAlive(info.PID) {
+		return info, fmt.Errorf("state %s is locked by %q (pid %d, %s): %w; wait for it to finish or stop it, or pass -force to remove the lock all the same",
+			dir, info.Command, info.PID, info.Owner, ErrHolderAlive)
 	}
 	if err := os.Remove(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return LockInfo{}, fmt.Errorf("force-unlock: state %s is not locked: %w", dir, fs.ErrNotExist)
+			return LockInfo{}, fmt.Errorf("state %s is not locked: %w", dir, fs.ErrNotExist)
 		}
-		return LockInfo{}, fmt.Errorf("force-unlock: %w", err)
+		return LockInfo{}, err
 	}
 	syncDir(dir)
 	return info, nil // an unreadable lock is removed all the same

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -118,15 +119,22 @@ func TestLockStale(t *testing.T) {
 	dir := t.TempDir()
 	pid := deadPID(t)
 	started := time.Now().Add(-time.Hour).UTC()
+	// A dead holder on this host: its lock is taken over.
 	writeLockFile(t, dir, LockInfo{Owner: "someone@" + hostname(), PID: pid, Command: "agora apply", Started: started})
-	_, err := AcquireLock(dir, "agora apply")
+	l, err := AcquireLock(dir, "agora apply")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.TookOver == nil || l.TookOver.PID != pid || l.Info().PID != os.Getpid() {
+		t.Fatalf("took over %+v, holds %+v", l.TookOver, l.Info())
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
 	var le *LockedError
-	if !errors.As(err, &le) || !le.Stale || le.Info.PID != pid {
-		t.Fatalf("got %v (%+v)", err, le)
-	}
-	if !strings.Contains(err.Error(), "no longer running: the lock is stale") {
-		t.Errorf("message %q", err)
-	}
 
 	// The same dead PID on another host cannot be judged: not stale.
 	writeLockFile(t, dir, LockInfo{Owner: "someone@elsewhere.invalid", PID: pid, Command: "agora apply", Started: started})
@@ -144,14 +152,19 @@ func TestLockStale(t *testing.T) {
 
 func TestForceUnlock(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := ForceUnlock(dir); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "is not locked") {
+	if _, err := ForceUnlock(dir, false); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "is not locked") ||
+		strings.Contains(err.Error(), "force-unlock") {
 		t.Fatalf("no lock: %v", err)
 	}
 	l, err := AcquireLock(dir, "agora apply")
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := ForceUnlock(dir)
+	// Its holder (this process) is alive on this host: refused unless forced.
+	if _, err := ForceUnlock(dir, false); !errors.Is(err, ErrHolderAlive) || !strings.Contains(err.Error(), "-force") {
+		t.Fatalf("a live holder: %v", err)
+	}
+	info, err := ForceUnlock(dir, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,12 +196,53 @@ func TestForceUnlock(t *testing.T) {
 	if !errors.As(err, &le) || le.Info.PID != 0 || !strings.Contains(err.Error(), "unreadable") {
 		t.Fatalf("unreadable lock: %v", err)
 	}
-	if info, err := ForceUnlock(dir); err != nil || info != (LockInfo{}) {
+	if info, err := ForceUnlock(dir, false); err != nil || info != (LockInfo{}) {
 		t.Fatalf("force unreadable: %+v %v", info, err)
 	}
 	if l, err := AcquireLock(dir, "agora apply"); err != nil {
 		t.Fatal(err)
 	} else {
 		l.Release()
+	}
+}
+
+// TestForceUnlockOtherHost: a lock from another host cannot be checked:
+// the next apply does not take it over, force-unlock removes it.
+func TestForceUnlockOtherHost(t *testing.T) {
+	dir := t.TempDir()
+	writeLockFile(t, dir, LockInfo{Owner: "someone@elsewhere.invalid", PID: os.Getpid(), Command: "agora apply", Started: time.Now().UTC()})
+	var le *LockedError
+	if _, err := AcquireLock(dir, "agora apply"); !errors.As(err, &le) || le.Stale {
+		t.Fatalf("another host's lock: %v", err)
+	}
+	if info, err := ForceUnlock(dir, false); err != nil || info.Owner != "someone@elsewhere.invalid" {
+		t.Fatalf("force-unlock: %+v %v", info, err)
+	}
+}
+
+// TestStaleTakeOverRace: processes taking over one stale lock at once:
+// exactly one gets it.
+func TestStaleTakeOverRace(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		dir := t.TempDir()
+		writeLockFile(t, dir, LockInfo{Owner: "someone@" + hostname(), PID: deadPID(t), Command: "agora apply", Started: time.Now().UTC()})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var got []*Lock
+		for i := 0; i < 4; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if l, err := AcquireLock(dir, "agora apply"); err == nil {
+					mu.Lock()
+					got = append(got, l)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(got) != 1 {
+			t.Fatalf("round %d: %d holders", round, len(got))
+		}
 	}
 }
