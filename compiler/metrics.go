@@ -76,6 +76,9 @@ type RewardInputs struct {
 	Data    string `json:"data"`
 	Model   string `json:"model"`
 	Command string `json:"command"`
+	// Builtin is the digest of agora's built-in reward job
+	// (metrics.RewardJobDigest) when the spec gives no command.
+	Builtin string `json:"builtin,omitempty"`
 	Sample  int    `json:"sample"`
 	Seed    int    `json:"seed"`
 }
@@ -128,6 +131,9 @@ func (c *compiler) metricSteps(s *spec.Setting, cl cell, genID string) {
 	if r := m.Reward; r != nil {
 		n := sampled(cl.Instances, r.Sample)
 		in := RewardInputs{Kind: plan.KindReward, Data: genID, Model: r.Model, Command: r.Command, Sample: r.Sample, Seed: r.Seed}
+		if r.Command == "" {
+			in.Builtin = metrics.RewardJobDigest()
+		}
 		c.add(step(plan.KindReward, r.Executor, estimateReward(r, n), in), cl.Generator)
 	}
 }

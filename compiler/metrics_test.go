@@ -162,3 +162,22 @@ func TestMetricBudgets(t *testing.T) {
 	}
 	checkNear(t, "usd:api estimate", b.Estimate, all)
 }
+
+// TestRewardBuiltinInputs: a reward metric without a command runs agora's
+// built-in job, whose digest is an input of the step (a change of the
+// scoring makes a new step); with a command, the digest is not there.
+func TestRewardBuiltinInputs(t *testing.T) {
+	const addr = "reward.api.math-ig.n1000.free-form.s42"
+	withCmd := step(t, compileSrc(t, metricsSpec, ""), addr)
+	builtin := step(t, compileSrc(t, strings.Replace(metricsSpec, `command: "score {{.Data}} {{.Output}}", `, "", 1), ""), addr)
+	var in RewardInputs
+	if err := json.Unmarshal(builtin.Inputs, &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.Command != "" || in.Builtin != metrics.RewardJobDigest() || len(in.Builtin) != 64 {
+		t.Errorf("built-in reward inputs %s", builtin.Inputs)
+	}
+	if strings.Contains(string(withCmd.Inputs), "builtin") || withCmd.ID == builtin.ID {
+		t.Errorf("command inputs %s (id %s, built-in %s)", withCmd.Inputs, withCmd.ID, builtin.ID)
+	}
+}

@@ -693,6 +693,7 @@ func (r perplexityRunner) run(ctx context.Context, s plan.Step) (string, error) 
 type rewardInputs struct {
 	Model   string `json:"model"`
 	Command string `json:"command"`
+	Builtin string `json:"builtin"`
 	Sample  int    `json:"sample"`
 	Seed    int    `json:"seed"`
 }
@@ -727,6 +728,11 @@ func (r rewardRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	if rm == nil {
 		return "", fmt.Errorf("the spec has no reward metric: the plan is stale")
 	}
+	if in.Command == "" {
+		if err := needTools(s.Executor, "run the built-in reward job", "python3"); err != nil {
+			return "", err
+		}
+	}
 	ms, err := r.store()
 	if err != nil {
 		return "", err
@@ -752,23 +758,15 @@ func (r rewardRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	}
 	scores, perr := metrics.ReadRewards(out, len(items))
 	if !done || perr != nil {
-		t, err := template.New("reward command").Option("missingkey=error").Parse(in.Command)
-		if err != nil {
-			return "", fmt.Errorf("metrics.reward.command: %w", err)
-		}
-		specDir, err := filepath.Abs(e.exp.Source.Dir)
+		script, err := r.script(in, rm, dir, data, out, len(items))
 		if err != nil {
 			return "", err
-		}
-		var script bytes.Buffer
-		if err := t.Execute(&script, rewardTemplateData{Model: in.Model, Data: data, Output: out, Dir: dir, SpecDir: specDir, GPUs: rm.GPUs, Items: len(items)}); err != nil {
-			return "", fmt.Errorf("metrics.reward.command: %w", err)
 		}
 		os.Remove(out) // a stale file must not pass for this job's
 		j := slurm.Job{
 			Name:     "agora-reward-" + shortID(s.ID),
 			Dir:      dir,
-			Script:   script.String(),
+			Script:   script,
 			Hardware: spec.Hardware{Nodes: 1, GPUsPerNode: rm.GPUs, TimeLimit: rm.TimeLimit},
 			Requeue:  true,
 			Env:      passEnv("HF_TOKEN", "HF_HOME"),
@@ -796,6 +794,31 @@ func (r rewardRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	}
 	detail, _ := json.Marshal(map[string]any{"model": in.Model, "sd": sum.SD})
 	return r.finish(ctx, ms, s, out, []state.Metric{{Name: FeatureReward, Value: sum.Mean, N: sum.N, Low: &sum.Low, High: &sum.High, Detail: string(detail)}})
+}
+
+// script is the reward job's body: the spec's command template, or
+// agora's built-in scorer (metrics.RewardJobScript) written into dir.
+func (r rewardRunner) script(in rewardInputs, rm *spec.RewardMetric, dir, data, out string, items int) (string, error) {
+	if in.Command == "" {
+		job := filepath.Join(dir, metrics.RewardJobFile)
+		if err := os.WriteFile(job, metrics.RewardJobScript, 0o644); err != nil {
+			return "", fmt.Errorf("reward: %w", err)
+		}
+		return fmt.Sprintf("python3 %s --model %s --data %s --output %s\n", shQuote(job), shQuote(in.Model), shQuote(data), shQuote(out)), nil
+	}
+	t, err := template.New("reward command").Option("missingkey=error").Parse(in.Command)
+	if err != nil {
+		return "", fmt.Errorf("metrics.reward.command: %w", err)
+	}
+	specDir, err := filepath.Abs(r.e.exp.Source.Dir)
+	if err != nil {
+		return "", err
+	}
+	var script bytes.Buffer
+	if err := t.Execute(&script, rewardTemplateData{Model: in.Model, Data: data, Output: out, Dir: dir, SpecDir: specDir, GPUs: rm.GPUs, Items: items}); err != nil {
+		return "", fmt.Errorf("metrics.reward.command: %w", err)
+	}
+	return script.String(), nil
 }
 
 // writeRewardInput writes the items a reward job scores, one

@@ -3,6 +3,9 @@ package metrics
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +13,28 @@ import (
 	"math"
 	"os"
 )
+
+// RewardJobScript is agora's built-in reward job (reward_job.py), the
+// job a reward metric runs when the spec gives no command: it scores each
+// item with a transformers sequence-classification model through the
+// model's chat template and writes the file ReadRewards reads. The engine
+// writes it into the step's run directory as RewardJobFile and runs
+//
+//	python3 agora_reward.py --model MODEL --data reward-input.jsonl --output rewards.jsonl
+//
+//go:embed reward_job.py
+var RewardJobScript []byte
+
+// RewardJobFile is the built-in reward job's name in a run directory.
+const RewardJobFile = "agora_reward.py"
+
+// RewardJobDigest is the SHA-256 of RewardJobScript, hex: an input of a
+// reward step that runs it, so that a change of the scoring makes a new
+// step.
+func RewardJobDigest() string {
+	sum := sha256.Sum256(RewardJobScript)
+	return hex.EncodeToString(sum[:])
+}
 
 // RewardInput is one line of the file a reward job reads.
 type RewardInput struct {

@@ -91,7 +91,7 @@ type PerplexityMetric struct {
 // RewardMetric runs a reward model over a data set as a job.
 type RewardMetric struct {
 	Model               string  `json:"model"`
-	Command             string  `json:"command"`
+	Command             string  `json:"command,omitempty"`
 	Executor            string  `json:"executor"`
 	Slurm               *Slurm  `json:"slurm,omitempty"`
 	GPUs                int     `json:"gpus"`
