@@ -89,7 +89,12 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	if e.exp.Evaluation.Benchmarks != nil {
 		b = e.exp.Evaluation.Benchmarks[in.Benchmark]
 	}
-	params := harness.CommandParams{ModelPath: model, OutputDir: out, FewShot: in.FewShot, Port: evalPort(s.ID), JudgeModel: in.Judge}
+	tasks, err := writeLMEvalTasks(in.Harness, dir)
+	if err != nil {
+		return fmt.Errorf("evaluate: %w", err)
+	}
+	params := harness.CommandParams{ModelPath: model, OutputDir: out, FewShot: in.FewShot, Port: evalPort(s.ID), JudgeModel: in.Judge,
+		TaskDir: tasks, LMEvalBackend: e.exp.Evaluation.LMEvalBackend}
 	keyEnv := harness.DefaultJudgeKeyEnv
 	if b != nil && b.Judge != nil && b.Judge.APIKeyEnv != "" {
 		keyEnv = b.Judge.APIKeyEnv
@@ -148,6 +153,17 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 		return "", err
 	}
 	return out, nil
+}
+
+// writeLMEvalTasks writes agora's lm-eval tasks (agora_math) into the
+// step's run directory dir for a step run by lm-eval, and returns their
+// directory; "" for the other harnesses.
+func writeLMEvalTasks(h, dir string) (string, error) {
+	if h != harness.LMEval {
+		return "", nil
+	}
+	tasks := filepath.Join(dir, harness.LMEvalTaskDir)
+	return tasks, harness.WriteLMEvalTasks(tasks)
 }
 
 // harnessTools are the commands a harness's rendered command runs.

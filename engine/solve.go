@@ -140,8 +140,14 @@ func (r *solveRunner) answer(ctx context.Context, s plan.Step, g *spec.Generator
 	if b.Judge != nil && b.Judge.APIKeyEnv != "" {
 		keyEnv = b.Judge.APIKeyEnv
 	}
+	tasks, err := writeLMEvalTasks(in.Harness, dir)
+	if err != nil {
+		px.close(ctx)
+		return fmt.Errorf("solve: %w", err)
+	}
 	script, err := harness.APICommand(in.Harness, in.Benchmark, harness.APIParams{BaseURL: px.url, Model: name, KeyEnv: SolveKeyEnv,
-		OutputDir: out, Limit: limit, Of: b.Items, Concurrency: min(conc, solveMaxConcurrency), JudgeModel: in.Judge, JudgeKeyEnv: keyEnv})
+		OutputDir: out, Limit: limit, Of: b.Items, Concurrency: min(conc, solveMaxConcurrency), JudgeModel: in.Judge, JudgeKeyEnv: keyEnv,
+		TaskDir: tasks})
 	if err != nil {
 		px.close(ctx)
 		return fmt.Errorf("solve: %w", err)

@@ -32,8 +32,9 @@ type APIParams struct {
 	// Concurrency is the number of requests the harness keeps in flight
 	// (default 8).
 	Concurrency int
-	// JudgeModel and JudgeKeyEnv are as in CommandParams.
+	// JudgeModel, JudgeKeyEnv and TaskDir are as in CommandParams.
 	JudgeModel, JudgeKeyEnv string
+	TaskDir                 string
 }
 
 // APICommand renders the shell command that has the model behind p.BaseURL
@@ -108,7 +109,7 @@ func (p APIParams) keyFrom() string {
 //
 //	OPENAI_API_KEY="$KEY" lm_eval --model local-chat-completions
 //	  --model_args model=NAME,base_url=URL/chat/completions,num_concurrent=N,max_retries=3,tokenized_requests=False
-//	  --tasks gsm8k | minerva_math --num_fewshot 0 --apply_chat_template
+//	  --tasks gsm8k | agora_math [--include_path TASKDIR] --num_fewshot 0 --apply_chat_template
 //	  --gen_kwargs temperature=0.2,top_p=0.95,max_gen_toks=1024,repetition_penalty=1.03
 //	  --batch_size 1 --output_path DIR --log_samples [--limit N | SHARE]
 //
@@ -133,13 +134,20 @@ func lmevalAPICommand(benchmark string, m LMEvalMetric, p APIParams) (string, er
 		"--model_args", fmt.Sprintf("model=%s,base_url=%s/chat/completions,num_concurrent=%d,max_retries=3,tokenized_requests=False",
 			p.Model, strings.TrimRight(p.BaseURL, "/"), p.concurrency()),
 		"--tasks", m.Task,
+	}
+	inc, err := includePath(m, p.TaskDir)
+	if err != nil {
+		return "", err
+	}
+	args = append(args, inc...)
+	args = append(args,
 		"--num_fewshot", "0", "--apply_chat_template",
 		"--gen_kwargs", fmt.Sprintf("temperature=%s,top_p=%s,max_gen_toks=%d,repetition_penalty=%s",
 			num(Temperature(benchmark)), num(TopP), MaxNewTokens, num(RepetitionPenalty)),
 		"--batch_size", "1",
 		"--output_path", p.OutputDir,
 		"--log_samples",
-	}
+	)
 	switch {
 	case p.Limit > 0 && p.Of > p.Limit:
 		args = append(args, "--limit", strconv.FormatFloat((float64(p.Limit)-0.5)/float64(p.Of), 'g', 8, 64))

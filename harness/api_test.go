@@ -9,7 +9,7 @@ import (
 )
 
 func apiParams() APIParams {
-	return APIParams{BaseURL: "http://127.0.0.1:4321/v1", Model: "gpt 4o", KeyEnv: "AGORA_SOLVE_KEY", OutputDir: "/runs/solve/out dir", Concurrency: 12}
+	return APIParams{BaseURL: "http://127.0.0.1:4321/v1", Model: "gpt 4o", KeyEnv: "AGORA_SOLVE_KEY", OutputDir: "/runs/solve/out dir", Concurrency: 12, TaskDir: "/runs/solve/lm_eval_tasks"}
 }
 
 // TestEveryBuiltinBenchmarkAPI renders each built-in benchmark's API
@@ -57,7 +57,7 @@ func TestLMEvalAPICommand(t *testing.T) {
 	}
 	want := `OPENAI_API_KEY="${AGORA_SOLVE_KEY:?AGORA_SOLVE_KEY must hold the API key of http://127.0.0.1:4321/v1}" lm_eval --model local-chat-completions ` +
 		`--model_args model=gpt-4o,base_url=http://127.0.0.1:4321/v1/chat/completions,num_concurrent=12,max_retries=3,tokenized_requests=False ` +
-		`--tasks minerva_math --num_fewshot 0 --apply_chat_template --gen_kwargs temperature=0.2,top_p=0.95,max_gen_toks=1024,repetition_penalty=1.03 ` +
+		`--tasks agora_math --include_path /runs/solve/lm_eval_tasks --num_fewshot 0 --apply_chat_template --gen_kwargs temperature=0.2,top_p=0.95,max_gen_toks=1024,repetition_penalty=1.03 ` +
 		`--batch_size 1 --output_path '/runs/solve/out dir' --log_samples --limit 50`
 	if cmd != want {
 		t.Errorf("command:\n%s\nwant:\n%s", cmd, want)

@@ -76,7 +76,20 @@ type CommandParams struct {
 	// key; empty: DefaultJudgeKeyEnv. Only the name is written into the
 	// command, never a key.
 	JudgeKeyEnv string
+	// TaskDir is the directory holding agora's lm-eval tasks
+	// (WriteLMEvalTasks), passed as --include_path; needed by the tasks
+	// named agora_* (MATH).
+	TaskDir string
+	// LMEvalBackend is lm-eval's model backend: LMEvalVLLM (empty: the
+	// default) or LMEvalHF (transformers, for machines without vLLM).
+	LMEvalBackend string
 }
+
+// lm-eval's model backends agora renders.
+const (
+	LMEvalVLLM = "vllm"
+	LMEvalHF   = "hf"
+)
 
 // Command renders the shell command that evaluates p.ModelPath on
 // benchmark with harness, writing the harness's result files under
@@ -118,7 +131,7 @@ func CommandWith(harness, benchmark string, p CommandParams, o Options) (string,
 //
 //	lm_eval --model vllm
 //	  --model_args pretrained=CKPT,dtype=auto,max_model_len=4096
-//	  --tasks gsm8k | minerva_math
+//	  --tasks gsm8k | agora_math [--include_path TASKDIR]
 //	  --num_fewshot 0 --apply_chat_template     (students, reference)
 //	  --num_fewshot 5 | 4                       (base model: the task's few-shot count)
 //	  --gen_kwargs temperature=0.2,top_p=0.95,max_gen_toks=1024,repetition_penalty=1.03,do_sample=True
@@ -128,7 +141,9 @@ func CommandWith(harness, benchmark string, p CommandParams, o Options) (string,
 // math: temperature 0.2); max_gen_toks is lm-eval's name for the new-token
 // limit, and the other keys reach vLLM's SamplingParams. Zero-shot models
 // are prompted through their chat template; the base model gets the
-// task's plain few-shot prompt.
+// task's plain few-shot prompt. With LMEvalHF the model runs in
+// transformers instead (--model hf --model_args pretrained=CKPT,dtype=auto),
+// the same task, prompts and decoding.
 func lmevalCommand(benchmark string, m LMEvalMetric, p CommandParams) (string, error) {
 	if strings.Contains(p.ModelPath, ",") {
 		return "", fmt.Errorf("lm-eval: model path %q contains a comma, which --model_args cannot carry", p.ModelPath)
@@ -136,11 +151,22 @@ func lmevalCommand(benchmark string, m LMEvalMetric, p CommandParams) (string, e
 	if m.Task == "" {
 		return "", fmt.Errorf("lm-eval: benchmark %q has no task", benchmark)
 	}
-	args := []string{
-		"lm_eval", "--model", "vllm",
-		"--model_args", fmt.Sprintf("pretrained=%s,dtype=auto,max_model_len=%d", p.ModelPath, lmevalMaxModelLen),
-		"--tasks", m.Task,
+	var args []string
+	switch p.LMEvalBackend {
+	case "", LMEvalVLLM:
+		args = []string{"lm_eval", "--model", "vllm",
+			"--model_args", fmt.Sprintf("pretrained=%s,dtype=auto,max_model_len=%d", p.ModelPath, lmevalMaxModelLen)}
+	case LMEvalHF:
+		args = []string{"lm_eval", "--model", "hf", "--model_args", fmt.Sprintf("pretrained=%s,dtype=auto", p.ModelPath)}
+	default:
+		return "", fmt.Errorf("lm-eval: backend %q: want %q or %q", p.LMEvalBackend, LMEvalVLLM, LMEvalHF)
 	}
+	args = append(args, "--tasks", m.Task)
+	inc, err := includePath(m, p.TaskDir)
+	if err != nil {
+		return "", err
+	}
+	args = append(args, inc...)
 	if p.FewShot {
 		args = append(args, "--num_fewshot", strconv.Itoa(m.FewShot))
 	} else {
@@ -154,6 +180,18 @@ func lmevalCommand(benchmark string, m LMEvalMetric, p CommandParams) (string, e
 		"--log_samples",
 	)
 	return shellJoin(args), nil
+}
+
+// includePath is the --include_path of a task: agora's task directory
+// when one is given, an error when the task is agora's and none is.
+func includePath(m LMEvalMetric, dir string) ([]string, error) {
+	if dir == "" {
+		if agoraTask(m.Task) {
+			return nil, fmt.Errorf("lm-eval: task %s is agora's own: its directory (WriteLMEvalTasks) must be given", m.Task)
+		}
+		return nil, nil
+	}
+	return []string{"--include_path", dir}, nil
 }
 
 // evalplusCommand runs evalplus's code generation and evaluation in one

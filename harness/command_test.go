@@ -27,7 +27,7 @@ var builtinHarness = map[string]string{
 }
 
 func params() CommandParams {
-	return CommandParams{ModelPath: "/ckpt/student math-ig", OutputDir: "/runs/eval/gsm8k", Port: 8123}
+	return CommandParams{ModelPath: "/ckpt/student math-ig", OutputDir: "/runs/eval/gsm8k", Port: 8123, TaskDir: "/runs/eval/lm_eval_tasks"}
 }
 
 // TestEveryBuiltinBenchmark renders each builtin benchmark's command, for
@@ -72,7 +72,7 @@ func TestLMEvalCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "lm_eval --model vllm --model_args 'pretrained=/ckpt/student math-ig,dtype=auto,max_model_len=4096'" +
-		" --tasks gsm8k --num_fewshot 0 --apply_chat_template" +
+		" --tasks gsm8k --include_path /runs/eval/lm_eval_tasks --num_fewshot 0 --apply_chat_template" +
 		" --gen_kwargs temperature=0.2,top_p=0.95,max_gen_toks=1024,repetition_penalty=1.03,do_sample=True" +
 		" --batch_size auto --output_path /runs/eval/gsm8k --log_samples"
 	if cmd != want {
@@ -83,13 +83,30 @@ func TestLMEvalCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, part := range []string{"--tasks minerva_math", "--num_fewshot 4 ", "temperature=0.2,"} {
+	for _, part := range []string{"--tasks agora_math --include_path /runs/eval/lm_eval_tasks", "--num_fewshot 4 ", "temperature=0.2,"} {
 		if !strings.Contains(cmd, part) {
 			t.Errorf("base model on MATH: %q not in %s", part, cmd)
 		}
 	}
 	if strings.Contains(cmd, "--apply_chat_template") {
 		t.Errorf("base model prompted through a chat template: %s", cmd)
+	}
+	// lm-eval's transformers backend, for machines without vLLM.
+	p.LMEvalBackend = LMEvalHF
+	cmd, err = Command(LMEval, "math", p)
+	if err != nil || !strings.HasPrefix(cmd, "lm_eval --model hf --model_args 'pretrained=/ckpt/student math-ig,dtype=auto' --tasks agora_math ") {
+		t.Errorf("hf backend: %v\n%s", err, cmd)
+	}
+	p.LMEvalBackend = "sglang"
+	_, err = Command(LMEval, "math", p)
+	wantErr(t, err, `backend "sglang"`)
+	p.LMEvalBackend = ""
+	// agora's MATH task is found only through its directory.
+	p.TaskDir = ""
+	_, err = Command(LMEval, "math", p)
+	wantErr(t, err, "task agora_math is agora's own")
+	if cmd, err = Command(LMEval, "gsm8k", p); err != nil || strings.Contains(cmd, "--include_path") {
+		t.Errorf("gsm8k without a task directory: %v\n%s", err, cmd)
 	}
 	p.ModelPath = "/ckpt/a,b"
 	_, err = Command(LMEval, "gsm8k", p)

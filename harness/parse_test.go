@@ -110,10 +110,19 @@ func TestLMEvalNewestByTimestampInName(t *testing.T) {
 }
 
 func TestLMEvalMath(t *testing.T) {
-	// minerva_math's group row: 968 of 5,000 problems → 0.1936 → 19.36 %.
-	s := mustParse(t, LMEval, "math", "testdata/lmeval/math", DefaultOptions())
+	// agora_math's group row, as the real lm-eval 0.4.13 wrote it for 12
+	// problems over the seven subjects (7 right): 0.58333… → 58.33 %.
+	s := mustParse(t, LMEval, "math", "testdata/lmeval/agora_math", DefaultOptions())
+	if !near(s.Value, 700.0/12) {
+		t.Errorf("math = %v, want %v", s.Value, 700.0/12)
+	}
+	// minerva_math's exact_match (Minerva's phrasing only) is still read
+	// when asked for.
+	o := DefaultOptions()
+	o.LMEval["math"] = LMEvalMetric{Task: "minerva_math", Metric: "exact_match", Filter: "none"}
+	s = mustParse(t, LMEval, "math", "testdata/lmeval/math", o)
 	if !near(s.Value, 19.36) {
-		t.Errorf("math = %v, want 19.36", s.Value)
+		t.Errorf("minerva_math exact_match = %v, want 19.36", s.Value)
 	}
 	if _, ok := s.Detail["math_verify,none"]; !ok {
 		t.Errorf("Detail lacks math_verify,none: %v", s.Detail)
@@ -154,7 +163,9 @@ func TestLMEvalGroupsFallback(t *testing.T) {
   "results": {"minerva_math_algebra": {"exact_match,none": 0.25, "alias": " - minerva_math_algebra"}},
   "groups": {"minerva_math": {"exact_match,none": 0.2, "exact_match_stderr,none": "N/A", "alias": "minerva_math"}}
 }`)
-	if s := mustParse(t, LMEval, "math", dir, DefaultOptions()); !near(s.Value, 20) {
+	o := DefaultOptions()
+	o.LMEval["math"] = LMEvalMetric{Task: "minerva_math", Metric: "exact_match", Filter: "none"}
+	if s := mustParse(t, LMEval, "math", dir, o); !near(s.Value, 20) {
 		t.Errorf("math = %v, want 20 from groups.minerva_math", s.Value)
 	}
 }

@@ -73,7 +73,7 @@ func DefaultOptions() Options {
 	return Options{
 		LMEval: map[string]LMEvalMetric{
 			"gsm8k": {Task: "gsm8k", Metric: "exact_match", Filter: "flexible-extract", FewShot: 5},
-			"math":  {Task: "minerva_math", Metric: "exact_match", Filter: "none", FewShot: 4},
+			"math":  {Task: "agora_math", Metric: "math_verify", Filter: "none", FewShot: 4},
 		},
 		EvalPlusTests:     EvalPlusBase,
 		ArenaHardBaseline: "gpt-4-0314",

@@ -68,7 +68,7 @@ func TestCommandsWriteWhatParseReads(t *testing.T) {
 	fixtures := t.TempDir()
 	for dst, src := range map[string]string{
 		"lmeval/gsm8k.json":                      "testdata/lmeval/gsm8k/__ckpt__student-math-ig/results_2024-11-02T10-11-12.345678.json",
-		"lmeval/minerva_math.json":               "testdata/lmeval/math/__models__Llama-3.1-8B/results_2024-11-03T08-30-05.910112.json",
+		"lmeval/agora_math.json":                 "testdata/lmeval/agora_math/student-math-ig/results_2026-12-07T15-15-49.236319.json",
 		"evalplus/humaneval/x.eval_results.json": "testdata/evalplus/humaneval/__ckpt__student-code-rg_vllm_temp_0.0.eval_results.json",
 		"evalplus/mbpp/x.eval_results.json":      "testdata/evalplus/mbpp/__ckpt__student-code-rg_vllm_temp_0.0.eval_results.json",
 	} {
@@ -79,7 +79,7 @@ func TestCommandsWriteWhatParseReads(t *testing.T) {
 		writeFile(t, filepath.Join(fixtures, dst), string(b))
 	}
 	want := map[string]float64{
-		"gsm8k": 58.76, "math": 19.36, "humaneval": 100 * 87.0 / 164, "mbpp": 100 * 210.0 / 378,
+		"gsm8k": 58.76, "math": 700.0 / 12, "humaneval": 100 * 87.0 / 164, "mbpp": 100 * 210.0 / 378,
 		"alpacaeval2": 13.41, "arenahard": 23.4,
 	}
 	for b, h := range builtinHarness {
@@ -91,7 +91,7 @@ func TestCommandsWriteWhatParseReads(t *testing.T) {
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			p := CommandParams{ModelPath: "/ckpt/student", OutputDir: "out dir", Port: 8000}
+			p := CommandParams{ModelPath: "/ckpt/student", OutputDir: "out dir", Port: 8000, TaskDir: "tasks"}
 			cmd, err := Command(h, b, p)
 			if err != nil {
 				t.Fatal(err)

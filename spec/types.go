@@ -298,11 +298,15 @@ type Slurm struct {
 
 // Evaluation says how models are evaluated.
 type Evaluation struct {
-	Executor             string                `json:"executor"`
-	Slurm                *Slurm                `json:"slurm,omitempty"`
-	GPUs                 int                   `json:"gpus"`
-	ThroughputTokensPerS float64               `json:"throughput_tokens_per_s"`
-	Benchmarks           map[string]*Benchmark `json:"benchmarks,omitempty"`
+	Executor             string  `json:"executor"`
+	Slurm                *Slurm  `json:"slurm,omitempty"`
+	GPUs                 int     `json:"gpus"`
+	ThroughputTokensPerS float64 `json:"throughput_tokens_per_s"`
+	// LMEvalBackend is lm-eval's model backend for GSM8K and MATH:
+	// "vllm" (the default) or "hf" (transformers, for machines without
+	// vLLM).
+	LMEvalBackend string                `json:"lm_eval_backend,omitempty"`
+	Benchmarks    map[string]*Benchmark `json:"benchmarks,omitempty"`
 }
 
 // Benchmark is one evaluation benchmark and the harness that runs it.

@@ -1,0 +1,138 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/agorabench/agora/toolchain/toolchaintest"
+)
+
+// Gold solutions of the answer-form cases, written as MATH's are (the
+// answer in \boxed{}).
+const (
+	goldHalf     = `Thus $2x=1$ and $x=\boxed{\frac{1}{2}}$.`
+	goldTwelve   = `Adding gives $5+7=\boxed{12}$.`
+	goldPoint    = `The intersection is the point $\boxed{(3,4)}$.`
+	goldInterval = `We need $x\ge 2$ and $x<5$, so the domain is $\boxed{[2,5)}$.`
+	goldRoot     = `So $\sin 45^\circ = \boxed{\frac{\sqrt{2}}{2}}$.`
+	goldChoice   = `Only the third one works, so the answer is $\boxed{\text{(C)}}$.`
+)
+
+// mathForm is one way a model writes its answer to a MATH problem, with
+// the verdict of lm-eval's own math_verify metric (minerva_math: math-verify
+// on the whole response) and of agora's agora_math task. Each is a test
+// case run through the real code (TestMathAnswerForms, and the real
+// lm-eval in TestMathFormsThroughLMEval); docs/evaluation.md's table is
+// this one.
+type mathForm struct {
+	name       string
+	gold       string
+	response   string
+	mathVerify bool // lm-eval's minerva_math math_verify
+	agora      bool // agora_math
+}
+
+var mathForms = []mathForm{
+	{"\\boxed{} after the working", goldHalf, "We solve 2x = 1, so $x = \\frac{1}{2}$.\n\\boxed{\\frac{1}{2}}", true, true},
+	{"\\boxed{} inside $…$", goldHalf, "The answer is $\\boxed{\\frac{1}{2}}$.", true, true},
+	{"\\boxed{\\dfrac12}", goldHalf, "Hence \\boxed{\\dfrac{1}{2}}", true, true},
+	{"\\boxed{1/2}", goldHalf, "The answer is \\boxed{1/2}.", true, true},
+	{"[RESULT] LaTeX [/RESULT]", goldHalf, "Solving 2x=1 gives x = 1/2.\n[RESULT] \\frac{1}{2} [/RESULT]", true, true},
+	{"[RESULT] 1/2 [/RESULT]", goldHalf, "Solving gives one half.\n[RESULT] 1/2 [/RESULT]", true, true},
+	{"[RESULT] integer [/RESULT] after other numbers", goldTwelve, "5 + 7 = 12 so 12 apples, of which 3 are red.\n[RESULT] 12 [/RESULT]", true, true},
+	{"[RESULT] $12$ [/RESULT]", goldTwelve, "Adding them:\n[RESULT] $12$ [/RESULT]", true, true},
+	{"[RESULT] with a unit [/RESULT]", goldTwelve, "[RESULT] 12 apples [/RESULT]", true, true},
+	{"[RESULT] equation [/RESULT]", goldTwelve, "Let x be the total.\n[RESULT] x = 12 [/RESULT]", true, true},
+	{"[RESULT] tuple [/RESULT]", goldPoint, "Both lines pass through it.\n[RESULT] (3, 4) [/RESULT]", false, true},
+	{"[RESULT] interval [/RESULT]", goldInterval, "x must be at least 2 and below 5.\n[RESULT] [2, 5) [/RESULT]", false, true},
+	{"[RESULT] LaTeX without $ [/RESULT]", goldRoot, "Half the diagonal of the unit square.\n[RESULT] \\sqrt{2}/2 [/RESULT]", false, true},
+	{"[RESULT] … [/RESULT] then a number", goldTwelve, "[RESULT] 12 [/RESULT]\nThat took 3 steps.", false, true},
+	{"[RESULT] unclosed at the end", goldTwelve, "5 + 7 = 12\n[RESULT] 12", true, true},
+	{"[RESULT] multiple choice [/RESULT]", goldChoice, "Only (C) holds.\n[RESULT] (C) [/RESULT]", false, true},
+	{"[RESULT] wrong [/RESULT]", goldHalf, "[RESULT] \\frac{1}{3} [/RESULT]", false, false},
+	{"The answer is N.", goldTwelve, "We add 5 and 7. The answer is 12.", true, true},
+	{"The answer is $…$.", goldHalf, "The answer is $\\frac{1}{2}$.", true, true},
+	{"Minerva: Final Answer: The final answer is $…$. I hope it is correct.", goldHalf, "Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", true, true},
+	{"Final Answer: N", goldTwelve, "Final Answer: 12", true, true},
+	{"**Answer:** N (Markdown)", goldHalf, "**Answer:** 1/2", true, true},
+	{"last displayed $$x = …$$", goldHalf, "Hence\n$$x = \\frac{1}{2}$$", true, true},
+	{"last displayed \\[ … \\]", goldHalf, "Hence\n\\[ \\frac12 \\]", true, true},
+	{"inline \\( … \\)", goldHalf, "So x is \\(\\frac{1}{2}\\).", true, true},
+	{"equivalent decimal", goldHalf, "x = 0.5", true, true},
+	{"GSM8K's #### N", goldTwelve, "5 + 7 = 12\n#### 12", true, true},
+	{"interval in $…$", goldInterval, "The domain is $[2,5)$.", true, true},
+	{"two \\boxed{} (read as a set)", goldTwelve, "\\boxed{7} no wait \\boxed{12}", false, false},
+	{"last number wrong", goldTwelve, "12 apples is wrong; it is 13.", false, false},
+	{"no answer", goldTwelve, "I do not know.", false, false},
+}
+
+// verdictScript prints, for each form read from standard input, the
+// verdict of lm-eval's math_verify metric (the call minerva_math's
+// process_results makes) and of agora_math_utils.process_results, and
+// what agora's extraction read.
+const verdictScript = `import json, sys
+sys.path.insert(0, sys.argv[1])
+import agora_math_utils as agora
+from math_verify import parse, verify
+out = []
+for f in json.load(sys.stdin):
+    out.append({"math_verify": bool(verify(gold=parse(f["gold"]), target=parse(f["response"]))),
+                "agora": agora.process_results({"solution": f["gold"]}, [f["response"]])["math_verify"] == 1,
+                "read": [str(x) for x in agora.extract(f["response"])][-1:]})
+json.dump(out, sys.stdout)
+`
+
+// TestMathAnswerForms runs every answer form through the real math-verify
+// and agora's task code.
+func TestMathAnswerForms(t *testing.T) {
+	toolchaintest.Offline(t)
+	py := toolchaintest.Python(t)
+	dir := t.TempDir()
+	if err := WriteLMEvalTasks(dir); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(t.TempDir(), "verdicts.py")
+	writeFile(t, script, verdictScript)
+	type in struct {
+		Gold     string `json:"gold"`
+		Response string `json:"response"`
+	}
+	var forms []in
+	for _, f := range mathForms {
+		forms = append(forms, in{f.gold, f.response})
+	}
+	data, _ := json.Marshal(forms)
+	cmd := exec.Command(py, script, dir)
+	cmd.Stdin = bytes.NewReader(data)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.Bytes())
+	}
+	var got []struct {
+		MathVerify bool     `json:"math_verify"`
+		Agora      bool     `json:"agora"`
+		Read       []string `json:"read"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil || len(got) != len(mathForms) {
+		t.Fatalf("verdicts: %v (%d for %d forms)\n%s", err, len(got), len(mathForms), out)
+	}
+	for i, f := range mathForms {
+		t.Run(f.name, func(t *testing.T) {
+			g := got[i]
+			if g.MathVerify != f.mathVerify || g.Agora != f.agora {
+				t.Errorf("%q: lm-eval math_verify %v, agora_math %v (read %v); want %v, %v",
+					f.response, g.MathVerify, g.Agora, g.Read, f.mathVerify, f.agora)
+			}
+		})
+	}
+	if n := len(mathForms); n < 20 {
+		t.Errorf("%d answer forms; the docs promise at least 20", n)
+	}
+	_ = os.Remove(script)
+}

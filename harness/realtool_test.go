@@ -1,0 +1,310 @@
+package harness
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agorabench/agora/toolchain/toolchaintest"
+)
+
+// The tests in this file run the real harnesses from the pinned toolchain
+// (toolchaintest), offline, on local data: lm-eval against a stand-in
+// OpenAI-compatible model that answers with known texts, and on a tiny
+// random-weight model through its hf backend.
+
+// chatStandIn is an OpenAI-compatible chat endpoint whose answer to each
+// request is reply(the last user message). It records the request bodies.
+type chatStandIn struct {
+	*httptest.Server
+	mu     sync.Mutex
+	bodies []map[string]any
+}
+
+func newChatStandIn(t *testing.T, reply func(prompt string) string) *chatStandIn {
+	t.Helper()
+	s := &chatStandIn{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model    string `json:"model"`
+			Messages []struct {
+				Role    string `json:"role"`
+				Content any    `json:"content"`
+			} `json:"messages"`
+		}
+		body := map[string]any{}
+		raw, _ := readAll(r)
+		if err := json.Unmarshal(raw, &req); err != nil || !strings.HasSuffix(r.URL.Path, "/chat/completions") {
+			http.Error(w, "want a chat completion", http.StatusBadRequest)
+			return
+		}
+		_ = json.Unmarshal(raw, &body)
+		s.mu.Lock()
+		s.bodies = append(s.bodies, body)
+		s.mu.Unlock()
+		prompt := ""
+		for _, m := range req.Messages {
+			if m.Role == "user" {
+				prompt = fmt.Sprint(m.Content)
+			}
+		}
+		text := reply(prompt)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"id": "chatcmpl-standin", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+				"message": map[string]any{"role": "assistant", "content": text}}},
+			"usage": map[string]any{"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+		})
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func readAll(r *http.Request) ([]byte, error) {
+	defer r.Body.Close()
+	var b strings.Builder
+	_, err := bufio.NewReader(r.Body).WriteTo(&b)
+	return []byte(b.String()), err
+}
+
+var formTag = regexp.MustCompile(`Form (\d+):`)
+
+// formIndex reads the form number a stand-in prompt carries.
+func formIndex(prompt string) int {
+	m := formTag.FindStringSubmatch(prompt)
+	if m == nil {
+		return -1
+	}
+	i, _ := strconv.Atoi(m[1])
+	return i
+}
+
+// writeJSONL writes rows as JSON lines.
+func writeJSONL(t *testing.T, path string, rows []map[string]string) {
+	t.Helper()
+	var b strings.Builder
+	for _, r := range rows {
+		line, _ := json.Marshal(r)
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	writeFile(t, path, b.String())
+}
+
+// runShell runs a rendered command with bash in dir, failing the test on a
+// non-zero exit; it returns the wall time.
+func runShell(t *testing.T, dir, command string, env ...string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	c := exec.Command("bash", "-c", command)
+	c.Dir = dir
+	c.Env = append(os.Environ(), env...)
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s\n--- command:\n%s", err, tail(out, 6000), command)
+	}
+	return time.Since(start)
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// samples reads lm-eval's --log_samples file of task under out: per
+// document (its field key), per filter, the value of metric.
+func samples(t *testing.T, out, task, key, metric string) map[string]map[string]float64 {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(out, "*", "samples_"+task+"_*.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("samples of %s under %s: %v", task, out, files)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]float64{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var s map[string]any
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			t.Fatalf("samples line %q: %v", line, err)
+		}
+		doc, _ := s["doc"].(map[string]any)
+		k := fmt.Sprint(doc[key])
+		filter := fmt.Sprint(s["filter"])
+		v, ok := s[metric].(float64)
+		if !ok {
+			t.Fatalf("sample of %s has no %s: %s", k, metric, line)
+		}
+		if got[k] == nil {
+			got[k] = map[string]float64{}
+		}
+		got[k][filter] = v
+	}
+	return got
+}
+
+// lmevalDir is the installed lm_eval package.
+func lmevalDir(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(toolchaintest.Python(t), "-c", "import os, lm_eval; print(os.path.dirname(lm_eval.__file__))").Output()
+	if err != nil {
+		t.Fatalf("find lm_eval: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestMathFormsThroughLMEval has the real lm-eval score fixed answers, one
+// per answer form, given by a stand-in model through lm-eval's API-model
+// mode and agora's command (APICommandWith), on agora's MATH task read
+// from a local file: each form's verdict in lm-eval's samples and the
+// score Parse reads must match the hand count.
+func TestMathFormsThroughLMEval(t *testing.T) {
+	toolchaintest.Offline(t)
+	api := newChatStandIn(t, func(prompt string) string {
+		if i := formIndex(prompt); i >= 0 && i < len(mathForms) {
+			return mathForms[i].response
+		}
+		return "no such form"
+	})
+	work := t.TempDir()
+	tasks := filepath.Join(work, LMEvalTaskDir)
+	if err := WriteLMEvalTasks(tasks); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(work, "math_forms.jsonl")
+	var rows []map[string]string
+	right := 0
+	for i, f := range mathForms {
+		rows = append(rows, map[string]string{"problem": fmt.Sprintf("Form %02d: %s", i, f.name), "solution": f.gold})
+		if f.agora {
+			right++
+		}
+	}
+	writeJSONL(t, data, rows)
+	// The real task, its data from the local file instead of the hub.
+	writeFile(t, filepath.Join(tasks, "agora_math_forms.yaml"), fmt.Sprintf(
+		"include: _agora_math_template\ntask: agora_math_forms\ndataset_path: json\ndataset_name: null\n"+
+			"dataset_kwargs:\n  data_files:\n    test: %s\ntraining_split: null\ntest_split: test\n", data))
+	o := DefaultOptions()
+	o.LMEval["math"] = LMEvalMetric{Task: "agora_math_forms", Metric: "math_verify", Filter: "none"}
+	out := filepath.Join(work, "results")
+	cmd, err := APICommandWith(LMEval, "math", APIParams{BaseURL: api.URL + "/v1", Model: "stand-in", KeyEnv: "STANDIN_KEY",
+		OutputDir: out, TaskDir: tasks, Concurrency: 4}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := runShell(t, work, cmd, "STANDIN_KEY=k")
+	t.Logf("lm-eval on %d fixed MATH answers: %v", len(mathForms), took.Round(time.Second))
+	got := samples(t, out, "agora_math_forms", "problem", "math_verify")
+	for i, f := range mathForms {
+		v, ok := got[fmt.Sprintf("Form %02d: %s", i, f.name)]["none"]
+		if !ok || (v == 1) != f.agora {
+			t.Errorf("form %d %q: lm-eval's math_verify %v (found %v), want %v", i, f.name, v, ok, f.agora)
+		}
+	}
+	s, err := ParseWith(LMEval, "math", out, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 100 * float64(right) / float64(len(mathForms)); !near(s.Value, want) {
+		t.Errorf("math = %v, want %v (%d of %d forms right)", s.Value, want, right, len(mathForms))
+	}
+	// The paper's decoding reached the model.
+	b := api.bodies[0]
+	if b["temperature"] != 0.2 || b["top_p"] != 0.95 || b["repetition_penalty"] != 1.03 || b["max_tokens"] != float64(MaxNewTokens) {
+		t.Errorf("request decoding: %v", b)
+	}
+}
+
+// gsmForm is one way a model writes its answer to a GSM8K problem whose
+// answer is 12, with the verdicts of GSM8K's two filters.
+type gsmForm struct {
+	name, response   string
+	strict, flexible bool
+}
+
+var gsmForms = []gsmForm{
+	{"#### N (the few-shot format)", "5 + 7 = 12\n#### 12", true, true},
+	{"The answer is N.", "She has 5 + 7 = 12 apples. The answer is 12.", false, true},
+	{"[RESULT] N [/RESULT]", "5 + 7 = 12\n[RESULT] 12 [/RESULT]", false, true},
+	{"\\boxed{N}", "5 + 7 = 12, so \\boxed{12}", false, true},
+	{"Minerva phrasing", "Final Answer: The final answer is $12$. I hope it is correct.", false, true},
+	{"N with a unit", "In total she has 12 apples.", false, true},
+	{"$N with thousands separator", "5 + 7 = 12, times 100 is $1,200", false, false},
+	{"N.00", "The answer is 12.00", false, false},
+	{"#### N then more numbers", "#### 12\nThat took 3 steps.", true, false},
+	{"[RESULT] N [/RESULT] then more numbers", "[RESULT] 12 [/RESULT]\nThat took 3 steps.", false, false},
+	{"wrong number", "5 + 7 = 13", false, false},
+}
+
+// TestGSM8KFormsThroughLMEval scores the GSM8K answer forms with the real
+// lm-eval's gsm8k task (its filters), read from a local file, as
+// TestMathFormsThroughLMEval does for MATH.
+func TestGSM8KFormsThroughLMEval(t *testing.T) {
+	toolchaintest.Offline(t)
+	api := newChatStandIn(t, func(prompt string) string {
+		if i := formIndex(prompt); i >= 0 && i < len(gsmForms) {
+			return gsmForms[i].response
+		}
+		return "no such form"
+	})
+	work := t.TempDir()
+	tasks := filepath.Join(work, LMEvalTaskDir)
+	data := filepath.Join(work, "gsm8k_forms.jsonl")
+	var rows []map[string]string
+	right := 0
+	for i, f := range gsmForms {
+		rows = append(rows, map[string]string{"question": fmt.Sprintf("Form %02d: %s", i, f.name),
+			"answer": "She has 5 + 7 = <<5+7=12>>12 apples.\n#### 12"})
+		if f.flexible {
+			right++
+		}
+	}
+	writeJSONL(t, data, rows)
+	writeFile(t, filepath.Join(tasks, "gsm8k_forms.yaml"), fmt.Sprintf(
+		"include: %s\ntask: gsm8k_forms\ndataset_path: json\ndataset_name: null\n"+
+			"dataset_kwargs:\n  data_files:\n    test: %s\ntraining_split: null\nfewshot_split: null\ntest_split: test\n",
+		filepath.Join(lmevalDir(t), "tasks", "gsm8k", "gsm8k.yaml"), data))
+	o := DefaultOptions()
+	m := o.LMEval["gsm8k"]
+	m.Task = "gsm8k_forms"
+	o.LMEval["gsm8k"] = m
+	out := filepath.Join(work, "results")
+	cmd, err := APICommandWith(LMEval, "gsm8k", APIParams{BaseURL: api.URL + "/v1", Model: "stand-in", KeyEnv: "STANDIN_KEY",
+		OutputDir: out, TaskDir: tasks, Concurrency: 4}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := runShell(t, work, cmd, "STANDIN_KEY=k")
+	t.Logf("lm-eval on %d fixed GSM8K answers: %v", len(gsmForms), took.Round(time.Second))
+	got := samples(t, out, "gsm8k_forms", "question", "exact_match")
+	for i, f := range gsmForms {
+		v := got[fmt.Sprintf("Form %02d: %s", i, f.name)]
+		if (v["strict-match"] == 1) != f.strict || (v["flexible-extract"] == 1) != f.flexible {
+			t.Errorf("form %d %q: strict-match %v, flexible-extract %v; want %v, %v", i, f.name,
+				v["strict-match"], v["flexible-extract"], f.strict, f.flexible)
+		}
+	}
+	s, err := ParseWith(LMEval, "gsm8k", out, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 100 * float64(right) / float64(len(gsmForms)); !near(s.Value, want) {
+		t.Errorf("gsm8k = %v, want %v", s.Value, want)
+	}
+}
