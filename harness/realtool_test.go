@@ -308,3 +308,78 @@ func TestGSM8KFormsThroughLMEval(t *testing.T) {
 		t.Errorf("gsm8k = %v, want %v", s.Value, want)
 	}
 }
+
+// TestLMEvalTinyModel runs the real lm-eval, through agora's command
+// (CommandWith, lm-eval's hf backend), on a tiny random-weight Llama made
+// offline: a student zero-shot on a GSM8K-shaped task and the base model
+// few-shot (minerva_math's four exemplars) on agora's MATH task, both read
+// from local files; Parse reads what each run wrote. The model's answers
+// are noise: the score is whatever they earn, in [0, 100].
+func TestLMEvalTinyModel(t *testing.T) {
+	toolchaintest.Offline(t)
+	model := toolchaintest.TinyModel(t, toolchaintest.Causal)
+	work := t.TempDir()
+	tasks := filepath.Join(work, LMEvalTaskDir)
+	if err := WriteLMEvalTasks(tasks); err != nil {
+		t.Fatal(err)
+	}
+	mathData := filepath.Join(work, "math.jsonl")
+	writeJSONL(t, mathData, []map[string]string{
+		{"problem": "What is $5+7$?", "solution": "$5+7=\\boxed{12}$."},
+		{"problem": "Solve $2x=1$.", "solution": "$x=\\boxed{\\frac{1}{2}}$."},
+	})
+	writeFile(t, filepath.Join(tasks, "agora_math_local.yaml"), fmt.Sprintf(
+		"include: _agora_math_template\ntask: agora_math_local\ndataset_path: json\ndataset_name: null\n"+
+			"dataset_kwargs:\n  data_files:\n    test: %s\ntraining_split: null\ntest_split: test\n", mathData))
+	gsmData := filepath.Join(work, "gsm8k.jsonl")
+	writeJSONL(t, gsmData, []map[string]string{
+		{"question": "Ann has 5 apples and buys 7 more. How many apples does she have?", "answer": "5 + 7 = <<5+7=12>>12\n#### 12"},
+		{"question": "Bob reads 3 pages a day for 4 days. How many pages does he read?", "answer": "3 * 4 = <<3*4=12>>12\n#### 12"},
+	})
+	writeFile(t, filepath.Join(tasks, "gsm8k_local.yaml"), fmt.Sprintf(
+		"include: %s\ntask: gsm8k_local\ndataset_path: json\ndataset_name: null\n"+
+			"dataset_kwargs:\n  data_files:\n    test: %s\ntraining_split: null\nfewshot_split: null\ntest_split: test\n",
+		filepath.Join(lmevalDir(t), "tasks", "gsm8k", "gsm8k.yaml"), gsmData))
+	o := DefaultOptions()
+	o.LMEval["gsm8k"] = LMEvalMetric{Task: "gsm8k_local", Metric: "exact_match", Filter: "flexible-extract", FewShot: 5}
+	o.LMEval["math"] = LMEvalMetric{Task: "agora_math_local", Metric: "math_verify", Filter: "none", FewShot: 4}
+	for _, c := range []struct {
+		benchmark string
+		fewShot   bool
+	}{{"gsm8k", false}, {"math", true}} {
+		t.Run(c.benchmark, func(t *testing.T) {
+			out := filepath.Join(work, c.benchmark)
+			cmd, err := CommandWith(LMEval, c.benchmark, CommandParams{ModelPath: model, OutputDir: out, FewShot: c.fewShot,
+				TaskDir: tasks, LMEvalBackend: LMEvalHF}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			took := runShell(t, work, cmd)
+			t.Logf("lm-eval (hf) on the tiny model, %s, few-shot %v: %v", c.benchmark, c.fewShot, took.Round(time.Second))
+			s, err := ParseWith(LMEval, c.benchmark, out, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Value < 0 || s.Value > 100 {
+				t.Errorf("%s = %v", c.benchmark, s.Value)
+			}
+			// The run used the prompt agora asked for.
+			files, _ := filepath.Glob(filepath.Join(out, "*", "results_*.json"))
+			data, _ := os.ReadFile(files[0])
+			var r struct {
+				NShot        map[string]int `json:"n-shot"`
+				ChatTemplate *string        `json:"chat_template"`
+			}
+			if err := json.Unmarshal(data, &r); err != nil {
+				t.Fatal(err)
+			}
+			task := o.LMEval[c.benchmark].Task
+			if want := map[bool]int{false: 0, true: o.LMEval[c.benchmark].FewShot}[c.fewShot]; r.NShot[task] != want {
+				t.Errorf("n-shot %v, want %d", r.NShot, want)
+			}
+			if (r.ChatTemplate != nil) == c.fewShot {
+				t.Errorf("chat template used: %v, want %v", r.ChatTemplate != nil, !c.fewShot)
+			}
+		})
+	}
+}
