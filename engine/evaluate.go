@@ -91,7 +91,7 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	}
 	tasks, err := writeLMEvalTasks(in.Harness, dir)
 	if err != nil {
-		return fmt.Errorf("evaluate: %w", err)
+		return "", fmt.Errorf("evaluate: %w", err)
 	}
 	params := harness.CommandParams{ModelPath: model, OutputDir: out, FewShot: in.FewShot, Port: evalPort(s.ID), JudgeModel: in.Judge,
 		TaskDir: tasks, LMEvalBackend: e.exp.Evaluation.LMEvalBackend}
