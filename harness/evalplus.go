@@ -34,8 +34,12 @@ type evalplusSample struct {
 // for.
 var errOtherDataset = errors.New("results of another dataset")
 
+// isEvalPlusResults: evalplus 0.3.1 (the pinned release) names the file
+// after the samples with "_eval_results.json", later versions with
+// ".eval_results.json"; a samples directory holds "eval_results.json".
 func isEvalPlusResults(name string) bool {
-	return name == "eval_results.json" || strings.HasSuffix(name, ".eval_results.json")
+	return name == "eval_results.json" || strings.HasSuffix(name, ".eval_results.json") ||
+		strings.HasSuffix(name, "_eval_results.json")
 }
 
 func parseEvalPlusDir(dir, benchmark, tests string) (Score, error) {

@@ -412,3 +412,19 @@ func TestSanitizePythonJSON(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+// TestEvalPlus031 reads the result file evalplus 0.3.1, the pinned
+// release, wrote in TestEvalPlusLocalProblems: named
+// <samples>_eval_results.json, without pass_at_k (pass@1 recomputed from
+// the per-sample statuses).
+func TestEvalPlus031(t *testing.T) {
+	s := mustParse(t, EvalPlus, "humaneval", "testdata/evalplus_0.3.1", DefaultOptions())
+	if !near(s.Value, 200.0/3) {
+		t.Errorf("humaneval = %v, want %v", s.Value, 200.0/3)
+	}
+	o := DefaultOptions()
+	o.EvalPlusTests = EvalPlusPlus
+	if s = mustParse(t, EvalPlus, "humaneval", "testdata/evalplus_0.3.1", o); !near(s.Value, 100.0/3) {
+		t.Errorf("humaneval+ = %v, want %v", s.Value, 100.0/3)
+	}
+}

@@ -383,3 +383,60 @@ func TestLMEvalTinyModel(t *testing.T) {
 		})
 	}
 }
+
+// TestEvalPlusLocalProblems runs the real evalplus, through agora's API
+// command (the solve path: --backend openai), on three HumanEval-shaped
+// problems of a local file (HUMANEVAL_OVERRIDE_PATH) answered by a
+// stand-in model: add right on every test, mul wrong, ident right on the
+// base tests only. Parse reads the result file evalplus wrote:
+// pass@1 2/3 on the base tests, 1/3 with the extra ones.
+func TestEvalPlusLocalProblems(t *testing.T) {
+	toolchaintest.Offline(t)
+	api := newChatStandIn(t, func(prompt string) string {
+		code := "def add(a, b):\n    return a + b\n"
+		switch {
+		case strings.Contains(prompt, "def mul("):
+			code = "def mul(a, b):\n    return a + b\n"
+		case strings.Contains(prompt, "def ident("):
+			code = "def ident(x):\n    return abs(x)\n"
+		}
+		return "Here it is:\n```python\n" + code + "```\n"
+	})
+	work := t.TempDir()
+	problems := filepath.Join(work, "HumanEvalPlus.jsonl")
+	var b strings.Builder
+	for i, p := range []struct {
+		name, doc, body string
+		base, plus      string
+	}{
+		{"add", "Return a + b.", "return a + b", "[[1, 2], [3, 4]]", "[[-1, 1], [1000000, 1]]"},
+		{"mul", "Return a * b.", "return a * b", "[[2, 3], [4, 5]]", "[[0, 7]]"},
+		{"ident", "Return x.", "return x", "[[1], [2]]", "[[-3]]"},
+	} {
+		fmt.Fprintf(&b, `{"task_id": "HumanEval/%d", "prompt": "def %s(%s):\n    \"\"\"%s\"\"\"\n", "entry_point": %q, `+
+			`"canonical_solution": "    %s\n", "contract": "", "base_input": %s, "plus_input": %s, "atol": 0}`+"\n",
+			i, p.name, map[bool]string{true: "x", false: "a, b"}[p.name == "ident"], p.doc, p.name, p.body, p.base, p.plus)
+	}
+	writeFile(t, problems, b.String())
+	out := filepath.Join(work, "results")
+	cmd, err := APICommand(EvalPlus, "humaneval", APIParams{BaseURL: api.URL + "/v1", Model: "stand-in", KeyEnv: "STANDIN_KEY", OutputDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := runShell(t, work, cmd, "STANDIN_KEY=k", "HUMANEVAL_OVERRIDE_PATH="+problems, "XDG_CACHE_HOME="+t.TempDir())
+	t.Logf("evalplus on 3 local problems: %v", took.Round(time.Second))
+	files, _ := filepath.Glob(filepath.Join(out, "humaneval", "*eval_results.json"))
+	t.Logf("evalplus wrote %v", files)
+	s, err := Parse(EvalPlus, "humaneval", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(s.Value, 200.0/3) {
+		t.Errorf("humaneval = %v, want %v (detail %v)", s.Value, 200.0/3, s.Detail)
+	}
+	o := DefaultOptions()
+	o.EvalPlusTests = EvalPlusPlus
+	if s, err = ParseWith(EvalPlus, "humaneval", out, o); err != nil || !near(s.Value, 100.0/3) {
+		t.Errorf("humaneval+ = %v, %v; want %v", s.Value, err, 100.0/3)
+	}
+}
