@@ -229,7 +229,9 @@ func alpacaEvalAPICommand(benchmark string, p APIParams) (string, error) {
 	b.WriteString("PY\n")
 	b.WriteString(shellJoin([]string{"alpaca_eval", "--model_outputs", outputs,
 		"--annotators_config", AlpacaEvalAnnotators, "--name", name,
-		"--output_path", p.OutputDir, "--precomputed_leaderboard", "None"}) + "\n")
+		"--output_path", p.OutputDir, "--precomputed_leaderboard", "None",
+		"--caching_path", filepath.Join(p.OutputDir, AlpacaEvalCache),
+		"--metric_kwargs", alpacaEvalMetricKwargs(p.OutputDir)}) + "\n")
 	b.WriteString(")")
 	return b.String(), nil
 }

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -31,6 +32,9 @@ const (
 	// AlpacaEvalAnnotators is the annotator configuration of AlpacaEval
 	// 2.0 (gpt-4-1106-preview, length-controlled win rate).
 	AlpacaEvalAnnotators = "weighted_alpaca_eval_gpt4_turbo"
+	// AlpacaEvalCache is the file, in the output directory, where
+	// alpaca_eval caches the judge's annotations (--caching_path).
+	AlpacaEvalCache = "annotations.json"
 	// ArenaHardBench is the arena-hard-auto benchmark version run.
 	ArenaHardBench = "arena-hard-v0.1"
 	// ArenaHardBaseline is the model Arena-Hard v0.1 compares against.
@@ -228,9 +232,16 @@ func evalplusCommand(benchmark string, p CommandParams) (string, error) {
 //	alpaca_eval --model_outputs DIR/model_outputs.json
 //	  --annotators_config weighted_alpaca_eval_gpt4_turbo
 //	  --name NAME --output_path DIR --precomputed_leaderboard None
+//	  --caching_path DIR/annotations.json
+//	  --metric_kwargs '{"save_weights_dir": "DIR/glm_weights"}'
 //
 // With no precomputed leaderboard, DIR/weighted_alpaca_eval_gpt4_turbo/
-// leaderboard.csv holds this model's row alone. alpaca_eval reads the
+// leaderboard.csv holds this model's row alone. The judge's annotations
+// are cached in the output directory (alpaca_eval's default caches them
+// inside its installed package, which may be read-only and is shared by
+// every run), so a rerun of the step judges only what is new; the
+// weights of the length-controlled win rate's GLM go there too (by
+// default alpaca_eval writes them into its package). alpaca_eval reads the
 // judge's key from OPENAI_API_KEY. alpaca_eval has no few-shot mode: the
 // base model, too, is answered zero-shot (its tokenizer needs a chat
 // template for the chat API).
@@ -255,9 +266,20 @@ func alpacaEvalCommand(benchmark string, p CommandParams) (string, error) {
 	b.WriteString("PY\n")
 	b.WriteString(shellJoin([]string{"alpaca_eval", "--model_outputs", outputs,
 		"--annotators_config", AlpacaEvalAnnotators, "--name", name,
-		"--output_path", p.OutputDir, "--precomputed_leaderboard", "None"}) + "\n")
+		"--output_path", p.OutputDir, "--precomputed_leaderboard", "None",
+		"--caching_path", filepath.Join(p.OutputDir, AlpacaEvalCache),
+		"--metric_kwargs", alpacaEvalMetricKwargs(p.OutputDir)}) + "\n")
 	b.WriteString(")")
 	return b.String(), nil
+}
+
+// alpacaEvalMetricKwargs is alpaca_eval's --metric_kwargs: the GLM
+// weights of the length-controlled win rate saved under out. A JSON object
+// is also a Python literal, which is how alpaca_eval's command line (Fire)
+// reads it.
+func alpacaEvalMetricKwargs(out string) string {
+	b, _ := json.Marshal(map[string]string{"save_weights_dir": filepath.Join(out, "glm_weights")})
+	return string(b)
 }
 
 // alpacaEvalGenerate answers the AlpacaEval set through the served model;

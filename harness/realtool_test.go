@@ -34,6 +34,16 @@ type chatStandIn struct {
 
 func newChatStandIn(t *testing.T, reply func(prompt string) string) *chatStandIn {
 	t.Helper()
+	return newChatStandInChoice(t, func(prompt string) map[string]any {
+		return map[string]any{"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": reply(prompt)}}
+	})
+}
+
+// newChatStandInChoice is newChatStandIn with the whole choice of each
+// answer made by choice.
+func newChatStandInChoice(t *testing.T, choice func(prompt string) map[string]any) *chatStandIn {
+	t.Helper()
 	s := &chatStandIn{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -59,13 +69,11 @@ func newChatStandIn(t *testing.T, reply func(prompt string) string) *chatStandIn
 				prompt = fmt.Sprint(m.Content)
 			}
 		}
-		text := reply(prompt)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"id": "chatcmpl-standin", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
-			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
-				"message": map[string]any{"role": "assistant", "content": text}}},
-			"usage": map[string]any{"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+			"choices": []any{choice(prompt)},
+			"usage":   map[string]any{"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
 		})
 	}))
 	t.Cleanup(s.Close)
@@ -439,4 +447,116 @@ func TestEvalPlusLocalProblems(t *testing.T) {
 	if s, err = ParseWith(EvalPlus, "humaneval", out, o); err != nil || !near(s.Value, 100.0/3) {
 		t.Errorf("humaneval+ = %v, %v; want %v", s.Value, err, 100.0/3)
 	}
+}
+
+// judgeChoice answers an alpaca_eval weighted_alpaca_eval_gpt4_turbo
+// annotation as gpt-4-1106-preview does: one token, "m" or "M" (the
+// identifier of the better output), with its top log-probabilities, which
+// alpaca_eval's logprob_parser reads. The better output is the one whose
+// text contains "WIN", else the one without "LOSE".
+func judgeChoice(prompt string) map[string]any {
+	// The outputs follow "model_identifier": "m" and "M" in the prompt.
+	first, second, _ := strings.Cut(prompt, `"model_identifier": "M"`)
+	best := "M"
+	if strings.Contains(first, "WIN") || strings.Contains(second, "LOSE") {
+		best = "m"
+	}
+	other := map[string]string{"m": "M", "M": "m"}[best]
+	lp := func(tok string, v float64) map[string]any {
+		return map[string]any{"token": tok, "logprob": v, "bytes": []byte(tok)}
+	}
+	return map[string]any{"index": 0, "finish_reason": "length",
+		"message": map[string]any{"role": "assistant", "content": best},
+		"logprobs": map[string]any{"content": []any{map[string]any{"token": best, "logprob": -0.01, "bytes": []byte(best),
+			"top_logprobs": []any{lp(best, -0.01), lp(other, -6)}}}}}
+}
+
+// TestAlpacaEvalLocalJudge runs the real alpaca_eval judging step of
+// agora's AlpacaEval command, with its annotator
+// (weighted_alpaca_eval_gpt4_turbo) pointed at a stand-in judge and a
+// local file of reference outputs, on six fixed model outputs of which
+// four beat the reference; Parse reads the leaderboard.csv it wrote.
+func TestAlpacaEvalLocalJudge(t *testing.T) {
+	toolchaintest.Offline(t)
+	judge := newChatStandInChoice(t, judgeChoice)
+	work := t.TempDir()
+	out := filepath.Join(work, "results")
+	cmd, err := APICommand(AlpacaEval, "alpacaeval2", APIParams{BaseURL: "http://127.0.0.1:1/v1", Model: "student-x", KeyEnv: "STANDIN_KEY", OutputDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The judging line of agora's command; the answers it judges are
+	// written here (answering needs the AlpacaEval set from the hub).
+	var judgeLine string
+	for _, l := range strings.Split(cmd, "\n") {
+		if strings.HasPrefix(l, "alpaca_eval ") {
+			judgeLine = l
+		}
+	}
+	if judgeLine == "" {
+		t.Fatalf("no alpaca_eval line in\n%s", cmd)
+	}
+	type output struct {
+		Instruction string `json:"instruction"`
+		Output      string `json:"output"`
+		Generator   string `json:"generator"`
+		Dataset     string `json:"dataset"`
+	}
+	var model, ref []output
+	for i := 0; i < 6; i++ {
+		ins := fmt.Sprintf("Instruction %d: give three tips for staying healthy.", i)
+		verdict := "WIN"
+		if i%3 == 2 {
+			verdict = "LOSE"
+		}
+		model = append(model, output{ins, fmt.Sprintf("Answer %d (%s): eat well, sleep, exercise%s.", i, verdict, strings.Repeat(" daily", i)), "student-x", "local"})
+		ref = append(ref, output{ins, "A reference answer: eat vegetables, sleep eight hours and walk.", "gpt4_turbo", "local"})
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for path, v := range map[string]any{filepath.Join(out, "model_outputs.json"): model, filepath.Join(work, "reference.json"): ref} {
+		data, _ := json.Marshal(v)
+		writeFile(t, path, string(data))
+	}
+	// The length-controlled win rate reads the instructions' difficulty
+	// from the hub's df_gamed.csv: a stand-in in a local hub cache.
+	hfHome := t.TempDir()
+	snap := filepath.Join(hfHome, "hub", "datasets--tatsu-lab--alpaca_eval")
+	writeFile(t, filepath.Join(snap, "refs", "main"), "0000000000000000000000000000000000000000")
+	var gamed strings.Builder
+	gamed.WriteString("model,index,instruction_difficulty,preference,std_delta_len,not_gamed_baseline\n")
+	for _, m := range []string{"gamed_long", "gamed_short"} {
+		for i := 0; i < 6; i++ {
+			fmt.Fprintf(&gamed, "%s,%d,%v,%v,%v,False\n", m, i, float64(i%3)-1, map[string]float64{"gamed_long": 0.8, "gamed_short": 0.2}[m],
+				map[string]float64{"gamed_long": 1.5, "gamed_short": -1.5}[m])
+		}
+	}
+	writeFile(t, filepath.Join(snap, "snapshots", "0000000000000000000000000000000000000000", "df_gamed.csv"), gamed.String())
+	took := runShell(t, work, judgeLine+" --reference_outputs "+filepath.Join(work, "reference.json"),
+		"OPENAI_API_KEY=k", "OPENAI_API_BASE="+judge.URL+"/v1", "OPENAI_BASE_URL="+judge.URL+"/v1", "HF_HOME="+hfHome)
+	t.Logf("alpaca_eval on 6 outputs with a stand-in judge: %v", took.Round(time.Second))
+	if len(judge.bodies) != 6 {
+		t.Errorf("the judge was asked %d times, want 6", len(judge.bodies))
+	}
+	if b := judge.bodies[0]; b["model"] != DefaultJudge || b["logprobs"] != true || b["max_tokens"] != 1.0 {
+		t.Errorf("judge request: %v", b)
+	}
+	for _, f := range []string{AlpacaEvalCache, "glm_weights"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("alpaca_eval's %s is not in the output directory: %v", f, err)
+		}
+	}
+	s, err := ParseWith(AlpacaEval, "alpacaeval2", out, Options{Model: "student-x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Four wins of six, each with probability 1 − e^−6 or so.
+	if wr := s.Detail["win_rate"]; wr < 60 || wr > 70 {
+		t.Errorf("win rate %v, want about 66.4 (detail %v)", wr, s.Detail)
+	}
+	if s.Value < 0 || s.Value > 100 || s.Value != s.Detail["length_controlled_winrate"] {
+		t.Errorf("length-controlled win rate %v (detail %v)", s.Value, s.Detail)
+	}
+	t.Logf("alpaca_eval leaderboard: %v", s.Detail)
 }
