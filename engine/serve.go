@@ -53,7 +53,7 @@ func (e *Engine) serveModel(ctx context.Context, s plan.Step, model, dir string)
 		Owner: s.Address,
 		Model: harness.ServedName(model),
 		VLLM: spec.VLLM{Path: model, TensorParallel: gpus, GPUs: gpus, Replicas: 1, MaxModelLen: evalMaxModelLen,
-			DType: "auto", Executor: executor},
+			DType: "auto", Executor: executor, ExtraArgs: harness.ServedArgs()},
 		Dir:          filepath.Join(dir, "server"),
 		Hardware:     spec.Hardware{Nodes: 1, GPUsPerNode: ev.GPUs, TimeLimit: evalTimeLimit},
 		Client:       e.slurmClient(),

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"io/fs"
 	"math"
 	"os"
 	"os/exec"
@@ -196,6 +197,20 @@ func TestPipelineLocal(t *testing.T) {
 	jobs, err := store.Jobs(ctx, f.stepOf(plan.KindTrain, "").ID)
 	if err != nil || len(jobs) != 1 || jobs[0].Status != "COMPLETED" || jobs[0].Executor != "local" {
 		t.Errorf("train jobs %+v %v", jobs, err)
+	}
+	// The three models answering AlpacaEval were served with the paper's
+	// decoding as the server's defaults.
+	served := 0
+	_ = filepath.WalkDir(filepath.Join(f.dir, ".agora", "runs"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(path); strings.Contains(string(b), `default sampling parameters from --override-generation-config: {"top_p": 0.95, "repetition_penalty": 1.03}`) {
+				served++
+			}
+		}
+		return nil
+	})
+	if served != 3 {
+		t.Errorf("%d server logs show the paper's decoding as the default, want 3", served)
 	}
 	store.Close()
 	res, store = f.applyWith(ctx, nil)

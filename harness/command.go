@@ -49,6 +49,19 @@ const (
 	lmevalMaxModelLen = 4096
 )
 
+// ServedArgs are the `vllm serve` options that make the paper's decoding
+// the default of a server under evaluation, for requests that do not set
+// it themselves: arena-hard-auto v0.1's gen_answer.py sends only the
+// temperature and max_tokens, so top_p 0.95 and the repetition penalty
+// 1.03 must be the server's (vLLM ≥ 0.8 merges --override-generation-config
+// over the model's generation_config.json into the defaults of every
+// request; a request's own values still win, as alpaca_eval's answers send
+// them too).
+func ServedArgs() []string {
+	return []string{"--override-generation-config",
+		fmt.Sprintf(`{"top_p": %s, "repetition_penalty": %s}`, num(TopP), num(RepetitionPenalty))}
+}
+
 // mathBenchmarks are sampled at MathTemperature.
 var mathBenchmarks = map[string]bool{"gsm8k": true, "math": true}
 

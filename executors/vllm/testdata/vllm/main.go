@@ -64,6 +64,7 @@ func main() {
 	fs.Int("max-num-seqs", 256, "")
 	fs.Bool("enforce-eager", false, "")
 	fs.Bool("enable-prefix-caching", false, "")
+	override := fs.String("override-generation-config", "", "")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintln(os.Stderr, "vllm: error: unrecognized arguments")
@@ -82,6 +83,14 @@ func main() {
 	if *gpuMem <= 0 || *gpuMem > 1 || *tp < 1 || *pp < 1 || *maxLen < 0 {
 		fmt.Fprintln(os.Stderr, "vllm: error: invalid engine arguments")
 		os.Exit(2)
+	}
+	if *override != "" {
+		var cfg map[string]any
+		if err := json.Unmarshal([]byte(*override), &cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "vllm: error: argument --override-generation-config: invalid loads value: '%s'\n", *override)
+			os.Exit(2)
+		}
+		fmt.Printf("INFO vllm stand-in: default sampling parameters from --override-generation-config: %s\n", *override)
 	}
 	name := model
 	if *served != "" {
