@@ -24,6 +24,7 @@ import (
 	"github.com/agorabench/agora/providers"
 	"github.com/agorabench/agora/spec"
 	"github.com/agorabench/agora/state"
+	"github.com/agorabench/agora/toolchain"
 )
 
 // stateDir is where a spec's state lives: .agora beside it, as an
@@ -64,6 +65,7 @@ type applyOptions struct {
 	maxAttempts int
 	cancelJobs  bool
 	resubmits   int
+	skipTools   bool
 }
 
 func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -73,6 +75,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.parallelism, "parallelism", 8, "run at most `N` steps at once")
 	fs.IntVar(&o.maxAttempts, "max-attempts", 10, "give an instance up after `N` rejected completions")
 	fs.IntVar(&o.resubmits, "resubmits", 2, "submit a failed training or evaluation job (FAILED, TIMEOUT, OUT_OF_MEMORY) again at most `N` times")
+	fs.BoolVar(&o.skipTools, "skip-tools-check", false, "do not check the Python tools of the plan's jobs before approval (agora tools does it on its own)")
 	fs.BoolVar(&o.cancelJobs, "cancel-jobs", false, "when interrupted, cancel the running Slurm jobs (scancel) instead of leaving them to run for the next apply to reattach to")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -175,6 +178,14 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if p.ToRun() == 0 {
 		fmt.Fprintln(stdout, "Nothing to do: every step is done.")
 		return ExitOK
+	}
+	// The Python tools of the jobs, where they run, before anything is
+	// spent: a missing trainer is found now, not after the generation.
+	if !o.skipTools && os.Getenv(skipToolsEnv) != "1" {
+		if err := checkTools(ctx, exp, toolchain.Needs(exp, p), stdout); err != nil {
+			fmt.Fprintf(stderr, "agora apply: the plan's jobs cannot run (agora tools lists what they need; -skip-tools-check skips this):\n%v\n", err)
+			return ExitError
+		}
 	}
 	if saved == nil && !o.autoApprove {
 		ok, err := approve(stdout)

@@ -60,6 +60,7 @@ Commands:
   force-unlock  remove a stale state lock
   report        PGR tables, cost-effectiveness, regressions, PCA; -html with plots
   plugins       list provider plugins; "plugins verify" checks a spec's pins
+  tools         check the Python tools (TRL, lm-eval, …) where the plan's jobs run
   show          render a saved plan
   schema        print the CUE schema specs are checked against
   init          write a starter spec
@@ -103,6 +104,8 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		return runReport(ctx, rest, stdout, stderr)
 	case "plugins":
 		return runPlugins(ctx, rest, stdout, stderr)
+	case "tools":
+		return runTools(ctx, rest, stdout, stderr)
 	case "show":
 		return runShow(rest, stdout, stderr)
 	case "schema":

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command. It installs and starts what the tests need —
 # a single-node Slurm with munge (scripts/slurm-up.sh), headless Chromium
-# (scripts/chromium-install.sh) and Python's gRPC for the Python plugin
-# test — then runs every test. Run it as root on a Debian machine; extra
+# (scripts/chromium-install.sh), Python's gRPC for the Python plugin
+# test and the pinned Python toolchain (scripts/python-tools.sh) — then
+# runs every test. Run it as root on a Debian machine; extra
 # arguments go to `go test` (e.g. `bash scripts/test.sh -run Slurm ./engine`,
 # which then replace the default ./...).
 set -euo pipefail
@@ -21,6 +22,13 @@ if ! /usr/bin/python3 -c 'import grpc, google.protobuf, cryptography' 2>/dev/nul
 	apt-get -o DPkg::Lock::Timeout=120 update -qq
 	apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends python3-grpcio python3-protobuf python3-cryptography >/dev/null
 fi
+
+# The pinned Python toolchain (toolchain/*.txt) for the real-tool tests:
+# TRL, accelerate, transformers, lm-eval, evalplus, alpaca_eval,
+# sentence-transformers, math-verify. Built once outside the checkout and
+# reused while the pins are unchanged (scripts/python-tools.sh).
+AGORA_TOOLS_VENV=$(bash scripts/python-tools.sh | tail -n 1)
+export AGORA_TOOLS_VENV
 
 if [ $# -eq 0 ]; then
 	set -- ./...
