@@ -3,40 +3,21 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/agorabench/agora/compiler"
 	"github.com/agorabench/agora/executors/slurm/slurmtest"
+	"github.com/agorabench/agora/internal/syncbuf"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/spec"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestApplyInterruptAsksToCancelJobs: agora apply on a terminal (a
 // pseudo-terminal made by script(1)), interrupted with Ctrl-C typed at
@@ -124,7 +105,7 @@ budgets: usd: 100
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -153,9 +134,9 @@ budgets: usd: 100
 	if _, err := io.WriteString(stdin, "\x03"); err != nil { // Ctrl-C
 		t.Fatal(err)
 	}
-	waitUntil("question", 30*time.Second, func() bool {
-		return strings.Contains(out.String(), "2 jobs still running. Cancel them (scancel)? [y/N]")
-	})
+	if !out.WaitFor("2 jobs still running. Cancel them (scancel)? [y/N]", 30*time.Second) {
+		t.Fatalf("no question within 30s; agora's terminal shows:\n%s", out.String())
+	}
 	if _, err := io.WriteString(stdin, "y\n"); err != nil {
 		t.Fatal(err)
 	}

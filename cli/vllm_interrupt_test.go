@@ -3,7 +3,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agorabench/agora/executors/vllm/vllmtest"
+	"github.com/agorabench/agora/internal/syncbuf"
 	"github.com/agorabench/agora/state"
 )
 
@@ -59,21 +59,17 @@ settings: s: {
 		t.Helper()
 		cmd := exec.Command(bin, "apply", "-auto-approve", "agora.cue")
 		cmd.Dir, cmd.Env = dir, env
-		var stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &bytes.Buffer{}, &stderr
+		var stdout, stderr syncbuf.Buffer // read while agora runs
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		if interrupts > 0 {
-			deadline := time.Now().Add(30 * time.Second)
-			for !strings.Contains(stderr.String(), "vLLM servers ready") {
-				if time.Now().After(deadline) {
-					cmd.Process.Kill()
-					t.Fatalf("the servers did not start:\n%s", stderr.String())
-				}
-				time.Sleep(20 * time.Millisecond)
+			if !stderr.WaitFor("vLLM servers ready", 30*time.Second) {
+				cmd.Process.Kill()
+				t.Fatalf("the servers did not start:\n%s", stderr.String())
 			}
 			time.Sleep(500 * time.Millisecond)
 			for i := 0; i < interrupts; i++ {

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/agorabench/agora/engine"
 	"github.com/agorabench/agora/executors/api/apitest"
 	"github.com/agorabench/agora/generation"
+	"github.com/agorabench/agora/internal/syncbuf"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/prompts"
 	"github.com/agorabench/agora/providers"
@@ -437,7 +437,7 @@ func TestLedgerWaitsForInFlight(t *testing.T) {
 func TestProgressLines(t *testing.T) {
 	f := newFixture(t, fixtureOpts{instances: 40, concurrency: 4, budget: 50, latency: 5 * time.Millisecond,
 		faults: apitest.Faults{RateLimit: 0.2, RetryAfter: time.Millisecond}})
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	f.progress = &buf
 	res, _ := f.apply(context.Background(), nil)
 	if err := res.Err(); err != nil {
@@ -453,21 +453,4 @@ func TestProgressLines(t *testing.T) {
 	if strings.Contains(out, "\x1b[") {
 		t.Errorf("escape sequences without a terminal:\n%q", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

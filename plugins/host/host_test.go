@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agorabench/agora/executors/retry"
+	"github.com/agorabench/agora/internal/syncbuf"
 	"github.com/agorabench/agora/plugins/host"
 	"github.com/agorabench/agora/plugins/plugintest"
 	pb "github.com/agorabench/agora/plugins/providerpb"
@@ -66,27 +66,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newHost(t *testing.T) (*host.Host, *syncBuffer) {
+func newHost(t *testing.T) (*host.Host, *syncbuf.Buffer) {
 	t.Helper()
-	log := &syncBuffer{}
+	log := &syncbuf.Buffer{}
 	h := host.New(host.Options{Dirs: []string{plugins(t)},
 		Logger: hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Debug})})
 	t.Cleanup(h.Close)
@@ -146,9 +128,7 @@ func TestCompleteAndDescribe(t *testing.T) {
 	if _, err := c.Complete(context.Background(), user("PRINT")); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(log.String(), "printed to stderr") && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	log.WaitFor("printed to stderr", 5*time.Second)
 	for _, want := range []string{"[INFO]  plugin.agora-provider-fake: completing:", "[INFO]  plugin.agora-provider-fake.stdout: printed to stdout",
 		"[INFO]  plugin.agora-provider-fake.stderr: printed to stderr"} {
 		if l := log.String(); !strings.Contains(l, want) {
@@ -625,7 +605,7 @@ func TestPythonPlugin(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(dir, f), b, 0o755)
 	}
-	log := &syncBuffer{}
+	log := &syncbuf.Buffer{}
 	h := host.New(host.Options{Dirs: []string{dir}, Logger: hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Debug})})
 	c, err := h.Client(context.Background(), host.Config{Generator: "py", Plugin: "pyecho", Model: "echo-py", Sampling: spec.Sampling{MaxTokens: 10}})
 	if err != nil {
