@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# slurm-down.sh stops the single-node Slurm that slurm-up.sh started:
-# slurmd, then slurmctld, then munged (unless --keep-munge). Each daemon is
-# found by its pid file (falling back to pidof on the exact daemon name),
-# asked to stop with SIGTERM and killed after a grace period. Safe to run
-# when nothing is running. Job state survives in StateSaveLocation, so a
-# later slurm-up.sh picks up where the cluster left off; the processes of
-# running jobs (slurmstepd) are left alone and report back to the new
-# daemons.
+# slurm-down.sh stops the single-machine Slurm that slurm-up.sh started:
+# every slurmd (one a node), then slurmctld, then munged (unless
+# --keep-munge). Each daemon is found by its pid files and by pidof on the
+# exact daemon name, asked to stop with SIGTERM and killed after a grace
+# period. Safe to run when nothing is running. Job state survives in
+# StateSaveLocation, so a later slurm-up.sh picks up where the cluster left
+# off; the processes of running jobs (slurmstepd) are left alone and report
+# back to the new daemons.
 #
 # Usage: scripts/slurm-down.sh [--keep-munge]
 set -euo pipefail
@@ -31,26 +31,31 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
-# daemon_pids NAME PIDFILE prints the pids of the running daemon NAME.
+# daemon_pids NAME PIDFILE... prints the pids of the running daemons NAME:
+# those the pid files name and those pidof finds.
 daemon_pids() {
-	local name=$1 pidfile=$2 pid
-	if [ -s "$pidfile" ]; then
-		pid=$(tr -dc '0-9' <"$pidfile")
-		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-			grep -q "$name" "/proc/$pid/comm" 2>/dev/null; then
-			echo "$pid"
-			return 0
-		fi
-	fi
-	pidof -x "$name" 2>/dev/null | tr ' ' '\n' || true
+	local name=$1 pidfile pid
+	shift
+	{
+		for pidfile in "$@"; do
+			[ -s "$pidfile" ] || continue
+			pid=$(tr -dc '0-9' <"$pidfile")
+			if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+				grep -qx "$name" "/proc/$pid/comm" 2>/dev/null; then
+				echo "$pid"
+			fi
+		done
+		pidof -x "$name" 2>/dev/null | tr ' ' '\n' || true
+	} | grep . | sort -un || true
 }
 
-# stop_daemon NAME PIDFILE stops every running NAME, SIGKILL after 15 s.
+# stop_daemon NAME PIDFILE... stops every running NAME, SIGKILL after 15 s.
 stop_daemon() {
-	local name=$1 pidfile=$2 pids pid i
-	pids=$(daemon_pids "$name" "$pidfile")
+	local name=$1 pids pid i
+	shift
+	pids=$(daemon_pids "$name" "$@")
 	if [ -z "$pids" ]; then
-		rm -f "$pidfile"
+		rm -f "$@"
 		return 0
 	fi
 	for pid in $pids; do
@@ -72,11 +77,13 @@ stop_daemon() {
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
 	done
-	rm -f "$pidfile"
+	rm -f "$@"
 	echo "slurm-down: stopped $name ($(echo "$pids" | tr '\n' ' ' | sed 's/ $//'))"
 }
 
-stop_daemon slurmd /run/slurmd.pid
+# /run/slurmd-NODE.pid for each node; /run/slurmd.pid from older versions
+# of slurm-up.sh.
+stop_daemon slurmd /run/slurmd-*.pid /run/slurmd.pid
 stop_daemon slurmctld /run/slurmctld.pid
 if [ "$keep_munge" -eq 0 ]; then
 	stop_daemon munged /run/munge/munged.pid

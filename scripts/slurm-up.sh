@@ -2,8 +2,14 @@
 # slurm-up.sh installs and starts a real single-node Slurm for agora's
 # integration tests (see "Testing without the outside world" in the
 # design notes): Debian's slurm-wlm and munge, one node named after
-# `hostname -s` with its real CPUs and memory, one default partition,
+# `hostname -s` with its real CPUs and memory in the default partition,
 # no accounting (use squeue -t all / scontrol show job, not sacct).
+#
+# A second node on the same machine, agora-fault (a slurmd of its own,
+# `slurmd -N agora-fault`, on port 6819), is the only node of the partition
+# "faults": tests that set a node DOWN or DRAIN do it to that node, with
+# their jobs in that partition (slurmtest.Faults), so that no other test's
+# jobs are on it. Nothing else is ever scheduled there.
 #
 # It is idempotent: packages are installed only when missing, the munge key
 # is created only when missing, and running daemons are left alone when the
@@ -13,7 +19,8 @@
 # prints the tail of the daemons' logs and exits non-zero.
 #
 # Must run as root. Environment:
-#   SLURM_UP_PARTITION      partition name (default: debug)
+#   SLURM_UP_PARTITION      the default partition's name (default: debug;
+#                           not "faults")
 #   SLURM_UP_MIN_JOB_AGE    seconds a finished job stays visible (default: 300)
 #   SLURM_UP_TIMEOUT        seconds to wait for the node (default: 60)
 #   SLURM_UP_CRED_EXPIRE    seconds a requeued job waits before it may start
@@ -36,8 +43,8 @@ for n in "${SLURM_UP_MIN_JOB_AGE:-300}" "${SLURM_UP_TIMEOUT:-60}" "${SLURM_UP_CR
 		;;
 	esac
 done
-if [[ ! "${SLURM_UP_PARTITION:-debug}" =~ ^[A-Za-z0-9_.-]+$ ]]; then
-	echo "slurm-up: error: SLURM_UP_PARTITION '${SLURM_UP_PARTITION}' is not a plain name" >&2
+if [[ ! "${SLURM_UP_PARTITION:-debug}" =~ ^[A-Za-z0-9_.-]+$ ]] || [ "${SLURM_UP_PARTITION:-debug}" = faults ]; then
+	echo "slurm-up: error: SLURM_UP_PARTITION '${SLURM_UP_PARTITION}' is not a plain name other than 'faults'" >&2
 	exit 2
 fi
 
@@ -52,6 +59,10 @@ restart=${SLURM_UP_RESTART:-0}
 log_dir=/var/log/slurm
 spool_ctld=/var/spool/slurmctld
 spool_d=/var/spool/slurmd
+# The node for fault-injection tests and its partition; slurmtest knows
+# both names.
+fault_node=agora-fault
+fault_partition=faults
 
 say() { echo "slurm-up: $*"; }
 die() {
@@ -67,7 +78,7 @@ fi
 diagnostics() {
 	local f
 	echo "---- slurm-up diagnostics ----" >&2
-	for f in "$log_dir/slurmctld.log" "$log_dir/slurmd.log" /var/log/munge/munged.log; do
+	for f in "$log_dir/slurmctld.log" "$log_dir/slurmd-${host:-}.log" "$log_dir/slurmd-$fault_node.log" /var/log/munge/munged.log; do
 		if [ -f "$f" ]; then
 			echo "---- tail $f ----" >&2
 			tail -n 30 "$f" >&2 || true
@@ -159,17 +170,22 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 MinJobAge=$min_job_age
 SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
+# One slurmd a node on this one machine (Debian builds Slurm with
+# multiple-slurmd support): %n is the node's name.
+SlurmdPidFile=/run/slurmd-%n.pid
 SlurmctldLogFile=$log_dir/slurmctld.log
-SlurmdLogFile=$log_dir/slurmd.log
+SlurmdLogFile=$log_dir/slurmd-%n.log
 StateSaveLocation=$spool_ctld
-SlurmdSpoolDir=$spool_d
+SlurmdSpoolDir=$spool_d/%n
 SlurmctldPort=6817
 SlurmdPort=6818
-NodeName=$host NodeAddr=127.0.0.1 $node_hw State=UNKNOWN
+NodeName=$host NodeHostname=$host NodeAddr=127.0.0.1 Port=6818 $node_hw State=UNKNOWN
+# The node that tests may set DOWN or DRAIN: same machine, its own slurmd.
+NodeName=$fault_node NodeHostname=$host NodeAddr=127.0.0.1 Port=6819 $node_hw State=UNKNOWN
 # OverSubscribe=FORCE:N lets N jobs share a core: test jobs are tiny stand-ins,
 # and a 2-core CI machine would otherwise run only two at a time.
 PartitionName=$partition Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:$jobs_per_core
+PartitionName=$fault_partition Nodes=$fault_node Default=NO MaxTime=INFINITE State=UP OverSubscribe=FORCE:$jobs_per_core
 EOF
 )
 conf_changed=0
@@ -219,9 +235,24 @@ if ! munge_ok; then
 	restart=1 # slurm daemons must talk to the new munged
 fi
 
-# 4. Slurm daemons.
+# 4. Slurm daemons: slurmctld, and one slurmd for each node.
+nodes=("$host" "$fault_node")
 running() { pidof -x "$1" >/dev/null 2>&1; }
-if [ "$restart" = 1 ] || [ "$conf_changed" = 1 ] || ! running slurmctld || ! running slurmd; then
+# slurmd_running NODE: NODE's slurmd runs (its pid file names a live slurmd).
+slurmd_running() {
+	local pid
+	pid=$(tr -dc '0-9' 2>/dev/null <"/run/slurmd-$1.pid" || true)
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -qx slurmd "/proc/$pid/comm" 2>/dev/null
+}
+# start_slurmd NODE starts NODE's slurmd.
+start_slurmd() {
+	mkdir -p "$spool_d/$1"
+	slurmd -N "$1" || {
+		diagnostics
+		die "slurmd -N $1 did not start"
+	}
+}
+if [ "$restart" = 1 ] || [ "$conf_changed" = 1 ] || ! running slurmctld; then
 	if running slurmctld || running slurmd; then
 		say "restarting slurmctld and slurmd"
 	fi
@@ -243,40 +274,51 @@ if [ "$restart" = 1 ] || [ "$conf_changed" = 1 ] || ! running slurmctld || ! run
 		diagnostics
 		die "slurmctld does not answer scontrol ping"
 	fi
-	slurmd || {
-		diagnostics
-		die "slurmd did not start"
-	}
+	for node in "${nodes[@]}"; do
+		start_slurmd "$node"
+	done
+else
+	# The controller is up with this configuration: start only the slurmd
+	# of a node whose slurmd is gone.
+	for node in "${nodes[@]}"; do
+		if ! slurmd_running "$node"; then
+			say "starting the slurmd of node $node"
+			start_slurmd "$node"
+		fi
+	done
 fi
 
-# 5. Wait for the node. A node a test left DOWN or DRAINED is resumed.
+# 5. Wait for the nodes. A node a test left DOWN or DRAINED is resumed.
 deadline=$(($(date +%s) + timeout_s))
-state=""
-resumed=0
-while :; do
-	state=$(sinfo -h -n "$host" -o '%T' 2>/dev/null | head -n1 || true)
-	case "$state" in
-	idle | mixed | allocated | completing)
-		break
-		;;
-	down* | drain* | fail*)
-		# "down*" (not responding) right after a start resolves by itself;
-		# a plain DOWN/DRAIN set by an admin or a test needs a resume.
-		if [ "$resumed" -eq 0 ] && [ "${state%\*}" = "$state" ]; then
-			scontrol update nodename="$host" state=resume >/dev/null 2>&1 || true
-			resumed=1
+for node in "${nodes[@]}"; do
+	state=""
+	resumed=0
+	while :; do
+		state=$(sinfo -h -N -n "$node" -o '%T' 2>/dev/null | head -n1 || true)
+		case "$state" in
+		idle | mixed | allocated | completing)
+			break
+			;;
+		down* | drain* | fail*)
+			# "down*" (not responding) right after a start resolves by itself;
+			# a plain DOWN/DRAIN set by an admin or a test needs a resume.
+			if [ "$resumed" -eq 0 ] && [ "${state%\*}" = "$state" ]; then
+				scontrol update nodename="$node" state=resume >/dev/null 2>&1 || true
+				resumed=1
+			fi
+			;;
+		esac
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			diagnostics
+			die "node $node is '${state:-not listed}' after ${timeout_s} s, want idle"
 		fi
-		;;
-	esac
-	if [ "$(date +%s)" -ge "$deadline" ]; then
-		diagnostics
-		die "node $host is '${state:-not listed}' after ${timeout_s} s, want idle"
-	fi
-	sleep 0.5
+		sleep 0.5
+	done
 done
+state=$(sinfo -h -N -n "$host" -o '%T' 2>/dev/null | head -n1 || true)
 
 version=$(sinfo -V 2>/dev/null | awk '{print $2}')
 node_line=$(scontrol show node "$host" -o 2>/dev/null)
 cpus=$(sed -n 's/.*CPUTot=\([0-9]*\).*/\1/p' <<<"$node_line")
 mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$node_line")
-say "slurm ${version:-?} up in $(($(date +%s) - start_s)) s: node $host ($state, ${cpus:-?} CPUs, ${mem:-?} MB), partition $partition (default), conf $conf, logs $log_dir"
+say "slurm ${version:-?} up in $(($(date +%s) - start_s)) s: node $host ($state, ${cpus:-?} CPUs, ${mem:-?} MB), partition $partition (default); node $fault_node, partition $fault_partition (fault tests only); conf $conf, logs $log_dir"

@@ -165,23 +165,28 @@ func TestSlurmCancel(t *testing.T) {
 	t.Logf("cancelled job: %+v", st)
 }
 
-// TestSlurmNodeDown sets the node DOWN under two running jobs, one
-// submitted with --requeue and one without. It is not parallel: a DOWN
-// node takes every job on it down, and Go runs it before the parallel
-// tests of this package start.
+// TestSlurmNodeDown sets a node DOWN under two running jobs, one
+// submitted with --requeue and one without. A DOWN node takes every job on
+// it down, so the node is the fault node (slurmtest.Faults), where only
+// this test's jobs run: the test is parallel with every other.
 func TestSlurmNodeDown(t *testing.T) {
 	c := requireSlurm(t)
+	t.Parallel()
+	fault := slurmtest.Faults(t)
 	dir, dir2 := jobDir(t), jobDir(t)
 	ctx := context.Background()
 	j := cpuTestJob("nodedown", dir, `echo "run ${SLURM_RESTART_COUNT:-0}" >>runs.txt
 if [ "${SLURM_RESTART_COUNT:-0}" = 0 ]; then sleep 300; fi`)
 	j.Requeue = true
+	j.Slurm.Partition = fault.Partition
 	id, err := c.SubmitJob(ctx, j)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Cancel(context.Background(), id) })
-	id2, err := c.SubmitJob(ctx, cpuTestJob("nodedown-norequeue", dir2, "sleep 300"))
+	j2 := cpuTestJob("nodedown-norequeue", dir2, "sleep 300")
+	j2.Slurm.Partition = fault.Partition
+	id2, err := c.SubmitJob(ctx, j2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,19 +197,13 @@ if [ "${SLURM_RESTART_COUNT:-0}" = 0 ]; then sleep 300; fi`)
 	})
 	waitFor(t, c, dir2, id2, 30*time.Second, "start", func(st Status) bool { return st.State == Running })
 	node := st.Node
-	resume := func() {
-		// With ReturnToService=2 Slurm may have put the node back by
-		// itself, and then refuses the resume ("Invalid node state").
-		out, err := exec.Command("scontrol", "update", "nodename="+node, "state=resume").CombinedOutput()
-		if err != nil && !strings.Contains(string(out), "Invalid node state") {
-			t.Logf("resume node %s: %v: %s", node, err, out)
-		}
+	if node != fault.Name {
+		t.Fatalf("job %s runs on node %s, not on the fault node %s", id, node, fault.Name)
 	}
-	t.Cleanup(resume)
 
 	downAt := time.Now()
-	if out, err := exec.Command("scontrol", "update", "nodename="+node, "state=down", "reason=agora-test").CombinedOutput(); err != nil {
-		t.Fatalf("set node %s down: %v: %s", node, err, out)
+	if err := fault.Down("agora-test"); err != nil {
+		t.Fatal(err)
 	}
 	st = waitFor(t, c, dir, id, 30*time.Second, "reaction to the node going down", func(st Status) bool { return st.State != Running })
 	t.Logf("node %s DOWN: --requeue job %s went RUNNING -> %s (reason %q) after %v", node, id, st.State, st.Reason, time.Since(downAt).Round(100*time.Millisecond))
@@ -228,7 +227,9 @@ if [ "${SLURM_RESTART_COUNT:-0}" = 0 ]; then sleep 300; fi`)
 	} else {
 		t.Logf("requeue of the --no-requeue job refused, as documented: %v", err)
 	}
-	resume()
+	if err := fault.Resume(); err != nil {
+		t.Fatal(err)
+	}
 	st = waitFor(t, c, dir, id, 60*time.Second, "second run to complete", done)
 	t.Logf("--requeue job %s %s %v after the node went down", id, st.State, time.Since(downAt).Round(100*time.Millisecond))
 	if st.State != Completed {
