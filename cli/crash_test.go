@@ -4,7 +4,6 @@ package cli_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -26,6 +25,7 @@ import (
 	"github.com/agorabench/agora/compiler"
 	"github.com/agorabench/agora/executors/api/apitest"
 	"github.com/agorabench/agora/generation"
+	"github.com/agorabench/agora/internal/syncbuf"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/prompts"
 	"github.com/agorabench/agora/providers"
@@ -385,7 +385,9 @@ func (h *crashHarness) startRun() {
 	h.servedBefore = len(h.srv.Served())
 }
 
-type crashOutput struct{ stdout, stderr bytes.Buffer }
+// crashOutput is agora's output, which the tests read while it runs (a
+// failure's message) and after.
+type crashOutput struct{ stdout, stderr syncbuf.Buffer }
 
 func (h *crashHarness) command(bin string, args ...string) (*exec.Cmd, *crashOutput) {
 	cmd := exec.Command(bin, args...)
