@@ -179,6 +179,12 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stdout, "Nothing to do: every step is done.")
 		return ExitOK
 	}
+	// With an offline block, everything the jobs read from the hub must be
+	// in the cache before anything is spent (docs/offline.md).
+	if err := checkOffline(exp, p); err != nil {
+		fmt.Fprintf(stderr, "agora apply: %v\n", err)
+		return ExitError
+	}
 	// The Python tools of the jobs, where they run, before anything is
 	// spent: a missing trainer is found now, not after the generation.
 	if !o.skipTools && os.Getenv(skipToolsEnv) != "1" {
@@ -240,7 +246,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	// vLLM servers keep their scripts, logs and heartbeat under
 	// .agora/servers/<generator>.
-	tuning := providers.Tuning{Plugins: plugins, VLLM: providers.VLLM{Dir: filepath.Join(dir, "servers"), SpecDir: exp.Source.Dir}}
+	tuning := providers.Tuning{Plugins: plugins, VLLM: providers.VLLM{Dir: filepath.Join(dir, "servers"), SpecDir: exp.Source.Dir, Env: offlineEnv(exp)}}
 	eng := engine.New(exp, p, store, spent, byGen, engine.Options{
 		Dir:         dir,
 		Parallelism: o.parallelism,

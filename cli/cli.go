@@ -64,6 +64,7 @@ Commands:
   show          render a saved plan
   schema        print the CUE schema specs are checked against
   init          write a starter spec
+  stage         put the models and data sets of an offline spec into its cache
   version       print agora's version
 
 Run "agora <command> -h" for a command's flags.
@@ -110,6 +111,8 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		return runShow(rest, stdout, stderr)
 	case "schema":
 		return runSchema(rest, stdout, stderr)
+	case "stage":
+		return runStage(ctx, rest, stdout, stderr)
 	case "init":
 		return runInit(rest, stdout, stderr)
 	case "version", "-version", "--version":

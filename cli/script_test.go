@@ -66,6 +66,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitCode,
 			"stubapi":  cmdStubAPI,
+			"stubhub":  cmdStubHub,  // stage_test.go
 			"stubvllm": cmdStubVLLM, // vllm_test.go
 			// plugins_test.go: real plugin binaries and the Anthropic stand-in.
 			"buildplugin":   cmdBuildPlugin,

@@ -117,7 +117,7 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 			Script:   script,
 			Hardware: spec.Hardware{Nodes: 1, GPUsPerNode: e.exp.Evaluation.GPUs, TimeLimit: evalTimeLimit},
 			Requeue:  true,
-			Env:      passEnv(keyEnv, "HF_TOKEN", "HF_HOME", harness.ArenaHardDirEnv),
+			Env:      e.jobEnv(keyEnv, "HF_TOKEN", "HF_HOME", harness.ArenaHardDirEnv),
 		}
 		if e.exp.Evaluation.Slurm != nil {
 			j.Slurm = *e.exp.Evaluation.Slurm

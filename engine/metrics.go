@@ -769,7 +769,7 @@ func (r rewardRunner) run(ctx context.Context, s plan.Step) (string, error) {
 			Script:   script,
 			Hardware: spec.Hardware{Nodes: 1, GPUsPerNode: rm.GPUs, TimeLimit: rm.TimeLimit},
 			Requeue:  true,
-			Env:      passEnv("HF_TOKEN", "HF_HOME"),
+			Env:      e.jobEnv("HF_TOKEN", "HF_HOME"),
 		}
 		if rm.Slurm != nil {
 			j.Slurm = *rm.Slurm

@@ -16,6 +16,8 @@ import (
 	"github.com/agorabench/agora/engine"
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/metrics"
+	"github.com/agorabench/agora/offline"
+	"github.com/agorabench/agora/offline/offlinetest"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/state"
 	"github.com/agorabench/agora/toolchain/toolchaintest"
@@ -228,5 +230,47 @@ func TestDiversityReal(t *testing.T) {
 	st, _, _ := store.Step(context.Background(), d.ID)
 	if st.InputTokens <= 16 || math.Abs(st.CostUSD-float64(st.InputTokens)*0.02/1e6) > 1e-15 {
 		t.Errorf("diversity step: %d tokens, $%v", st.InputTokens, st.CostUSD)
+	}
+}
+
+// TestRewardOfflineReal: with an offline block the built-in reward job
+// names its model by hub id only; the model exists only in the spec's
+// cache (staged from the stand-in hub), and the job, run with the cache's
+// environment (HF_HOME in it, the hub's offline switches), loads it from
+// there with the real transformers.
+func TestRewardOfflineReal(t *testing.T) {
+	toolchaintest.Offline(t)
+	t.Setenv("HF_HOME", t.TempDir()) // the user's own cache has nothing: the job must use the spec's
+	hub := offlinetest.NewHub("")
+	t.Cleanup(hub.Close)
+	hub.AddModel("agora-test/tiny-rm", toolchaintest.TinyModel(t, toolchaintest.Reward))
+	f := newFixture(t, fixtureOpts{instances: 6, concurrency: 4, extra: `metrics: reward: {
+	model: "agora-test/tiny-rm"
+	gpus: 1
+	sample: 4
+}
+offline: cache_dir: "shared-cache"`}).only(plan.KindGenerate, plan.KindReward)
+	cache := f.exp.Offline.CacheDir
+	if cache != filepath.Join(f.dir, "shared-cache") {
+		t.Fatalf("cache_dir %s", cache)
+	}
+	needs := offline.Needs(f.exp, f.plan)
+	if len(needs) != 1 || needs[0].ID != "agora-test/tiny-rm" || len(offline.Missing(cache, f.dir, needs)) != 1 {
+		t.Fatalf("needs %v", needs)
+	}
+	if err := offline.Stage(context.Background(), cache, f.dir, needs, offline.Options{Endpoint: hub.URL()}); err != nil {
+		t.Fatal(err)
+	}
+	n := len(hub.Requests())
+	res, store := f.apply(context.Background(), nil)
+	r := f.step(plan.KindReward)
+	if !contains(res.Done, r.Address) || len(res.Failed) > 0 {
+		t.Fatalf("apply: %+v", res)
+	}
+	if len(hub.Requests()) != n {
+		t.Errorf("the job asked the hub: %v", hub.Requests()[n:])
+	}
+	if m := metricsOf(t, store, r.ID)[engine.FeatureReward]; m.N != 4 || m.Value == 0 {
+		t.Errorf("response_reward %+v", m)
 	}
 }

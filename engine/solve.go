@@ -152,7 +152,7 @@ func (r *solveRunner) answer(ctx context.Context, s plan.Step, g *spec.Generator
 		px.close(ctx)
 		return fmt.Errorf("solve: %w", err)
 	}
-	env := passEnv(keyEnv, "HF_TOKEN", "HF_HOME", harness.ArenaHardDirEnv)
+	env := e.jobEnv(keyEnv, "HF_TOKEN", "HF_HOME", harness.ArenaHardDirEnv)
 	env[SolveKeyEnv] = px.key
 	j := slurm.Job{Name: "agora-solve-" + shortID(s.ID), Dir: dir, Script: script,
 		Hardware: spec.Hardware{Nodes: 1, TimeLimit: evalTimeLimit}, Env: env}

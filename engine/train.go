@@ -146,7 +146,7 @@ func (r *trainRunner) run(ctx context.Context, s plan.Step) (string, error) {
 		Script:   script,
 		Hardware: st.Hardware,
 		Requeue:  true,
-		Env:      passEnv("HF_TOKEN", "HF_HOME", "WANDB_API_KEY"),
+		Env:      e.jobEnv("HF_TOKEN", "HF_HOME", "WANDB_API_KEY"),
 	}
 	if st.Slurm != nil {
 		j.Slurm = *st.Slurm

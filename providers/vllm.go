@@ -29,6 +29,9 @@ type VLLM struct {
 	PollInterval, Heartbeat, StartTimeout time.Duration
 	// BatchLinger overrides DefaultBatchLinger (batch: true).
 	BatchLinger time.Duration
+	// Env is more environment for the servers (the offline cache's
+	// variables, docs/offline.md).
+	Env map[string]string
 }
 
 // DefaultVLLMAttemptTimeout bounds one request to a vLLM server: a request

@@ -262,7 +262,7 @@ func vllmConfig(g *spec.Generator, t Tuning, jobs engine.JobRecorder) (vllm.Conf
 		Hardware:     spec.Hardware{Nodes: 1, GPUsPerNode: max(v.GPUs, 1), TimeLimit: v.TimeLimit},
 		Client:       o.Slurm,
 		StartTimeout: timeout, PollInterval: o.PollInterval, Heartbeat: o.Heartbeat,
-		Recorder: jobs, Logf: jobs.Logf,
+		Recorder: jobs, Logf: jobs.Logf, Env: o.Env,
 	}
 	if v.Slurm != nil {
 		cfg.Slurm = *v.Slurm

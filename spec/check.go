@@ -109,6 +109,7 @@ func (l *loader) complete(exp *Experiment) {
 	l.checkStudent(exp)
 	l.checkProblemSolving(exp)
 	l.completeMetrics(exp)
+	l.completeOffline(exp)
 	for _, name := range sortedKeys(exp.Budgets.PerGenerator) {
 		if _, ok := exp.Generators[name]; !ok {
 			l.at(sel("budgets", "per_generator", name), "unknown generator %q%s", name, didYouMean(name, sortedKeys(exp.Generators)))

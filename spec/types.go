@@ -14,6 +14,8 @@ type Experiment struct {
 	Metrics    *Metrics              `json:"metrics,omitempty"`
 	// ProblemSolving, when set, asks for solve steps (problemsolving.go).
 	ProblemSolving *ProblemSolving `json:"problem_solving,omitempty"`
+	// Offline, when set, runs the jobs from a staged cache (docs/offline.md).
+	Offline *Offline `json:"offline,omitempty"`
 
 	// Source describes the file the experiment was loaded from.
 	Source Source `json:"-"`

@@ -67,6 +67,9 @@ type Config struct {
 	// Key is the API key the servers require (passed to them as
 	// VLLM_API_KEY, never written to a file); Start makes one when empty.
 	Key string
+	// Env is more environment for the servers (the offline cache's
+	// variables, docs/offline.md), passed like Key.
+	Env map[string]string
 	// Hardware is the shape of one replica's Slurm job (--gpus-per-node,
 	// --time, …); Slurm adds partition, account and the like.
 	Hardware spec.Hardware
@@ -291,6 +294,9 @@ func localGPUs(executor string, replicas, gpus int) ([]string, error) {
 func (p *Pool) start(ctx context.Context, r *replica, gpus string) error {
 	_ = os.Remove(r.endpoint)
 	env := map[string]string{"VLLM_API_KEY": p.cfg.Key}
+	for k, v := range p.cfg.Env {
+		env[k] = v
+	}
 	j := slurm.Job{Name: jobName(p.cfg.Name), Dir: p.cfg.Dir, Hardware: p.cfg.Hardware, Slurm: p.cfg.Slurm, Env: env}
 	rec := context.WithoutCancel(ctx)
 	switch r.executor {
