@@ -164,6 +164,21 @@ func Needs(exp *spec.Experiment, p *plan.Plan) []Group {
 			}
 			h := harnessOf(exp, s.Benchmark)
 			add(site, "evaluate "+s.Benchmark+" with "+h, harnessTools(h, true)...)
+		case plan.KindReward:
+			// agora's built-in reward job (metrics/reward_job.py); a
+			// command's tools are the user's.
+			if m := exp.Metrics; m != nil && m.Reward != nil && m.Reward.Command == "" {
+				r := m.Reward
+				site := Site{Executor: r.Executor, GPUs: r.GPUs}
+				if r.Slurm != nil && r.Executor == spec.ExecutorSlurm {
+					site.Slurm = *r.Slurm
+				}
+				tools := []Tool{torch, transformers}
+				if r.GPUs > 0 {
+					tools = append(tools, accelerate) // device_map="auto"
+				}
+				add(site, "score with the built-in reward job", tools...)
+			}
 		case plan.KindSolve:
 			// Solve steps run the harness locally as an API client.
 			h := harnessOf(exp, s.Benchmark)
