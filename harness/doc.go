@@ -24,7 +24,7 @@
 //
 //	benchmark  task          key                            few-shot (base model)
 //	gsm8k      gsm8k         exact_match,flexible-extract   5
-//	math       minerva_math  exact_match,none               4
+//	math       agora_math    math_verify,none               4
 //
 // GSM8K reports two filters. "strict-match" only accepts an answer written
 // after "#### ", the format of the few-shot exemplars; "flexible-extract"
@@ -32,15 +32,33 @@
 // are evaluated zero-shot and were never shown the "####" convention, so
 // strict-match would score answer formatting rather than arithmetic; the
 // default is therefore flexible-extract, used for every model so that base,
-// student and reference are scored alike. minerva_math has one filter
-// ("none"); its group row is the size-weighted mean of its seven subjects.
-// Score.Detail holds every numeric metric of the task, in percent.
+// student and reference are scored alike.
+//
+// MATH is agora's own lm-eval task group agora_math (lmeval_tasks/, written
+// into the run directory by WriteLMEvalTasks and named with
+// --include_path): minerva_math's seven subjects, prompt, stop sequence
+// and four few-shot exemplars, scored by math-verify on the final answer
+// in whatever form the model gives it — the last [RESULT] … [/RESULT]
+// first, else math-verify's own reading of the response (\boxed{}, "final
+// answer is", the last LaTeX expression or number) — compared with the
+// solution's boxed answer by mathematical equivalence. lm-eval's
+// minerva_math is not used: its exact_match accepts only the Minerva
+// phrasing "Final Answer: The final answer is … I hope it is correct.",
+// its math_verify misses [RESULT] answers that are not plain numbers, and
+// it does not load beside math-verify 0.9's antlr4 4.13. The group row is
+// the size-weighted mean of the seven subjects. docs/evaluation.md has the
+// table of answer forms and verdicts (each a test case). Score.Detail
+// holds every numeric metric of the task, in percent.
+//
+// The model runs on lm-eval's vLLM backend, or on its transformers backend
+// (CommandParams.LMEvalBackend "hf") where vLLM is not installed.
 //
 // # evalplus (harness "evalplus"): HumanEval and MBPP
 //
 // `evalplus.evaluate --root DIR …` writes DIR/<dataset>/<id>.jsonl and
-// beside it <id>.eval_results.json (eval_results.json inside a samples
-// directory when samples are not JSONL). Parse reads the newest such file
+// beside it <id>_eval_results.json (evalplus 0.3.1, the pinned release;
+// later versions name it <id>.eval_results.json; eval_results.json inside
+// a samples directory when samples are not JSONL). Parse reads the newest such file
 // under DIR whose task ids belong to the benchmark ("HumanEval/…" for
 // humaneval, "Mbpp/…" for mbpp). The score is
 //
@@ -49,8 +67,8 @@
 // where <tests> is "base" (the benchmark's original tests) or "plus" (the
 // original tests and EvalPlus's extra tests; HumanEval+ / MBPP+). The
 // default is "base": AgoraBench reports HumanEval and MBPP, not their "+"
-// variants; Options.EvalPlusTests selects "plus". A result file written
-// before evalplus stored pass_at_k has its pass@1 recomputed from the
+// variants; Options.EvalPlusTests selects "plus". A result file without
+// pass_at_k (evalplus 0.3.1 writes none) has its pass@1 recomputed from the
 // per-sample "base_status"/"plus_status" fields (the mean over tasks of
 // passing samples / samples, evalplus's own estimator at k = 1).
 // Score.Detail holds "base pass@k" and "plus pass@k" for every k, in percent.
@@ -58,7 +76,9 @@
 // # alpaca_eval (harness "alpaca_eval"): AlpacaEval 2.0
 //
 // `alpaca_eval evaluate --output_path DIR --annotators_config NAME …`
-// writes DIR/NAME/leaderboard.csv (DIR/leaderboard.csv when NAME is a
+// (agora adds --caching_path and --metric_kwargs so that the judge's
+// annotations and the length-controlled GLM's weights stay in DIR, not in
+// alpaca_eval's package) writes DIR/NAME/leaderboard.csv (DIR/leaderboard.csv when NAME is a
 // path): pandas' to_csv of the leaderboard, whose first, unnamed column is
 // the model name and whose other columns include win_rate,
 // standard_error, n_wins, n_wins_base, n_draws, n_total,

@@ -3,9 +3,12 @@ package harness
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/agorabench/agora/toolchain/toolchaintest"
@@ -58,7 +61,7 @@ var mathForms = []mathForm{
 	{"The answer is $…$.", goldHalf, "The answer is $\\frac{1}{2}$.", true, true},
 	{"Minerva: Final Answer: The final answer is $…$. I hope it is correct.", goldHalf, "Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", true, true},
 	{"Final Answer: N", goldTwelve, "Final Answer: 12", true, true},
-	{"**Answer:** N (Markdown)", goldHalf, "**Answer:** 1/2", true, true},
+	{"Markdown bold **Answer:** N", goldHalf, "**Answer:** 1/2", true, true},
 	{"last displayed $$x = …$$", goldHalf, "Hence\n$$x = \\frac{1}{2}$$", true, true},
 	{"last displayed \\[ … \\]", goldHalf, "Hence\n\\[ \\frac12 \\]", true, true},
 	{"inline \\( … \\)", goldHalf, "So x is \\(\\frac{1}{2}\\).", true, true},
@@ -135,4 +138,56 @@ func TestMathAnswerForms(t *testing.T) {
 		t.Errorf("%d answer forms; the docs promise at least 20", n)
 	}
 	_ = os.Remove(script)
+}
+
+// TestAnswerFormsDocumented: the answer-form tables of docs/evaluation.md
+// are these tests' tables (AGORA_UPDATE_DOCS=1 rewrites them).
+func TestAnswerFormsDocumented(t *testing.T) {
+	verdict := map[bool]string{true: "right", false: "wrong"}
+	oneLine := func(s string) string { return "`" + strings.ReplaceAll(s, "\n", " ⏎ ") + "`" }
+	var math strings.Builder
+	math.WriteString("| # | answer form | response | gold answer | lm-eval `math_verify` | agora_math |\n|---|---|---|---|---|---|\n")
+	for i, f := range mathForms {
+		gold := goldAnswer.FindStringSubmatch(f.gold)[1]
+		fmt.Fprintf(&math, "| %d | %s | %s | %s | %s | %s |\n", i+1, mdEscape(f.name), oneLine(f.response), oneLine(gold),
+			verdict[f.mathVerify], verdict[f.agora])
+	}
+	var gsm strings.Builder
+	gsm.WriteString("| # | answer form | response (the answer is 12) | strict-match | flexible-extract |\n|---|---|---|---|---|\n")
+	for i, f := range gsmForms {
+		fmt.Fprintf(&gsm, "| %d | %s | %s | %s | %s |\n", i+1, mdEscape(f.name), oneLine(f.response), verdict[f.strict], verdict[f.flexible])
+	}
+	const path = "../docs/evaluation.md"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	for _, table := range []struct{ name, body string }{{"math-forms", math.String()}, {"gsm8k-forms", gsm.String()}} {
+		begin, end := "<!-- "+table.name+": begin -->\n", "<!-- "+table.name+": end -->"
+		i, j := strings.Index(doc, begin), strings.Index(doc, end)
+		if i < 0 || j < i {
+			t.Fatalf("%s: no %q … %q", path, begin, end)
+		}
+		if doc[i+len(begin):j] != table.body {
+			if os.Getenv("AGORA_UPDATE_DOCS") == "1" {
+				doc = doc[:i+len(begin)] + table.body + doc[j:]
+				continue
+			}
+			t.Errorf("%s: the %s table is not the tests' (AGORA_UPDATE_DOCS=1 go test ./harness -run TestAnswerFormsDocumented rewrites it)", path, table.name)
+		}
+	}
+	if os.Getenv("AGORA_UPDATE_DOCS") == "1" {
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var goldAnswer = regexp.MustCompile(`\\boxed\{(.*)\}\$`)
+
+// mdEscape escapes the Markdown in a table cell's text.
+func mdEscape(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `$`, `\$`, `_`, `\_`, `|`, `\|`, "`", "\\`")
+	return r.Replace(s)
 }

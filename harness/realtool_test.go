@@ -253,7 +253,7 @@ var gsmForms = []gsmForm{
 	{"\\boxed{N}", "5 + 7 = 12, so \\boxed{12}", false, true},
 	{"Minerva phrasing", "Final Answer: The final answer is $12$. I hope it is correct.", false, true},
 	{"N with a unit", "In total she has 12 apples.", false, true},
-	{"$N with thousands separator", "5 + 7 = 12, times 100 is $1,200", false, false},
+	{"$N.", "She pays 5 + 7 = 12 dollars in all: $12.", false, true},
 	{"N.00", "The answer is 12.00", false, false},
 	{"#### N then more numbers", "#### 12\nThat took 3 steps.", true, false},
 	{"[RESULT] N [/RESULT] then more numbers", "[RESULT] 12 [/RESULT]\nThat took 3 steps.", false, false},
