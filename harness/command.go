@@ -159,8 +159,8 @@ func CommandWith(harness, benchmark string, p CommandParams, o Options) (string,
 // limit, and the other keys reach vLLM's SamplingParams. Zero-shot models
 // are prompted through their chat template; the base model gets the
 // task's plain few-shot prompt. With LMEvalHF the model runs in
-// transformers instead (--model hf --model_args pretrained=CKPT,dtype=auto),
-// the same task, prompts and decoding.
+// transformers instead (--model hf --model_args pretrained=CKPT,dtype=auto
+// --batch_size 8), the same task, prompts and decoding.
 func lmevalCommand(benchmark string, m LMEvalMetric, p CommandParams) (string, error) {
 	if strings.Contains(p.ModelPath, ",") {
 		return "", fmt.Errorf("lm-eval: model path %q contains a comma, which --model_args cannot carry", p.ModelPath)
@@ -169,12 +169,17 @@ func lmevalCommand(benchmark string, m LMEvalMetric, p CommandParams) (string, e
 		return "", fmt.Errorf("lm-eval: benchmark %q has no task", benchmark)
 	}
 	var args []string
+	batch := "auto"
 	switch p.LMEvalBackend {
 	case "", LMEvalVLLM:
 		args = []string{"lm_eval", "--model", "vllm",
 			"--model_args", fmt.Sprintf("pretrained=%s,dtype=auto,max_model_len=%d", p.ModelPath, lmevalMaxModelLen)}
 	case LMEvalHF:
 		args = []string{"lm_eval", "--model", "hf", "--model_args", fmt.Sprintf("pretrained=%s,dtype=auto", p.ModelPath)}
+		// A fixed batch: lm-eval's hf auto batch size first runs a
+		// full-context forward pass at batch 64 (a third of a tiny
+		// model's run on a CPU, and gigabytes).
+		batch = "8"
 	default:
 		return "", fmt.Errorf("lm-eval: backend %q: want %q or %q", p.LMEvalBackend, LMEvalVLLM, LMEvalHF)
 	}
@@ -192,7 +197,7 @@ func lmevalCommand(benchmark string, m LMEvalMetric, p CommandParams) (string, e
 	args = append(args,
 		"--gen_kwargs", fmt.Sprintf("temperature=%s,top_p=%s,max_gen_toks=%d,repetition_penalty=%s,do_sample=True",
 			num(Temperature(benchmark)), num(TopP), MaxNewTokens, num(RepetitionPenalty)),
-		"--batch_size", "auto",
+		"--batch_size", batch,
 		"--output_path", p.OutputDir,
 		"--log_samples",
 	)

@@ -94,7 +94,8 @@ func TestLMEvalCommand(t *testing.T) {
 	// lm-eval's transformers backend, for machines without vLLM.
 	p.LMEvalBackend = LMEvalHF
 	cmd, err = Command(LMEval, "math", p)
-	if err != nil || !strings.HasPrefix(cmd, "lm_eval --model hf --model_args 'pretrained=/ckpt/student math-ig,dtype=auto' --tasks agora_math ") {
+	if err != nil || !strings.HasPrefix(cmd, "lm_eval --model hf --model_args 'pretrained=/ckpt/student math-ig,dtype=auto' --tasks agora_math ") ||
+		!strings.Contains(cmd, " --batch_size 8 ") {
 		t.Errorf("hf backend: %v\n%s", err, cmd)
 	}
 	p.LMEvalBackend = "sglang"
