@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agorabench/agora/offline"
 	"github.com/agorabench/agora/offline/offlinetest"
@@ -61,5 +63,95 @@ func TestStagedModelLoadsOffline(t *testing.T) {
 	hub.AddModel("agora-test/not-staged", toolchaintest.TinyModel(t, toolchaintest.Reward))
 	if out, err := run("agora-test/not-staged"); err == nil || len(hub.Requests()) != n {
 		t.Errorf("a model that was not staged loaded (%d requests):\n%s", len(hub.Requests())-n, out)
+	}
+}
+
+// gsm8kLike is a data set repository laid out as openai/gsm8k is: a README
+// whose YAML names the configurations, one directory of files each.
+var gsm8kLike = map[string]string{
+	"README.md": `---
+configs:
+- config_name: main
+  data_files:
+  - split: train
+    path: main/train.jsonl
+  - split: test
+    path: main/test.jsonl
+- config_name: socratic
+  data_files:
+  - split: test
+    path: socratic/test.jsonl
+---
+A stand-in of openai/gsm8k.
+`,
+	"main/train.jsonl":    `{"question": "What is 3 + 3?", "answer": "3 + 3 = 6\n#### 6"}` + "\n",
+	"main/test.jsonl":     `{"question": "What is 1 + 1?", "answer": "1 + 1 = 2\n#### 2"}` + "\n" + `{"question": "What is 2 + 2?", "answer": "2 + 2 = 4\n#### 4"}` + "\n",
+	"socratic/test.jsonl": `{"question": "Why?", "answer": "Because.\n#### 0"}` + "\n",
+}
+
+// loadDatasetOffline prints the test split's questions of a data set
+// configuration, loaded by hub id.
+const loadDatasetOffline = `
+import json, sys, datasets
+d = datasets.load_dataset(sys.argv[1], sys.argv[2], split="test")
+print(json.dumps([r["question"] for r in d]))
+`
+
+// TestStageDatasetReal: agora stage has the real datasets library prepare
+// one configuration of a gsm8k-shaped data set from the stand-in hub (the
+// requests it makes are huggingface_hub's own: resolve with HEAD, the
+// info and tree APIs); the cache then counts it as staged, and
+// load_dataset reads it offline from the cache alone, while the
+// configuration that was not staged fails to load.
+func TestStageDatasetReal(t *testing.T) {
+	py := toolchaintest.Python(t)
+	hub := offlinetest.NewHub("")
+	t.Cleanup(hub.Close)
+	repo := t.TempDir()
+	for name, body := range gsm8kLike {
+		p := filepath.Join(repo, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub.AddDataset("agora-test/tiny-gsm8k", repo)
+	dir := t.TempDir()
+	main := offline.Artefact{Kind: offline.Dataset, ID: "agora-test/tiny-gsm8k", Config: "main"}
+	if offline.Present(dir, "", main) {
+		t.Fatal("staged before staging")
+	}
+	start := time.Now()
+	if err := offline.Stage(context.Background(), dir, "", []offline.Artefact{main}, offline.Options{Endpoint: hub.URL(), Python: py}); err != nil {
+		t.Fatalf("%v\nrequests: %q", err, hub.Requests())
+	}
+	t.Logf("staged with datasets in %v (%d requests)", time.Since(start).Round(time.Millisecond), len(hub.Requests()))
+	if !offline.Present(dir, "", main) {
+		t.Fatal("not present after staging")
+	}
+	n := len(hub.Requests())
+	run := func(config string) (string, error) {
+		cmd := exec.Command(py, "-c", loadDatasetOffline, "agora-test/tiny-gsm8k", config)
+		for _, kv := range os.Environ() {
+			if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "HF_") && k != "TRANSFORMERS_OFFLINE" {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		for k, v := range offline.Env(dir) {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Env = append(cmd.Env, "HF_ENDPOINT="+hub.URL())
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("main")
+	if err != nil || !strings.Contains(out, `["What is 1 + 1?", "What is 2 + 2?"]`) {
+		t.Fatalf("load the staged data set offline: %v\n%s", err, out)
+	}
+	if out, err := run("socratic"); err == nil {
+		t.Errorf("a configuration that was not staged loaded:\n%s", out)
+	}
+	if len(hub.Requests()) != n {
+		t.Errorf("load_dataset asked the hub offline: %q", hub.Requests()[n:])
 	}
 }
