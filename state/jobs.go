@@ -88,12 +88,12 @@ func (s *Store) UpdateJob(ctx context.Context, jobID, status string, gpuHours fl
 }
 
 // UpdateJobRun records a job's latest status and its current run's
-// elapsed time (zero when unknown) and GPU-hours, as the executor reports
-// them. A requeued Slurm job runs again under the same id and its clock
-// starts again: when the run's elapsed time or GPU-hours go back, a new
-// run has begun, and the last one's are added to the job's earlier runs,
-// so a job's totals never go down and every run counts against the
-// budget.
+// elapsed time and GPU-hours, as the executor reports them (both zero:
+// not known, the last figures stand). A requeued Slurm job runs again
+// under the same id and its clock starts again: when it is seen PENDING or
+// REQUEUED after running, or its run's figures go back, a new run has
+// begun, and the last one's are added to the job's earlier runs; so a
+// job's totals never go down and every run counts against the budget.
 func (s *Store) UpdateJobRun(ctx context.Context, jobID, status string, elapsed time.Duration, gpuHours float64) error {
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		var runs int
@@ -107,10 +107,25 @@ func (s *Store) UpdateJobRun(ctx context.Context, jobID, status string, elapsed 
 		if err != nil {
 			return err
 		}
-		if gpuHours < runGPU || int64(elapsed) < runNs {
+		fold := func() {
 			runs++
 			earlierGPU += runGPU
 			earlierNs += runNs
+		}
+		switch {
+		case status == "PENDING" || status == "REQUEUED":
+			// Requeued: the figures reported are the last run's; the
+			// next run starts from zero.
+			if runGPU > 0 || runNs > 0 {
+				fold()
+			}
+			gpuHours, elapsed = 0, 0
+		case gpuHours == 0 && elapsed == 0:
+			// Not known (a job gone from the queue): the last figures stand.
+			gpuHours, elapsed = runGPU, time.Duration(runNs)
+		case gpuHours < runGPU || int64(elapsed) < runNs:
+			// The clock went back: a run the polls did not see requeued.
+			fold()
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = ?, runs = ?, earlier_gpu_hours = ?, run_gpu_hours = ?,
 			earlier_elapsed_ns = ?, run_elapsed_ns = ?, gpu_hours = ?, updated_at = ? WHERE job_id = ?`,

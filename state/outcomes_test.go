@@ -95,7 +95,8 @@ func TestJobRuns(t *testing.T) {
 		{"REQUEUED", 14400 * time.Millisecond},
 		{"PENDING", 0},
 		{"RUNNING", 10 * time.Second},
-		{"COMPLETED", 30 * time.Second},
+		{"RUNNING", 30 * time.Second},
+		{"COMPLETED", 0}, // gone from the queue: not known
 	}
 	for _, u := range updates {
 		if err := s.UpdateJobRun(ctx, "7", u.status, u.elapsed, u.elapsed.Hours()*2); err != nil {
