@@ -66,6 +66,7 @@ type applyOptions struct {
 	cancelJobs  bool
 	resubmits   int
 	skipTools   bool
+	skipPre     bool
 }
 
 func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -76,6 +77,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.maxAttempts, "max-attempts", 10, "give an instance up after `N` rejected completions")
 	fs.IntVar(&o.resubmits, "resubmits", 2, "submit a failed training or evaluation job (FAILED, TIMEOUT, OUT_OF_MEMORY) again at most `N` times")
 	fs.BoolVar(&o.skipTools, "skip-tools-check", false, "do not check the Python tools of the plan's jobs before approval (agora tools does it on its own)")
+	fs.BoolVar(&o.skipPre, "skip-preflight", false, "do not check before approval what the plan needs besides its tools (key variables, endpoints, plugins, seed data, Slurm partitions; plan -preflight does it on its own)")
 	fs.BoolVar(&o.cancelJobs, "cancel-jobs", false, "when interrupted, cancel the running Slurm jobs (scancel) instead of leaving them to run for the next apply to reattach to")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -179,19 +181,23 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stdout, "Nothing to do: every step is done.")
 		return ExitOK
 	}
-	// With an offline block, everything the jobs read from the hub must be
-	// in the cache before anything is spent (docs/offline.md).
+	// Every problem found at once, before approval and any spend: what
+	// the plan needs (preflight), the models and data an offline cluster
+	// must have in its cache (docs/offline.md), and the Python tools of
+	// its jobs, where they run.
+	ready := o.skipPre || runPreflight(ctx, "apply", exp, p, stderr)
 	if err := checkOffline(exp, p); err != nil {
 		fmt.Fprintf(stderr, "agora apply: %v\n", err)
-		return ExitError
+		ready = false
 	}
-	// The Python tools of the jobs, where they run, before anything is
-	// spent: a missing trainer is found now, not after the generation.
 	if !o.skipTools && os.Getenv(skipToolsEnv) != "1" {
 		if err := checkTools(ctx, exp, toolchain.Needs(exp, p), stdout); err != nil {
 			fmt.Fprintf(stderr, "agora apply: the plan's jobs cannot run (agora tools lists what they need; -skip-tools-check skips this):\n%v\n", err)
-			return ExitError
+			ready = false
 		}
+	}
+	if !ready {
+		return ExitError
 	}
 	if saved == nil && !o.autoApprove {
 		ok, err := approve(stdout)

@@ -170,11 +170,13 @@ type planOptions struct {
 	json             bool
 	detailedExitCode bool
 	pluginTokens     bool
+	preflight        bool
 }
 
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o planOptions
-	fs := newFlags("plan", "plan [SPEC] [-out FILE] [-json] [-detailed-exitcode]", stderr)
+	fs := newFlags("plan", "plan [SPEC] [-out FILE] [-json] [-detailed-exitcode] [-preflight]", stderr)
+	fs.BoolVar(&o.preflight, "preflight", false, "check what the plan needs, as apply does before approval (keys, endpoints, plugins, seed data, tools, Slurm)")
 	fs.StringVar(&o.out, "out", "", "save the plan to `FILE` for `agora apply` and `agora show`")
 	fs.BoolVar(&o.json, "json", false, "print the plan as JSON")
 	fs.BoolVar(&o.detailedExitCode, "detailed-exitcode", false, "exit 2 when the plan has steps to run, 0 when it has none")
@@ -220,6 +222,17 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "agora plan: not saving %s: the plan exceeds its budgets\n", o.out)
 		}
 		return ExitError
+	}
+	if o.preflight {
+		bw.Flush()
+		exp, err := spec.Load(o.spec)
+		if err != nil {
+			printLoadError(stderr, o.spec, err)
+			return ExitError
+		}
+		if !runPreflight(ctx, "plan", exp, p, stderr) {
+			return ExitError
+		}
 	}
 	if o.out != "" {
 		if err := p.Save(o.out); err != nil {

@@ -54,7 +54,22 @@ func LoadBytes(name string, src []byte, dir string) (*Experiment, error) {
 	if len(ds) > 0 {
 		return nil, ds.sorted()
 	}
-	exp.Source = Source{File: name, Dir: dir, Digest: "sha256:" + hex.EncodeToString(sum[:]), positions: l.budgetPositions(exp)}
+	exp.Source = Source{File: name, Dir: dir, Digest: "sha256:" + hex.EncodeToString(sum[:]), positions: l.budgetPositions(exp),
+		locate: func(labels ...string) string {
+			sels := make([]cue.Selector, len(labels))
+			for i, lb := range labels {
+				sels[i] = cue.Str(lb)
+			}
+			// The deepest prefix the file sets, not the file itself.
+			for n := len(sels); n > 0; n-- {
+				if v := l.user.LookupPath(cue.MakePath(sels[:n]...)); v.Exists() {
+					if p := v.Pos(); p.IsValid() {
+						return fmt.Sprintf("%s:%d:%d", l.file, p.Line(), p.Column())
+					}
+				}
+			}
+			return ""
+		}}
 	return exp, nil
 }
 

@@ -31,6 +31,21 @@ type Source struct {
 	Digest string
 
 	positions map[string]string
+	// locate is the position of the deepest prefix of a path present in
+	// the user's file (Locate).
+	locate func(labels ...string) string
+}
+
+// Locate returns "file:line:col" of the field at the path given by its
+// labels (e.g. "generators", "gpt-4o", "provider"), or of its deepest
+// ancestor the file sets; the file name when none.
+func (s Source) Locate(labels ...string) string {
+	if s.locate != nil {
+		if p := s.locate(labels...); p != "" {
+			return p
+		}
+	}
+	return s.File
 }
 
 // Position returns "file:line:col" of the field at the CUE path (e.g.

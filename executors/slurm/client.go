@@ -13,14 +13,14 @@ import (
 	"sync/atomic"
 )
 
-// Client runs Slurm's commands (sbatch, squeue, scontrol, scancel) as
-// processes. The zero value uses the commands found in PATH. A Client
+// Client runs Slurm's commands (sbatch, squeue, scontrol, scancel, sinfo)
+// as processes. The zero value uses the commands found in PATH. A Client
 // holds no state and is safe for concurrent use.
 type Client struct {
-	// Sbatch, Squeue, Scontrol, Scancel and Sacct name the binaries; empty
-	// means the plain name, looked up in PATH. Tests point them at
-	// stand-ins.
-	Sbatch, Squeue, Scontrol, Scancel, Sacct string
+	// Sbatch, Squeue, Scontrol, Scancel, Sacct and Sinfo name the
+	// binaries; empty means the plain name, looked up in PATH. Tests point
+	// them at stand-ins.
+	Sbatch, Squeue, Scontrol, Scancel, Sacct, Sinfo string
 	// Env is added to the environment of every command (SLURM_CONF=…).
 	Env []string
 

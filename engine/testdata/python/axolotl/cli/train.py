@@ -32,9 +32,10 @@ def main():
     ds = cfg["datasets"][0]
     if ds.get("type") != "chat_template" or ds.get("roles_to_train") != ["assistant"]:
         sys.exit("axolotl stand-in: dataset %r does not train on the assistant only" % ds)
-    with open(cfg["deepspeed"]) as f:
-        if json.load(f)["zero_optimization"]["stage"] != 3:
-            sys.exit("axolotl stand-in: not ZeRO-3")
+    if "deepspeed" in cfg:  # no DeepSpeed on CPUs (gpus_per_node: 0)
+        with open(cfg["deepspeed"]) as f:
+            if json.load(f)["zero_optimization"]["stage"] != 3:
+                sys.exit("axolotl stand-in: not ZeRO-3")
     lines = 0
     with open(ds["path"]) as f:
         for line in f:
