@@ -238,18 +238,29 @@ func TestDiversityReal(t *testing.T) {
 // cache (staged from the stand-in hub), and the job, run with the cache's
 // environment (HF_HOME in it, the hub's offline switches), loads it from
 // there with the real transformers.
-func TestRewardOfflineReal(t *testing.T) {
+func TestRewardOfflineReal(t *testing.T) { testRewardOffline(t, "local") }
+
+// TestRewardOfflineRealSlurm: the same through sbatch, which passes the
+// cache's variables to the job by name (--export).
+func TestRewardOfflineRealSlurm(t *testing.T) {
+	requireSlurm(t)
+	testRewardOffline(t, "slurm")
+}
+
+func testRewardOffline(t *testing.T, executor string) {
 	toolchaintest.Offline(t)
 	t.Setenv("HF_HOME", t.TempDir()) // the user's own cache has nothing: the job must use the spec's
 	hub := offlinetest.NewHub("")
 	t.Cleanup(hub.Close)
 	hub.AddModel("agora-test/tiny-rm", toolchaintest.TinyModel(t, toolchaintest.Reward))
-	f := newFixture(t, fixtureOpts{instances: 6, concurrency: 4, extra: `metrics: reward: {
+	f := newFixture(t, fixtureOpts{instances: 6, concurrency: 4, extra: fmt.Sprintf(`metrics: reward: {
 	model: "agora-test/tiny-rm"
+	executor: %q
 	gpus: 1
+	time_limit: "00:05:00"
 	sample: 4
 }
-offline: cache_dir: "shared-cache"`}).only(plan.KindGenerate, plan.KindReward)
+offline: cache_dir: "shared-cache"`, executor)}).only(plan.KindGenerate, plan.KindReward)
 	cache := f.exp.Offline.CacheDir
 	if cache != filepath.Join(f.dir, "shared-cache") {
 		t.Fatalf("cache_dir %s", cache)
@@ -262,7 +273,21 @@ offline: cache_dir: "shared-cache"`}).only(plan.KindGenerate, plan.KindReward)
 		t.Fatal(err)
 	}
 	n := len(hub.Requests())
-	res, store := f.apply(context.Background(), nil)
+	set := func(o *engine.Options) {}
+	ctx := context.Background()
+	if executor == "slurm" {
+		f.exp.Metrics.Reward.GPUs = 0 // the test node has no GPUs
+		if err := os.Chmod(f.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		c := newSbatchCounter(t)
+		set = func(o *engine.Options) {
+			o.Slurm = &slurm.Client{Sbatch: c.bin, Squeue: c.squeue}
+			o.PollInterval = time.Second
+		}
+		ctx = withTimeout(t, 4*time.Minute)
+	}
+	res, store := f.applyWith(ctx, set)
 	r := f.step(plan.KindReward)
 	if !contains(res.Done, r.Address) || len(res.Failed) > 0 {
 		t.Fatalf("apply: %+v", res)

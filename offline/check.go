@@ -39,6 +39,14 @@ func Present(dir, specDir string, a Artefact) bool {
 		if a.Kind == Model {
 			return exists(filepath.Join(snap, "config.json"))
 		}
+		if len(a.Files) > 0 {
+			for _, f := range a.Files {
+				if !exists(filepath.Join(snap, filepath.FromSlash(f))) {
+					return false
+				}
+			}
+			return true
+		}
 		ents, err := os.ReadDir(snap)
 		return err == nil && len(ents) > 0
 	case Dataset:

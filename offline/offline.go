@@ -32,7 +32,7 @@ const (
 	// Model is a model repository on the hub (or a directory).
 	Model = "model"
 	// Repo is a data set repository on the hub whose files a tool reads
-	// with hf_hub_download (alpaca_eval's reference outputs).
+	// with hf_hub_download (alpaca_eval's length-controlled win rate).
 	Repo = "dataset repository"
 	// Dataset is a hub data set a tool reads with datasets.load_dataset
 	// (lm-eval's tasks), one configuration of it.
@@ -50,6 +50,9 @@ type Artefact struct {
 	ID string
 	// Config is a Dataset's configuration ("" for the default one).
 	Config string
+	// Files, for a Repo, are the files the tool reads (the whole
+	// repository when empty).
+	Files []string
 	// URL is where a File comes from; Env names the variable that gives
 	// its path to the tool.
 	URL, Env string
@@ -62,6 +65,9 @@ func (a Artefact) String() string {
 	s := a.Kind + " " + a.ID
 	if a.Config != "" {
 		s += " (" + a.Config + ")"
+	}
+	if len(a.Files) > 0 {
+		s += " (" + strings.Join(a.Files, ", ") + ")"
 	}
 	return s
 }
@@ -109,7 +115,15 @@ func benchmarkData(name string) []Artefact {
 		return []Artefact{{Kind: File, ID: evalplusMBPP, Env: "MBPP_OVERRIDE_PATH",
 			URL: "https://github.com/evalplus/mbppplus_release/releases/download/v0.2.0/MbppPlus.jsonl.gz"}}
 	case "alpacaeval2":
-		return []Artefact{{Kind: Repo, ID: "tatsu-lab/alpaca_eval"}}
+		// agora's answering script reads the instructions (config
+		// alpaca_eval), alpaca_eval the reference outputs
+		// (alpaca_eval_gpt4_baseline) with load_dataset, and the
+		// length-controlled win rate two files with hf_hub_download.
+		return []Artefact{
+			{Kind: Dataset, ID: "tatsu-lab/alpaca_eval", Config: "alpaca_eval"},
+			{Kind: Dataset, ID: "tatsu-lab/alpaca_eval", Config: "alpaca_eval_gpt4_baseline"},
+			{Kind: Repo, ID: "tatsu-lab/alpaca_eval", Files: []string{"df_gamed.csv", "instruction_difficulty.csv"}},
+		}
 	}
 	return nil
 }

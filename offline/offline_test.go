@@ -44,6 +44,7 @@ generators: {
 settings: {
 	"math-ig": {instances: 10, benchmarks: ["gsm8k", "math"]}
 	"code-ig": {instances: 10, benchmarks: ["humaneval"]}
+	"if-ig": {instances: 10, benchmarks: ["alpacaeval2"]}
 }
 student: {base: "org/base-1b", reference: "org/ref-1b"}
 metrics: reward: model: "org/rm"
@@ -74,6 +75,9 @@ func TestNeeds(t *testing.T) {
 		"dataset EleutherAI/hendrycks_math (number_theory) <- benchmark math",
 		"dataset EleutherAI/hendrycks_math (prealgebra) <- benchmark math",
 		"dataset EleutherAI/hendrycks_math (precalculus) <- benchmark math",
+		"dataset tatsu-lab/alpaca_eval (alpaca_eval) <- benchmark alpacaeval2",
+		"dataset tatsu-lab/alpaca_eval (alpaca_eval_gpt4_baseline) <- benchmark alpacaeval2",
+		"dataset repository tatsu-lab/alpaca_eval (df_gamed.csv, instruction_difficulty.csv) <- benchmark alpacaeval2",
 		"file HumanEvalPlus-v0.1.10.jsonl <- benchmark humaneval",
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -105,7 +109,9 @@ func TestStageStandIn(t *testing.T) {
 	}
 	hub.AddModel("org/rm", model)
 	data := t.TempDir()
-	os.WriteFile(filepath.Join(data, "gpt4_baseline.json"), []byte("[]"), 0o644)
+	os.WriteFile(filepath.Join(data, "df_gamed.csv"), []byte("index\n"), 0o644)
+	os.WriteFile(filepath.Join(data, "instruction_difficulty.csv"), []byte("index\n"), 0o644)
+	os.WriteFile(filepath.Join(data, "big.json"), []byte("[]"), 0o644)
 	hub.AddDataset("tatsu-lab/alpaca_eval", data)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -116,7 +122,7 @@ func TestStageStandIn(t *testing.T) {
 	dir := t.TempDir()
 	as := []offline.Artefact{
 		{Kind: offline.Model, ID: "org/rm", For: []string{"metrics.reward"}},
-		{Kind: offline.Repo, ID: "tatsu-lab/alpaca_eval", For: []string{"benchmark alpacaeval2"}},
+		{Kind: offline.Repo, ID: "tatsu-lab/alpaca_eval", Files: []string{"df_gamed.csv", "instruction_difficulty.csv"}, For: []string{"benchmark alpacaeval2"}},
 		{Kind: offline.File, ID: "HumanEvalPlus-v0.1.10.jsonl", URL: hub.URL() + "/release/HumanEvalPlus.jsonl.gz", For: []string{"benchmark humaneval"}},
 	}
 	if m := offline.Missing(dir, "", as); len(m) != 3 {
@@ -142,8 +148,12 @@ func TestStageStandIn(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, "files", "HumanEvalPlus-v0.1.10.jsonl")); string(b) != `{"task_id": "HumanEval/0"}`+"\n" {
 		t.Errorf("the file was not gunzipped: %q", b)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "hub", "datasets--tatsu-lab--alpaca_eval", "snapshots", offlinetest.Commit("datasets/tatsu-lab/alpaca_eval"), "gpt4_baseline.json")); err != nil {
+	ae := filepath.Join(dir, "hub", "datasets--tatsu-lab--alpaca_eval", "snapshots", offlinetest.Commit("datasets/tatsu-lab/alpaca_eval"))
+	if _, err := os.Stat(filepath.Join(ae, "df_gamed.csv")); err != nil {
 		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(ae, "big.json")); err == nil {
+		t.Error("a file the tool does not read was staged")
 	}
 	n := len(hub.Requests())
 	if err := offline.Stage(context.Background(), dir, "", as, offline.Options{Endpoint: hub.URL(), Token: "hf-secret"}); err != nil || len(hub.Requests()) != n {

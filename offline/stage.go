@@ -168,6 +168,18 @@ func stageRepo(ctx context.Context, dir string, a Artefact, o Options) error {
 		files = append(files, s.RFilename)
 	}
 	files = pickFiles(a.Kind, files)
+	if len(a.Files) > 0 {
+		listed := map[string]bool{}
+		for _, f := range files {
+			listed[f] = true
+		}
+		for _, f := range a.Files {
+			if !listed[f] {
+				return fmt.Errorf("the hub lists no file %s at %s", f, info.SHA[:12])
+			}
+		}
+		files = a.Files
+	}
 	if len(files) == 0 {
 		return fmt.Errorf("the hub lists no files at %s", info.SHA[:12])
 	}
