@@ -250,9 +250,11 @@ func New(cfg Config) (*Client, error) {
 		// 4 KB), about 8 MB at concurrency 512.
 		WriteBufferSize: 16 << 10,
 	}
-	c.httpc = &http.Client{Transport: tr}
+	// Every body is read through capTransport, up to its request's cap
+	// (bounds.go).
+	c.httpc = &http.Client{Transport: capTransport{tr}}
 	if cfg.Transport != nil {
-		c.httpc.Transport = cfg.Transport
+		c.httpc.Transport = capTransport{cfg.Transport}
 	}
 	// The client is built from these options alone, not by
 	// openai.NewClient, which would also pick up OPENAI_* variables from
@@ -325,12 +327,14 @@ func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
 		res Response
 		f   *failure
 	)
-	maxTokens := c.cfg.Sampling.MaxTokens
+	sampling := c.cfg.Sampling
 	if req.Sampling != nil {
-		maxTokens = req.Sampling.MaxTokens
+		sampling = *req.Sampling
 	}
+	maxTokens := sampling.MaxTokens
+	bodyCap := BodyCap(sampling)
 	r, err := c.policy.Do(ctx, prompt+maxTokens, func(actx context.Context) retry.Outcome {
-		res, f = c.attempt(actx, body)
+		res, f = c.attempt(withBodyCap(actx, bodyCap), body)
 		if f != nil {
 			return f.outcome()
 		}

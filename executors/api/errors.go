@@ -31,6 +31,13 @@ type failure struct {
 // arrived, the HTTP response. It never keeps openai-go's error string as
 // is: apierror.Error's embeds the request.
 func (c *Client) classify(err error, hres *http.Response, actx context.Context) *failure {
+	if errors.Is(err, errBodyTooLarge) {
+		f := &failure{cause: retry.Malformed, msg: c.redact(trimErr(unwrapTo(err, errBodyTooLarge)))}
+		if hres != nil {
+			f.status = hres.StatusCode
+		}
+		return f
+	}
 	if hres != nil && hres.StatusCode >= 400 {
 		return c.statusFailure(err, hres)
 	}
@@ -153,6 +160,18 @@ func (c *Client) redact(s string) string {
 	return keyShaped.ReplaceAllString(s, "sk-[REDACTED]")
 }
 
+// unwrapTo is the innermost error of err's chain that still wraps target:
+// the cap's own message without openai-go's prefixes.
+func unwrapTo(err, target error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil || !errors.Is(next, target) || next == target {
+			return err
+		}
+		err = next
+	}
+}
+
 func trimErr(err error) string {
 	if err == nil {
 		return "no error"
@@ -167,12 +186,12 @@ func trimErr(err error) string {
 func retryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
 	if v := h.Get("retry-after-ms"); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
-			return time.Duration(ms * float64(time.Millisecond)), true
+			return secondsDuration(ms / 1000), true
 		}
 	}
 	if v := h.Get("Retry-After"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-			return time.Duration(s * float64(time.Second)), true
+		if s, err := strconv.ParseFloat(v, 64); (err == nil || errors.Is(err, strconv.ErrRange)) && s >= 0 {
+			return secondsDuration(s), true
 		}
 		if t, err := http.ParseTime(v); err == nil {
 			return max(0, t.Sub(now)), true
@@ -199,8 +218,8 @@ func parseReset(v string, now time.Time) (time.Duration, bool) {
 	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 		return d, true
 	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-		return time.Duration(s * float64(time.Second)), true
+	if s, err := strconv.ParseFloat(v, 64); (err == nil || errors.Is(err, strconv.ErrRange)) && s >= 0 {
+		return secondsDuration(s), true
 	}
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return max(0, t.Sub(now)), true

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agorabench/agora/executors/retry"
 	"github.com/agorabench/agora/spec"
 )
 
@@ -33,6 +34,9 @@ func TestRetryAfterHeaders(t *testing.T) {
 		{"reset without remaining: longest", map[string]string{"x-ratelimit-reset-requests": "1s", "x-ratelimit-reset-tokens": "2s"}, 2 * time.Second, true},
 		{"reset rfc3339", map[string]string{"x-ratelimit-reset-requests": now.Add(4 * time.Second).Format(time.RFC3339)}, 4 * time.Second, true},
 		{"garbage", map[string]string{"Retry-After": "soon"}, 0, false},
+		{"overflowing seconds", map[string]string{"Retry-After": "9200000000"}, retry.MaxRetryAfter, true},
+		{"absurd seconds", map[string]string{"Retry-After": "1e400"}, retry.MaxRetryAfter, true},
+		{"absurd ms", map[string]string{"retry-after-ms": "1e300"}, retry.MaxRetryAfter, true},
 	} {
 		h := http.Header{}
 		for k, v := range tc.header {

@@ -37,9 +37,7 @@ type embedWire struct {
 		Index     *int      `json:"index"`
 		Embedding []float32 `json:"embedding"`
 	} `json:"data"`
-	Usage *struct {
-		PromptTokens int `json:"prompt_tokens"`
-	} `json:"usage"`
+	Usage *wireUsage `json:"usage"`
 }
 
 // Embed embeds inputs with the client's model. A response without one
@@ -123,7 +121,11 @@ func (c *Client) embedAttempt(actx context.Context, body []byte, n int) (Embeddi
 		out.Model = c.cfg.Model
 	}
 	if w.Usage != nil {
-		out.PromptTokens = w.Usage.PromptTokens
+		p, _, err := w.Usage.counts()
+		if err != nil {
+			return Embeddings{}, c.invalidUsage(err)
+		}
+		out.PromptTokens = p
 	} else {
 		out.UsageEstimated = true
 	}
@@ -156,10 +158,7 @@ type completionsWire struct {
 			TextOffset    []int      `json:"text_offset"`
 		} `json:"logprobs"`
 	} `json:"choices"`
-	Usage *struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
-	} `json:"usage"`
+	Usage *wireUsage `json:"usage"`
 }
 
 // Logprobs asks the client's model to score prompt: a completion of one
@@ -219,7 +218,11 @@ func (c *Client) logprobsAttempt(actx context.Context, body []byte) (PromptLogpr
 		out.Model = c.cfg.Model
 	}
 	if w.Usage != nil {
-		out.PromptTokens, out.CompletionTokens = w.Usage.PromptTokens, w.Usage.CompletionTokens
+		p, cpl, err := w.Usage.counts()
+		if err != nil {
+			return PromptLogprobs{}, c.invalidUsage(err)
+		}
+		out.PromptTokens, out.CompletionTokens = p, cpl
 	} else {
 		out.PromptTokens, out.CompletionTokens = max(len(lp.Tokens)-1, 0), 1
 	}

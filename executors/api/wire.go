@@ -38,10 +38,8 @@ type wireResponse struct {
 		} `json:"message"`
 		FinishReason string `json:"finish_reason"`
 	} `json:"choices"`
-	Usage *struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
-	} `json:"usage"`
+	Usage *wireUsage      `json:"usage"`
+	Error json.RawMessage `json:"error"`
 }
 
 // encodePrefix encodes a request body's fixed fields — the model, the
@@ -138,8 +136,11 @@ func (c *Client) encodeBody(msgs []Message) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// decodeResponse reads a 2xx body; a body that is not a chat completion
-// with at least one choice is malformed.
+// decodeResponse reads a 2xx body. A body that carries an error object is
+// that error (errorIn200); one that is not a chat completion with at least
+// one choice is malformed; one whose usage is not a plausible count of
+// tokens is invalid: a permanent failure, since the response may have been
+// billed and cannot be retried, nor settled on numbers that are not a bill.
 func (c *Client) decodeResponse(raw []byte) (Response, *failure) {
 	var out wireResponse
 	if err := json.Unmarshal(raw, &out); err != nil {
@@ -147,6 +148,9 @@ func (c *Client) decodeResponse(raw []byte) (Response, *failure) {
 			msg: c.redact("malformed response body: " + err.Error())}
 	}
 	if len(out.Choices) == 0 {
+		if e := bytes.TrimSpace(out.Error); len(e) > 0 && !bytes.Equal(e, []byte("null")) {
+			return Response{}, c.errorIn200(e)
+		}
 		return Response{}, &failure{cause: retry.Malformed, status: http.StatusOK,
 			msg: "malformed response body: no choices"}
 	}
@@ -164,10 +168,21 @@ func (c *Client) decodeResponse(raw []byte) (Response, *failure) {
 		res.Model = c.cfg.Model
 	}
 	if out.Usage != nil {
-		res.Usage = Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens}
+		p, cpl, err := out.Usage.counts()
+		if err != nil {
+			return Response{}, c.invalidUsage(err)
+		}
+		res.Usage = Usage{PromptTokens: p, CompletionTokens: cpl}
 	} else {
 		res.UsageEstimated = true
 		res.Usage.CompletionTokens = (len(res.Text) + 3) / 4
 	}
 	return res, nil
+}
+
+// invalidUsage is the permanent failure of a response whose usage is not a
+// plausible bill.
+func (c *Client) invalidUsage(err error) *failure {
+	return &failure{permanent: true, status: http.StatusOK, code: "invalid_usage",
+		msg: c.redact(fmt.Sprintf("%s answered with invalid usage (%v): the response is not settled and not used", c.shown, err))}
 }

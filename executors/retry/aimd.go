@@ -130,8 +130,9 @@ func (p *Policy) backoff(n int) time.Duration {
 	return rand.N(ceil)
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
+// sleep waits d or until ctx ends (its error) or stop is closed
+// (ErrStopped).
+func sleep(ctx context.Context, stop <-chan struct{}, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -142,5 +143,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-stop:
+		return ErrStopped
 	}
 }

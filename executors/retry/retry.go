@@ -17,10 +17,27 @@
 // once per BackoffBase, and only for a rate limit on an attempt sent under
 // the current limit); every 8 successes add one slot back, never above the
 // cap.
+//
+// # Bounds
+//
+// A Retry-After is honoured up to MaxRetryAfter (10 minutes): a longer or
+// nonsensical one (negative, overflowing) counts as MaxRetryAfter, which
+// at the default OutageAfter ends the call as an outage rather than
+// sleeping for days or, overflowed, not at all. A backoff never exceeds
+// BackoffMax, and the jitter added to a Retry-After is at most 10% of it.
+//
+// # Stopping
+//
+// A context made by WithStop carries a stop signal (agora's first Ctrl-C):
+// once it is closed, Do starts no new attempt — neither a first attempt
+// still waiting for a slot or a bucket nor a retry — and returns
+// ErrStopped, while an attempt already sent runs to its end so that its
+// response is not lost.
 package retry
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -36,7 +53,47 @@ const (
 	DefaultOutageAfter    = 10 * time.Minute
 	DefaultBackoffBase    = time.Second
 	DefaultBackoffMax     = 60 * time.Second
+	// MaxRetryAfter bounds the wait a rate limit may ask for.
+	MaxRetryAfter = 10 * time.Minute
 )
+
+// ErrStopped is returned by Do when the stop signal of its context (see
+// WithStop) ended the call before an attempt succeeded.
+var ErrStopped = errors.New("stopped: no new attempts after an interrupt")
+
+type stopKey struct{}
+
+// WithStop returns ctx carrying stop: once stop is closed, Do makes no new
+// attempt of a call made with the returned context.
+func WithStop(ctx context.Context, stop <-chan struct{}) context.Context {
+	if stop == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, stopKey{}, stop)
+}
+
+// stopOf is the stop signal ctx carries; nil (never closed) when none.
+func stopOf(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(stopKey{}).(<-chan struct{})
+	return ch
+}
+
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// clampRetryAfter bounds what a provider asked for to [0, MaxRetryAfter].
+func clampRetryAfter(d time.Duration) time.Duration {
+	if d < 0 || d > MaxRetryAfter {
+		return MaxRetryAfter
+	}
+	return d
+}
 
 // Config shapes a Policy.
 type Config struct {
@@ -157,14 +214,17 @@ func (p *Policy) Config() Config { return p.cfg }
 // AttemptTimeout through the context try receives, until one succeeds or
 // fails permanently, or the call gives up (Result.Outage). tokens is what
 // each attempt takes from the TPM bucket. Do returns ctx's error when ctx
-// ends first (a failed attempt while ctx has ended counts as ctx ending).
+// ends first (a failed attempt while ctx has ended counts as ctx ending),
+// and ErrStopped when ctx's stop signal (WithStop) ends it before an
+// attempt succeeded.
 func (p *Policy) Do(ctx context.Context, tokens int, try func(actx context.Context) Outcome) (Result, error) {
 	start := time.Now()
 	p.stats.calls.Add(1)
+	stop := stopOf(ctx)
 	var attempts, retries, throttled int
 	for {
 		attempts++
-		o, err := p.attempt(ctx, tokens, try)
+		o, err := p.attempt(ctx, stop, tokens, try)
 		if err != nil { // ctx ended
 			return Result{Attempts: attempts}, err
 		}
@@ -187,10 +247,12 @@ func (p *Policy) Do(ctx context.Context, tokens int, try func(actx context.Conte
 				res.Outage = true
 				return res, nil
 			}
-			if o.RetryAfter > 0 {
-				// The provider's word, plus up to 10% so that the
-				// callers it stopped together do not return together.
-				wait = o.RetryAfter + rand.N(o.RetryAfter/10+1)
+			if o.RetryAfter != 0 {
+				// The provider's word (bounded), plus up to 10% so
+				// that the callers it stopped together do not return
+				// together.
+				ra := clampRetryAfter(o.RetryAfter)
+				wait = ra + rand.N(ra/10+1)
 			} else {
 				wait = p.backoff(throttled)
 			}
@@ -212,7 +274,7 @@ func (p *Policy) Do(ctx context.Context, tokens int, try func(actx context.Conte
 			res.Outage = true
 			return res, nil
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := sleep(ctx, stop, wait); err != nil {
 			return Result{Attempts: attempts}, err
 		}
 	}
@@ -227,26 +289,46 @@ func (p *Policy) Reject() {
 
 // attempt makes one attempt under the limits. It returns its outcome, or
 // ctx's error.
-func (p *Policy) attempt(ctx context.Context, tokens int, try func(context.Context) Outcome) (Outcome, error) {
+func (p *Policy) attempt(ctx context.Context, stop <-chan struct{}, tokens int, try func(context.Context) Outcome) (Outcome, error) {
 	if err := ctx.Err(); err != nil {
 		return Outcome{}, err
 	}
+	if stopped(stop) {
+		return Outcome{}, ErrStopped
+	}
+	// Waiting for a slot or a bucket ends with the stop signal too.
+	wctx := ctx
+	if stop != nil {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
+	}
 	// The slot is taken first and held while waiting for the buckets, so
 	// that a request leaves as soon as its tokens are there.
-	epoch, err := p.sem.acquire(ctx)
+	epoch, err := p.sem.acquire(wctx)
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{}, stopErr(ctx, stop, err)
 	}
 	defer p.sem.release()
 	if p.rpm != nil {
-		if err := p.rpm.Wait(ctx); err != nil {
-			return Outcome{}, ctxErr(ctx, err)
+		if err := p.rpm.Wait(wctx); err != nil {
+			return Outcome{}, stopErr(ctx, stop, ctxErr(wctx, err))
 		}
 	}
 	if p.tpm != nil {
-		if err := p.tpm.WaitN(ctx, min(tokens, p.tpm.Burst())); err != nil {
-			return Outcome{}, ctxErr(ctx, err)
+		if err := p.tpm.WaitN(wctx, min(tokens, p.tpm.Burst())); err != nil {
+			return Outcome{}, stopErr(ctx, stop, ctxErr(wctx, err))
 		}
+	}
+	if stopped(stop) {
+		return Outcome{}, ErrStopped
 	}
 
 	p.stats.attempts.Add(1)
@@ -267,6 +349,14 @@ func (p *Policy) attempt(ctx context.Context, tokens int, try func(context.Conte
 		p.sem.throttle(epoch)
 	}
 	return o, nil
+}
+
+// stopErr is ErrStopped when the stop signal, not ctx, ended a wait.
+func stopErr(ctx context.Context, stop <-chan struct{}, err error) error {
+	if ctx.Err() == nil && stopped(stop) {
+		return ErrStopped
+	}
+	return err
 }
 
 func ctxErr(ctx context.Context, err error) error {

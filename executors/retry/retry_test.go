@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -90,5 +91,52 @@ func TestDoContextEnds(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want context.Canceled", err)
+	}
+}
+
+// A Retry-After that overflowed (negative) or asks for years must not
+// turn into a storm of immediate retries: it is bounded by MaxRetryAfter,
+// which is past OutageAfter here, so the call ends after one attempt.
+func TestDoClampsRetryAfter(t *testing.T) {
+	for _, ra := range []time.Duration{-5 * time.Second, time.Duration(math.MaxInt64), 9200000000 * time.Second / 1000 * 1000} {
+		p := New(Config{BackoffBase: time.Millisecond, OutageAfter: time.Minute})
+		start := time.Now()
+		r, err := p.Do(context.Background(), 1, func(context.Context) Outcome { return Outcome{Cause: RateLimit, RetryAfter: ra} })
+		if err != nil || r.Attempts != 1 || !r.Outage || time.Since(start) > time.Second {
+			t.Fatalf("Retry-After %d: %+v, err %v, after %v: want one attempt, then an outage", ra, r, err, time.Since(start))
+		}
+	}
+	if clampRetryAfter(time.Hour) != MaxRetryAfter || clampRetryAfter(time.Second) != time.Second {
+		t.Fatal("clampRetryAfter")
+	}
+}
+
+// After the stop signal no new attempt starts: not a retry waiting out
+// its backoff, not a first attempt waiting for a slot.
+func TestDoStopsRetrying(t *testing.T) {
+	p := New(Config{BackoffBase: 10 * time.Second, BackoffMax: 10 * time.Second, Concurrency: 1})
+	stop := make(chan struct{})
+	ctx := WithStop(context.Background(), stop)
+	attempts := 0
+	go func() { time.Sleep(50 * time.Millisecond); close(stop) }()
+	start := time.Now()
+	_, err := p.Do(ctx, 1, func(context.Context) Outcome {
+		attempts++
+		return Outcome{Cause: Server}
+	})
+	if !errors.Is(err, ErrStopped) || attempts != 1 || time.Since(start) > 2*time.Second {
+		t.Fatalf("err %v after %d attempts in %v: want ErrStopped after 1", err, attempts, time.Since(start))
+	}
+	// A call that never got a slot makes no attempt.
+	hold := make(chan struct{})
+	go p.Do(context.Background(), 1, func(context.Context) Outcome { <-hold; return Outcome{} })
+	time.Sleep(20 * time.Millisecond)
+	stop2 := make(chan struct{})
+	go func() { time.Sleep(20 * time.Millisecond); close(stop2) }()
+	called := false
+	_, err = p.Do(WithStop(context.Background(), stop2), 1, func(context.Context) Outcome { called = true; return Outcome{} })
+	close(hold)
+	if !errors.Is(err, ErrStopped) || called {
+		t.Fatalf("err %v, called %v: want ErrStopped without an attempt", err, called)
 	}
 }

@@ -167,6 +167,13 @@ type Options struct {
 	// Log keeps every served response for Served.
 	Log bool
 
+	// Hostile makes every chat completion misbehave in one way
+	// (hostile.go); OverReportTokens and HugeBodyBytes size two of the
+	// modes.
+	Hostile          Hostile
+	OverReportTokens int
+	HugeBodyBytes    int
+
 	// Embedder returns the embedding of a text for /v1/embeddings;
 	// DefaultEmbedding when nil. Scorer splits a prompt into tokens with
 	// log-probabilities for /v1/completions; DefaultTokenize when nil
@@ -609,6 +616,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	hostile := s.hostile()
+	if s.serveHostileBody(hostile, w, r) {
+		return
+	}
+
 	switch fault {
 	case FaultServerError:
 		s.outcomes[OutcomeServerError].Add(1)
@@ -651,6 +663,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		model = a
 	}
 	id := "chatcmpl-apitest-" + strconv.FormatInt(s.ids.Add(1), 10)
+	var u any = usage{PromptTokens: promptTokens, CompletionTokens: completionTokens, TotalTokens: promptTokens + completionTokens}
+	if raw, ok := s.hostileUsage(hostile, promptTokens, completionTokens); ok {
+		u = raw
+	}
 	out, _ := json.Marshal(completion{
 		ID:                id,
 		Object:            "chat.completion",
@@ -661,7 +677,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			Message:      Message{Role: "assistant", Content: text},
 			FinishReason: finish,
 		}},
-		Usage: usage{PromptTokens: promptTokens, CompletionTokens: completionTokens, TotalTokens: promptTokens + completionTokens},
+		Usage: u,
 	})
 
 	if r.Context().Err() != nil {
@@ -791,7 +807,7 @@ type completion struct {
 	Model             string   `json:"model"`
 	SystemFingerprint string   `json:"system_fingerprint"`
 	Choices           []choice `json:"choices"`
-	Usage             usage    `json:"usage"`
+	Usage             any      `json:"usage"`
 }
 
 type choice struct {
