@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agorabench/agora/internal/redact"
 	"github.com/agorabench/agora/plugins/host"
 	"github.com/agorabench/agora/spec"
 	"github.com/agorabench/agora/tokens"
@@ -31,7 +32,9 @@ func newPluginHost(exp *spec.Experiment, dir string) (*host.Host, func()) {
 	var f *os.File
 	if err := os.MkdirAll(dir, 0o755); err == nil {
 		if f, err = os.OpenFile(filepath.Join(dir, logFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
-			out = f
+			// Plugins log what they like: the environment's secrets
+			// never reach the file.
+			out = redact.FromEnv().Writer(f)
 		}
 	}
 	level := hclog.LevelFromString(os.Getenv("AGORA_LOG_LEVEL"))

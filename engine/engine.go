@@ -194,6 +194,9 @@ type Engine struct {
 	opts   Options
 	prog   *progress
 	soft   context.Context // ends when sending must stop
+	// noSend closes at the first interrupt or budget crossing (bounds.go).
+	sendOnce sync.Once
+	noSend   <-chan struct{}
 
 	mu        sync.Mutex
 	providers map[string]Provider
@@ -431,6 +434,9 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 			e.closeServers(ctx, gen)
 		}
 	}
+	// A budget a settlement crossed: the spend once the requests in
+	// flight were settled too.
+	res.Budget = e.ledger.Final(res.Budget)
 	// The steps never started: each is recorded with why.
 	for _, s := range e.plan.Steps {
 		if done[s.ID] || ended[s.ID] {

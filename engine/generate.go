@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agorabench/agora/executors/retry"
 	"github.com/agorabench/agora/generation"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/prompts"
@@ -112,17 +113,34 @@ func (r *generateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	fail := func(err error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if firstErr == nil {
+		switch {
+		case firstErr == nil:
 			firstErr = err
 			close(quit)
+		case overshot(err) && !overshot(firstErr):
+			// A crossed budget stops the run, not only the step.
+			firstErr = err
 		}
 	}
+	// Once the step fails (or the first interrupt comes) its calls make
+	// no new attempt; those in flight finish and are recorded.
+	stop, finished := make(chan struct{}), make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-quit:
+		case <-e.noMoreSending():
+		case <-finished:
+		}
+		close(stop)
+	}()
+	sctx := retry.WithStop(ctx, stop)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for slot := range slots {
-				err := r.slot(ctx, s, g, task, digest, prov, sp, slot, last[slot]+1)
+				err := r.slot(sctx, stop, s, g, task, digest, prov, sp, slot, last[slot]+1)
 				var x *exhaustedError
 				switch {
 				case err == nil:
@@ -205,10 +223,15 @@ func (r *generateRunner) task(ctx context.Context, s plan.Step, set *spec.Settin
 // making at most MaxAttempts requests in this run (a rerun gives a slot
 // given up before a fresh set of attempts, with new attempt numbers).
 // Every response is recorded before its cost is booked.
-func (r *generateRunner) slot(ctx context.Context, s plan.Step, g *spec.Generator, task *generation.Task, promptDigest string, prov Provider, sp *stepProgress, slot, attempt int) error {
+func (r *generateRunner) slot(ctx context.Context, stop <-chan struct{}, s plan.Step, g *spec.Generator, task *generation.Task, promptDigest string, prov Provider, sp *stepProgress, slot, attempt int) error {
 	e := r.e
 	reason := "no attempts left"
 	for n := 0; n < e.opts.MaxAttempts; n, attempt = n+1, attempt+1 {
+		select {
+		case <-stop:
+			return errStopped
+		default:
+		}
 		if e.stopped() || ctx.Err() != nil {
 			return errStopped
 		}
@@ -220,7 +243,8 @@ func (r *generateRunner) slot(ctx context.Context, s plan.Step, g *spec.Generato
 		for i, m := range req.Messages {
 			msgs[i] = Message{Role: m.Role, Content: m.Content}
 		}
-		res, err := e.ledger.Reserve(e.soft, g.Name, worstCase(msgs, g))
+		reserved := worstCase(msgs, g)
+		res, err := e.ledger.Reserve(e.soft, g.Name, reserved)
 		if err != nil {
 			if e.soft.Err() != nil {
 				return errStopped
@@ -231,18 +255,22 @@ func (r *generateRunner) slot(ctx context.Context, s plan.Step, g *spec.Generato
 		c, err := prov.Complete(ctx, msgs)
 		if err != nil {
 			res.Settle(0)
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, retry.ErrStopped) {
 				return errStopped
 			}
 			return err
 		}
-		cost := price(g, c.PromptTokens, c.CompletionTokens)
+		v := judgeUsage(g, c, promptBound(msgs), g.Sampling.MaxTokens, reserved)
+		cost := v.cost
 		inst, verr := task.Result(req, generation.Completion{Text: c.Text, FinishReason: c.FinishReason})
+		if v.reject != "" {
+			verr = errors.New(v.reject)
+		}
 		rec := state.Generation{
 			StepID: s.ID, Slot: slot, Attempt: attempt, Accepted: verr == nil,
-			Raw: c.Text, Model: c.Model, SystemFingerprint: c.SystemFingerprint, RequestID: c.ID, FinishReason: c.FinishReason,
+			Raw: capRaw(c.Text, verr == nil), Model: c.Model, SystemFingerprint: c.SystemFingerprint, RequestID: c.ID, FinishReason: c.FinishReason,
 			PromptDigest: promptDigest, SeedItemID: req.SeedItemID,
-			InputTokens: c.PromptTokens, OutputTokens: c.CompletionTokens, CostUSD: cost,
+			InputTokens: v.in, OutputTokens: v.out, CostUSD: cost,
 			StartedAt: started, Duration: time.Since(started),
 		}
 		if verr == nil {
@@ -260,8 +288,11 @@ func (r *generateRunner) slot(ctx context.Context, s plan.Step, g *spec.Generato
 			res.Settle(cost)
 			return fmt.Errorf("record response: %w", err)
 		}
-		res.Settle(cost)
-		sp.record(c.PromptTokens, c.CompletionTokens, cost, verr == nil)
+		serr := settle(res, v)
+		sp.record(v.in, v.out, cost, verr == nil)
+		if serr != nil {
+			return serr
+		}
 		if verr == nil {
 			return nil
 		}
@@ -274,11 +305,7 @@ func (r *generateRunner) slot(ctx context.Context, s plan.Step, g *spec.Generato
 // template's overhead) bound its tokens, and the completion is bounded by
 // max_tokens.
 func worstCase(msgs []Message, g *spec.Generator) float64 {
-	prompt := 3
-	for _, m := range msgs {
-		prompt += len(m.Content) + len(m.Role) + perMessageOverhead
-	}
-	return price(g, prompt, g.Sampling.MaxTokens)
+	return price(g, promptBound(msgs), g.Sampling.MaxTokens)
 }
 
 // price is the dollar cost of a request at the generator's prices.

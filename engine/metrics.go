@@ -13,6 +13,7 @@ import (
 	"sync"
 	"text/template"
 
+	"github.com/agorabench/agora/executors/retry"
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/metrics"
 	"github.com/agorabench/agora/plan"
@@ -325,25 +326,31 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 			if e.stopped() || ctx.Err() != nil {
 				return errStopped
 			}
-			res, err := r.reserve(s, worstCase(msgs, g))
+			reserved := worstCase(msgs, g)
+			res, err := r.reserve(s, reserved)
 			if err != nil {
 				return err
 			}
-			c, err := prov.Complete(ctx, msgs)
+			c, err := prov.Complete(e.sending(ctx), msgs)
 			if err != nil {
 				res.Settle(0)
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || errors.Is(err, retry.ErrStopped) {
 					return errStopped
 				}
 				return err
 			}
-			cost := price(g, c.PromptTokens, c.CompletionTokens)
+			v := judgeUsage(g, c, promptBound(msgs), g.Sampling.MaxTokens, reserved)
+			cost := v.cost
+			c.PromptTokens, c.CompletionTokens = v.in, v.out
 			score, _, perr := metrics.ParseJudgement(c.Text)
+			if v.reject != "" {
+				perr = errors.New(v.reject)
+			}
 			mu.Lock()
 			last[k]++
 			attempt := last[k]
 			mu.Unlock()
-			rec := state.Judgement{StepID: s.ID, Slot: k.slot, Aspect: k.aspect, Attempt: attempt, Score: score, Raw: c.Text,
+			rec := state.Judgement{StepID: s.ID, Slot: k.slot, Aspect: k.aspect, Attempt: attempt, Score: score, Raw: capRaw(c.Text, perr == nil),
 				Model: c.Model, InputTokens: c.PromptTokens, OutputTokens: c.CompletionTokens, CostUSD: cost}
 			if perr != nil {
 				rec.Error = perr.Error()
@@ -352,7 +359,9 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 				res.Settle(cost)
 				return err
 			}
-			res.Settle(cost)
+			if err := settle(res, v); err != nil {
+				return err
+			}
 			sp.record(c.PromptTokens, c.CompletionTokens, cost, perr == nil)
 			mu.Lock()
 			if perr == nil {
@@ -476,24 +485,32 @@ func (r diversityRunner) run(ctx context.Context, s plan.Step) (string, error) {
 				}
 				bound += len(texts[j]) + 1 // a token covers at least one byte
 			}
-			res, err := r.reserve(s, price(g, bound, 0))
+			reserved := price(g, bound, 0)
+			res, err := r.reserve(s, reserved)
 			if err != nil {
 				return err
 			}
-			vecs, tokens, err := emb.Embed(ctx, texts)
+			vecs, tokens, err := emb.Embed(e.sending(ctx), texts)
 			if err != nil {
 				res.Settle(0)
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || errors.Is(err, retry.ErrStopped) {
 					return errStopped
 				}
 				return err
 			}
-			cost := price(g, tokens, 0)
+			v := judgeUsage(g, Completion{PromptTokens: tokens}, bound, 0, reserved)
+			if v.err != nil {
+				res.Settle(v.cost)
+				return v.err
+			}
+			cost := v.cost
 			if err := ms.RecordEmbeddings(context.WithoutCancel(ctx), s.ID, field, slots, vecs, tokens, cost); err != nil {
 				res.Settle(cost)
 				return err
 			}
-			res.Settle(cost)
+			if err := settle(res, v); err != nil {
+				return err
+			}
 			mu.Lock()
 			for j := range b {
 				have[slots[j]] = vecs[j]
@@ -626,17 +643,22 @@ func (r perplexityRunner) run(ctx context.Context, s plan.Step) (string, error) 
 		it := todo[i]
 		prefix := metrics.PerplexityPrefix(it.instruction)
 		prompt := prefix + it.response
-		res, err := r.reserve(s, price(g, len(prompt)+3, 1))
+		reserved := price(g, len(prompt)+3, 1)
+		res, err := r.reserve(s, reserved)
 		if err != nil {
 			return err
 		}
-		lp, ptoks, ctoks, err := sc.Logprobs(ctx, prompt)
+		lp, ptoks, ctoks, err := sc.Logprobs(e.sending(ctx), prompt)
 		if err != nil {
 			res.Settle(0)
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, retry.ErrStopped) {
 				return errStopped
 			}
 			return err
+		}
+		if v := judgeUsage(g, Completion{PromptTokens: ptoks, CompletionTokens: ctoks}, len(prompt)+3, 1, reserved); v.err != nil {
+			// Not used: booked as the verdict says, and the step stops.
+			return settle(res, v)
 		}
 		cost := price(g, ptoks, ctoks)
 		nll, err := metrics.ResponseNLL(lp, prefix, it.response)

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agorabench/agora/executors/retry"
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/harness"
 	"github.com/agorabench/agora/plan"
@@ -430,7 +431,8 @@ func (p *proxy) chat(w http.ResponseWriter, r *http.Request) {
 	if perRequest {
 		bound.Sampling = sampling
 	}
-	res, err := e.ledger.Reserve(e.soft, g.Name, worstCase(msgs, &bound))
+	reserved := worstCase(msgs, &bound)
+	res, err := e.ledger.Reserve(e.soft, g.Name, reserved)
 	if err != nil {
 		if e.soft.Err() != nil {
 			err = errStopped
@@ -444,13 +446,13 @@ func (p *proxy) chat(w http.ResponseWriter, r *http.Request) {
 	// only the end of the apply does.
 	var c Completion
 	if perRequest {
-		c, err = sp.CompleteSampled(p.ctx, msgs, sampling)
+		c, err = sp.CompleteSampled(e.sending(p.ctx), msgs, sampling)
 	} else {
-		c, err = p.prov.Complete(p.ctx, msgs)
+		c, err = p.prov.Complete(e.sending(p.ctx), msgs)
 	}
 	if err != nil {
 		res.Settle(0)
-		if p.ctx.Err() != nil {
+		if p.ctx.Err() != nil || errors.Is(err, retry.ErrStopped) {
 			p.fail(errStopped)
 			apiError(w, http.StatusServiceUnavailable, "stopped", "agora is stopping")
 			return
@@ -460,15 +462,17 @@ func (p *proxy) chat(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusFailedDependency, "provider_error", err.Error())
 		return
 	}
-	cost := price(g, c.PromptTokens, c.CompletionTokens)
+	v := judgeUsage(g, c, promptBound(msgs), bound.Sampling.MaxTokens, reserved)
+	cost := v.cost
+	c.PromptTokens, c.CompletionTokens = v.in, v.out
 	p.mu.Lock()
 	slot := p.slot
 	p.slot++
 	p.mu.Unlock()
 	question := msgs[len(msgs)-1].Content
 	rec := state.Generation{
-		StepID: p.step.ID, Slot: slot, Attempt: 1, Accepted: true,
-		Raw: c.Text, Instruction: question, Response: c.Text,
+		StepID: p.step.ID, Slot: slot, Attempt: 1, Accepted: v.reject == "", RejectReason: v.reject,
+		Raw: capRaw(c.Text, v.reject == ""), Instruction: question, Response: c.Text,
 		Model: c.Model, SystemFingerprint: c.SystemFingerprint, RequestID: c.ID, FinishReason: c.FinishReason,
 		InputTokens: c.PromptTokens, OutputTokens: c.CompletionTokens, CostUSD: cost,
 		StartedAt: started, Duration: time.Since(started),
@@ -480,7 +484,11 @@ func (p *proxy) chat(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, "state_error", "agora could not record the response")
 		return
 	}
-	res.Settle(cost)
+	if err := settle(res, v); err != nil {
+		p.fail(err)
+		apiError(w, http.StatusFailedDependency, "provider_error", "agora: "+err.Error())
+		return
+	}
 	if p.prog != nil {
 		p.prog.record(c.PromptTokens, c.CompletionTokens, cost, true)
 	}

@@ -31,16 +31,13 @@ import (
 //   - A 200 whose body is an error object is classified by its content
 //     like the status it stands for and shown with the provider's message.
 const (
-	// BytesPerToken bounds the bytes one generated token can take in a
-	// response body: the longest tokens of the BPE vocabularies in use
-	// are under 128 bytes, and JSON escapes a byte as at most 6 (\u00XX);
-	// 256 leaves room for both.
-	BytesPerToken = 256
-	// BodyEnvelope is what a body may hold beyond its tokens: the JSON
-	// envelope, ids, usage, and the provider's extras.
-	BodyEnvelope = 1 << 20
+	// BytesPerToken bounds the bytes of one generated token in a body
+	// (retry.BytesPerToken).
+	BytesPerToken = retry.BytesPerToken
+	// BodyEnvelope is what a body may hold beyond its tokens.
+	BodyEnvelope = retry.ResponseEnvelope
 	// DefaultBodyCap bounds a body whose request sets no token limit.
-	DefaultBodyCap = 64 << 20
+	DefaultBodyCap = retry.DefaultResponseCap
 	// MaxUsageTokens bounds a plausible token count in a usage report
 	// (2^50, about 10^15); a larger count is not a bill but garbage.
 	MaxUsageTokens = 1 << 50
@@ -71,7 +68,7 @@ func BodyCap(s spec.Sampling) int64 {
 	if v, ok := s.Extra["n"]; ok && number(v) > 1 {
 		n = int64(min(number(v), 1024))
 	}
-	return BodyEnvelope + min(limit, 1<<24)*n*BytesPerToken
+	return retry.ResponseCap(min(limit, 1<<24) * n)
 }
 
 // number reads a numeric extra; 0 when it is not one.

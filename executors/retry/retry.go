@@ -366,3 +366,29 @@ func ctxErr(ctx context.Context, err error) error {
 	// rate.Limiter refuses a wait that would outlast ctx's deadline.
 	return context.DeadlineExceeded
 }
+
+// The bound on a response's size, shared by the HTTP client and plugins
+// (docs/budgets.md).
+const (
+	// BytesPerToken bounds the bytes one generated token can take in a
+	// response: the longest tokens of the BPE vocabularies in use are
+	// under 128 bytes, and JSON escapes a byte as at most 6 (\u00XX); 256
+	// leaves room for both.
+	BytesPerToken = 256
+	// ResponseEnvelope is what a response may hold beyond its tokens: the
+	// envelope, ids, usage, and the provider's extras.
+	ResponseEnvelope = 1 << 20
+	// DefaultResponseCap bounds a response whose request sets no token
+	// limit.
+	DefaultResponseCap = 64 << 20
+)
+
+// ResponseCap is the most bytes a response to a request allowing tokens
+// new tokens (0: no limit) may take: ResponseEnvelope + BytesPerToken per
+// token, or DefaultResponseCap.
+func ResponseCap(tokens int64) int64 {
+	if tokens <= 0 {
+		return DefaultResponseCap
+	}
+	return ResponseEnvelope + min(tokens, 1<<26)*BytesPerToken
+}

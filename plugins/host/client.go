@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -212,6 +213,7 @@ func (c *Client) complete(ctx context.Context, msgs []Message, sp *pb.Sampling, 
 		if r.Outage {
 			e.Msg = fmt.Sprintf("gave up on plugin %s (model %s) after %d attempts: last error: %s", c.cfg.Plugin, c.cfg.Model, r.Attempts, msg)
 		}
+		e.Msg = c.plugin.host.redact.String(e.Msg)
 		return Response{}, e
 	}
 	return Response{Text: out.GetText(), FinishReason: out.GetFinishReason(), Model: out.GetModel(), ID: out.GetId(),
@@ -226,7 +228,9 @@ func (c *Client) attempt(actx context.Context, req *pb.CompleteRequest) (*pb.Com
 	if err != nil {
 		return nil, retry.Outcome{Permanent: true}, err.Error()
 	}
-	res, err := inst.rpc.Complete(actx, req)
+	// A response is received up to the cap its max_tokens allows
+	// (docs/budgets.md); a larger one fails this attempt unread.
+	res, err := inst.rpc.Complete(actx, req, grpc.MaxCallRecvMsgSize(int(retry.ResponseCap(int64(req.GetSampling().GetMaxTokens())))))
 	if err == nil {
 		if e := res.GetError(); e != nil {
 			if e.GetTimedOut() {
@@ -264,6 +268,10 @@ func (c *Client) rpcFailure(actx context.Context, inst *instance, err error) (re
 		}
 		return retry.Outcome{Cause: retry.Connection}, msg
 	case codes.ResourceExhausted:
+		if strings.Contains(grpcMessage(err), "larger than max") {
+			// The receive cap, not the plugin's rate limit.
+			return retry.Outcome{Cause: retry.Malformed}, "plugin " + c.cfg.Plugin + ": response too large: " + grpcMessage(err)
+		}
 		return retry.Outcome{Cause: retry.RateLimit}, msg
 	case codes.DeadlineExceeded:
 		return retry.Outcome{Cause: retry.Timeout}, msg
@@ -300,7 +308,7 @@ func (c *Client) Embed(ctx context.Context, texts []string) ([][]float32, int, e
 			msg = err.Error()
 			return retry.Outcome{Permanent: true}
 		}
-		if res, err = inst.rpc.Embed(actx, req); err != nil {
+		if res, err = inst.rpc.Embed(actx, req, grpc.MaxCallRecvMsgSize(retry.DefaultResponseCap)); err != nil {
 			var o retry.Outcome
 			o, msg = c.rpcFailure(actx, inst, err)
 			return o
@@ -319,6 +327,7 @@ func (c *Client) Embed(ctx context.Context, texts []string) ([][]float32, int, e
 		if r.Outage {
 			e.Msg = fmt.Sprintf("gave up on plugin %s (model %s) after %d attempts: last error: %s", c.cfg.Plugin, c.cfg.Model, r.Attempts, msg)
 		}
+		e.Msg = c.plugin.host.redact.String(e.Msg)
 		return nil, 0, e
 	}
 	vecs := make([][]float32, len(texts))

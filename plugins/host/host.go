@@ -31,6 +31,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/agorabench/agora/internal/redact"
 	pb "github.com/agorabench/agora/plugins/providerpb"
 )
 
@@ -49,6 +50,7 @@ type Options struct {
 // shared by the generators that use it.
 type Host struct {
 	opts    Options
+	redact  *redact.Redactor // the environment's secrets, out of messages and logs
 	mu      sync.Mutex
 	plugins map[string]*Plugin
 	closed  bool
@@ -62,7 +64,9 @@ func New(o Options) *Host {
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 30 * time.Second
 	}
-	return &Host{opts: o, plugins: map[string]*Plugin{}}
+	r := redact.FromEnv()
+	o.Logger = redactLogger(o.Logger, r)
+	return &Host{opts: o, plugins: map[string]*Plugin{}, redact: r}
 }
 
 // Dirs is the host's search path.
@@ -192,8 +196,8 @@ func (p *Plugin) start(ctx context.Context) error {
 		Stderr:           stderr,
 		// What a Go plugin prints to os.Stdout or os.Stderr once served
 		// arrives over go-plugin's stdio stream: into the log too.
-		SyncStdout:   &lineLogger{log: h.opts.Logger.Named("plugin").Named(filepath.Base(p.Path)).Named("stdout")},
-		SyncStderr:   &lineLogger{log: h.opts.Logger.Named("plugin").Named(filepath.Base(p.Path)).Named("stderr")},
+		SyncStdout:   &lineLogger{log: h.opts.Logger.Named("plugin").Named(filepath.Base(p.Path)).Named("stdout"), redact: h.redact},
+		SyncStderr:   &lineLogger{log: h.opts.Logger.Named("plugin").Named(filepath.Base(p.Path)).Named("stderr"), redact: h.redact},
 		StartTimeout: h.opts.StartTimeout,
 	}
 	if p.pin != "" {
@@ -225,7 +229,7 @@ func (p *Plugin) start(ctx context.Context) error {
 		if t := stderr.summary(); t != "" {
 			msg += "; the end of its stderr:\n" + t
 		}
-		return fail(fmt.Errorf("plugin %s (%s) did not start: %s", p.Name, p.Path, msg))
+		return fail(fmt.Errorf("plugin %s (%s) did not start: %s", p.Name, p.Path, h.redact.String(msg)))
 	}
 	raw, err := rpcc.Dispense(pb.PluginName)
 	if err != nil {
@@ -236,7 +240,7 @@ func (p *Plugin) start(ctx context.Context) error {
 	desc, err := inst.rpc.Describe(dctx, &pb.DescribeRequest{})
 	cancel()
 	if err != nil {
-		return fail(fmt.Errorf("plugin %s (%s): describe: %v", p.Name, p.Path, grpcMessage(err)))
+		return fail(fmt.Errorf("plugin %s (%s): describe: %v", p.Name, p.Path, h.redact.String(grpcMessage(err))))
 	}
 	p.inst, p.desc, p.version = inst, desc, c.NegotiatedVersion()
 	pid := 0
@@ -304,7 +308,7 @@ func (p *Plugin) crashed(inst *instance) error {
 	if t := inst.stderr.summary(); t != "" {
 		msg += "; the end of its stderr:\n" + t
 	}
-	p.dead = errors.New(msg)
+	p.dead = errors.New(p.host.redact.String(msg))
 	return p.dead
 }
 
@@ -335,6 +339,7 @@ func (grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.C
 // lineLogger logs each line written to it at info level.
 type lineLogger struct {
 	log     hclog.Logger
+	redact  *redact.Redactor
 	mu      sync.Mutex
 	partial []byte
 }
@@ -349,12 +354,12 @@ func (l *lineLogger) Write(b []byte) (int, error) {
 			break
 		}
 		if line := strings.TrimRight(string(l.partial[:i]), "\r"); line != "" {
-			l.log.Info(line)
+			l.log.Info(l.redact.String(line))
 		}
 		l.partial = l.partial[i+1:]
 	}
 	if len(l.partial) > maxLine {
-		l.log.Info(string(l.partial))
+		l.log.Info(l.redact.String(string(l.partial)))
 		l.partial = l.partial[:0]
 	}
 	return len(b), nil

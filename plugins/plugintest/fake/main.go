@@ -8,6 +8,13 @@
 //	PERMANENT   fails permanently
 //	SLOW        answers after 200ms
 //	PRINT       prints a line to stdout and one to stderr
+//	LEAK        fails with an error, a log line and a stderr line carrying
+//	            $FAKE_SECRET (as a provider echoing its key would)
+//	LEAKPANIC   panics with $FAKE_SECRET in the message
+//	NEGUSAGE    reports -100000000 input tokens
+//	ZEROUSAGE   reports no tokens for its (non-empty) completion
+//	HUGEUSAGE   reports 1e12 output tokens
+//	HUGEBODY    answers with a 16 MiB completion, whatever max_tokens
 //
 // It embeds a text as [bytes, words], counts tokens as ceil(bytes/2)
 // (unlike agora's offline heuristic) and logs each request at info level.
@@ -40,7 +47,17 @@ func (fake) Complete(ctx context.Context, req sdk.Request) (sdk.Completion, erro
 		fmt.Println("printed to stdout")
 		fmt.Fprintln(os.Stderr, "printed to stderr")
 	}
+	secret := os.Getenv("FAKE_SECRET")
 	switch {
+	case strings.Contains(last, "LEAKPANIC"):
+		panic("fake: upstream rejected key " + secret)
+	case strings.Contains(last, "LEAK"):
+		sdk.Log.Error("upstream rejected the key", "key", secret)
+		fmt.Fprintln(os.Stderr, "debug: using key "+secret)
+		return sdk.Completion{}, errors.New("fake: upstream said: invalid key " + secret)
+	case strings.Contains(last, "HUGEBODY"):
+		return sdk.Completion{Text: strings.Repeat("a", 16<<20), FinishReason: "stop", Model: req.Model,
+			Usage: sdk.Usage{InputTokens: 10, OutputTokens: 4 << 20}}, nil
 	case strings.Contains(last, "PANIC-ONCE"):
 		mark := os.Getenv("FAKE_PANIC_MARK")
 		if _, err := os.Stat(mark); err != nil {
@@ -72,8 +89,16 @@ func (fake) Complete(ctx context.Context, req sdk.Request) (sdk.Completion, erro
 	for _, m := range req.Messages {
 		in += (len(m.Content) + 3) / 4
 	}
-	return sdk.Completion{Text: text, FinishReason: finish, Model: req.Model + "-20250101", ID: "fake-id",
-		Usage: sdk.Usage{InputTokens: in, OutputTokens: (len(text) + 3) / 4}}, nil
+	usage := sdk.Usage{InputTokens: in, OutputTokens: (len(text) + 3) / 4}
+	switch {
+	case strings.Contains(last, "NEGUSAGE"):
+		usage.InputTokens = -100000000
+	case strings.Contains(last, "ZEROUSAGE"):
+		usage = sdk.Usage{}
+	case strings.Contains(last, "HUGEUSAGE"):
+		usage.OutputTokens = 1e12
+	}
+	return sdk.Completion{Text: text, FinishReason: finish, Model: req.Model + "-20250101", ID: "fake-id", Usage: usage}, nil
 }
 
 func (fake) CountTokens(_ context.Context, _ string, msgs []sdk.Message) (int, error) {
