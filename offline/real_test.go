@@ -155,3 +155,72 @@ func TestStageDatasetReal(t *testing.T) {
 		t.Errorf("load_dataset asked the hub offline: %q", hub.Requests()[n:])
 	}
 }
+
+// TestLMEvalOfflineFromCache: the data set agora stages for the gsm8k
+// benchmark is what lm-eval's gsm8k task reads. A gsm8k-shaped stand-in
+// is staged as openai/gsm8k (main) from the stand-in hub, and the real
+// lm_eval then runs its gsm8k task on a tiny model with the cache's
+// offline environment, without a request to the hub.
+func TestLMEvalOfflineFromCache(t *testing.T) {
+	bin := toolchaintest.Bin(t)
+	exp, p := load(t, `
+generators: g: {provider: openai: {}, model: "m", price: {input: 1, output: 1}}
+settings: "math-ig": {instances: 10, benchmarks: ["gsm8k"]}
+offline: cache_dir: "cache"
+`)
+	var data []offline.Artefact
+	for _, a := range offline.Needs(exp, p) {
+		if a.Kind == offline.Dataset {
+			data = append(data, a)
+		}
+	}
+	if len(data) != 1 || data[0].ID != "openai/gsm8k" || data[0].Config != "main" {
+		t.Fatalf("gsm8k needs %v", data)
+	}
+	hub := offlinetest.NewHub("")
+	t.Cleanup(hub.Close)
+	repo := t.TempDir()
+	for name, body := range gsm8kLike {
+		path := filepath.Join(repo, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub.AddDataset("openai/gsm8k", repo)
+	dir := exp.Offline.CacheDir
+	if err := offline.Stage(context.Background(), dir, "", data, offline.Options{Endpoint: hub.URL(), Python: filepath.Join(bin, "python")}); err != nil {
+		t.Fatal(err)
+	}
+	model := toolchaintest.TinyModel(t, toolchaintest.Causal)
+	out := t.TempDir()
+	n := len(hub.Requests())
+	start := time.Now()
+	cmd := exec.Command(filepath.Join(bin, "lm_eval"), "--model", "hf", "--model_args", "pretrained="+model,
+		"--tasks", "gsm8k", "--num_fewshot", "0", "--limit", "2", "--device", "cpu", "--output_path", out)
+	cmd.Dir = t.TempDir()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "HF_") && k != "TRANSFORMERS_OFFLINE" {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	for k, v := range offline.Env(dir) {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Env = append(cmd.Env, "HF_ENDPOINT="+hub.URL())
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("lm_eval offline: %v\n%s", err, b)
+	}
+	t.Logf("lm_eval gsm8k, 2 problems, offline: %v", time.Since(start).Round(time.Millisecond))
+	if got := hub.Requests()[n:]; len(got) != 0 {
+		t.Errorf("lm_eval asked the hub: %q", got)
+	}
+	results, _ := filepath.Glob(filepath.Join(out, "*", "results_*.json"))
+	if len(results) != 1 {
+		t.Fatalf("lm_eval results: %v", results)
+	}
+	b, _ := os.ReadFile(results[0])
+	if !strings.Contains(string(b), `"exact_match,flexible-extract"`) || !strings.Contains(string(b), `"gsm8k"`) {
+		t.Errorf("results without gsm8k's exact_match: %.400s", b)
+	}
+}
