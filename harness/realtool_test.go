@@ -325,6 +325,9 @@ func TestGSM8KFormsThroughLMEval(t *testing.T) {
 // are noise: the score is whatever they earn, in [0, 100].
 func TestLMEvalTinyModel(t *testing.T) {
 	toolchaintest.Offline(t)
+	// One thread: a model this small gains nothing from more, and on a
+	// busy machine torch's spinning threads double the run's time.
+	t.Setenv("OMP_NUM_THREADS", "1")
 	model := toolchaintest.TinyModel(t, toolchaintest.Causal)
 	work := t.TempDir()
 	tasks := filepath.Join(work, LMEvalTaskDir)
