@@ -98,7 +98,15 @@ const (
 // that lm-eval's minerva_math group reads.
 var minervaSubjects = []string{"algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory", "prealgebra", "precalculus"}
 
-func benchmarkData(name string) []Artefact {
+// benchmarkData is what benchmark name's harness reads, when the
+// benchmark runs on the harness agora builds in for it (a command of your
+// own reads data agora does not know).
+func benchmarkData(exp *spec.Experiment, name string) []Artefact {
+	want := map[string]string{"gsm8k": spec.HarnessLMEval, "math": spec.HarnessLMEval, "humaneval": spec.HarnessEvalPlus,
+		"mbpp": spec.HarnessEvalPlus, "alpacaeval2": spec.HarnessAlpacaEval}[name]
+	if b := exp.Evaluation.Benchmarks[name]; b == nil || b.Harness != want {
+		return nil
+	}
 	switch name {
 	case "gsm8k":
 		return []Artefact{{Kind: Dataset, ID: "openai/gsm8k", Config: "main"}}
@@ -172,12 +180,12 @@ func Needs(exp *spec.Experiment, p *plan.Plan) []Artefact {
 			case "reference":
 				add(Artefact{Kind: Model, ID: exp.Student.Reference}, "student.reference")
 			}
-			for _, a := range benchmarkData(s.Benchmark) {
+			for _, a := range benchmarkData(exp, s.Benchmark) {
 				add(a, "benchmark "+s.Benchmark)
 			}
 		case plan.KindSolve:
 			served(exp.Generators[s.Generator], "generators."+s.Generator)
-			for _, a := range benchmarkData(s.Benchmark) {
+			for _, a := range benchmarkData(exp, s.Benchmark) {
 				add(a, "benchmark "+s.Benchmark)
 			}
 		case plan.KindJudge:

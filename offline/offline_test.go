@@ -83,6 +83,14 @@ func TestNeeds(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("needs:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// A built-in benchmark run by a command of your own reads data agora
+	// does not know.
+	exp.Evaluation.Benchmarks["gsm8k"].Harness = spec.HarnessCommand
+	for _, a := range offline.Needs(exp, p) {
+		if a.ID == "openai/gsm8k" {
+			t.Errorf("gsm8k by command needs %v", a)
+		}
+	}
 	// Done steps need nothing.
 	for i := range p.Steps {
 		p.Steps[i].Action = plan.ActionNoop
