@@ -23,13 +23,17 @@ func TestSlurmScancelTraining(t *testing.T) {
 	train := f.stepOf(plan.KindTrain, "")
 	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
 	ctx := withTimeout(t, 8*time.Minute)
-	go func() {
+	wait := alongside(ctx, func(ctx context.Context) {
 		waitForLog(ctx, run, "trl stand-in: sleeping", 100*time.Millisecond)
+		if ctx.Err() != nil {
+			return // the apply ended first; it reports why
+		}
 		if err := slurmtest.Cancel(f.dir, []string{"agora-train-" + train.ID[:12]}); err != nil {
 			t.Error(err)
 		}
-	}()
+	})
 	res, store := f.applyWith(ctx, opts)
+	wait()
 	got := outcomes(t, f, store)
 	st := got[train.Address]
 	if st.Status != state.StatusFailed || !strings.Contains(st.Error, "was cancelled (not retried)") || !strings.Contains(st.Error, "; log "+run+"/slurm-") {
@@ -64,20 +68,23 @@ func TestSlurmRequeueAddsUp(t *testing.T) {
 	train := f.stepOf(plan.KindTrain, "")
 	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
 	ctx := withTimeout(t, 8*time.Minute)
-	requeued := make(chan time.Time, 1)
-	go func() {
+	wait := alongside(ctx, func(ctx context.Context) {
 		waitForLog(ctx, run, "trl stand-in: sleeping", 100*time.Millisecond)
-		time.Sleep(8 * time.Second)
+		select {
+		case <-ctx.Done():
+			return // the apply ended first; it reports why
+		case <-time.After(8 * time.Second):
+		}
 		for id := range slurmtest.Jobs(f.dir, "agora-train-"+train.ID[:12]) {
 			if out, err := exec.Command("scontrol", "requeue", id).CombinedOutput(); err != nil {
 				t.Errorf("scontrol requeue %s: %v: %s", id, err, out)
 			}
 		}
-		requeued <- time.Now()
-	}()
+	})
 	start := time.Now()
 	res, store := f.applyWith(ctx, opts)
 	wall := time.Since(start)
+	wait()
 	checkPipeline(t, f, res, store, 6)
 	if n := c.count("agora-train-"); n != 1 {
 		t.Errorf("%d training submissions, want 1 (the job was requeued)", n)

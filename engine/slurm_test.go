@@ -273,7 +273,7 @@ func testSlurmCheckpointRequeue(t *testing.T, trainer string) {
 	train := f.stepOf(plan.KindTrain, "")
 	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
 	ctx := withTimeout(t, 8*time.Minute)
-	go func() {
+	wait := alongside(ctx, func(ctx context.Context) {
 		waitForLog(ctx, run, trainer+" stand-in: sleeping", 100*time.Millisecond)
 		for ctx.Err() == nil {
 			if _, err := os.Stat(filepath.Join(run, "agora_train.0.pid")); err == nil {
@@ -281,12 +281,16 @@ func testSlurmCheckpointRequeue(t *testing.T, trainer string) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+		if ctx.Err() != nil {
+			return // the apply ended first; it reports why
+		}
 		name := "agora-train-" + train.ID[:12]
 		if err := slurmtest.Cancel(f.dir, []string{name}, "--batch", "--signal=USR1"); err != nil {
 			t.Error(err)
 		}
-	}()
+	})
 	res, store := f.applyWith(ctx, opts)
+	wait()
 	checkPipeline(t, f, res, store, 6)
 	if n := c.count("agora-train-"); n != 1 {
 		t.Errorf("%d training submissions, want 1: the job requeues itself (%v)", n, c.submitted())

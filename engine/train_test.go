@@ -361,6 +361,24 @@ func waitForLog(ctx context.Context, run, marker string, every time.Duration) {
 	}
 }
 
+// alongside runs fn in a goroutine while the test applies. The function it
+// returns cancels fn's context and waits for fn to return: the test calls
+// it once the apply is over, so that fn never reports a failure after the
+// test has ended (testing panics on that, and the panic takes every other
+// test of the package down with it). fn reports only while ctx is live.
+func alongside(ctx context.Context, fn func(ctx context.Context)) (wait func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // signalTrainer waits for the launcher's pid file in run (a TRL or axolotl
 // stand-in sleeping), then sends it SIGUSR1, as the job's trap does.
 func signalTrainer(ctx context.Context, t *testing.T, run string) {
@@ -368,7 +386,7 @@ func signalTrainer(ctx context.Context, t *testing.T, run string) {
 	for ctx.Err() == nil {
 		b, err := os.ReadFile(filepath.Join(run, "agora_train.0.pid"))
 		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
-			if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+			if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil && ctx.Err() == nil {
 				t.Errorf("signal the trainer: %v", err)
 			}
 			return
@@ -395,8 +413,9 @@ func testCheckpointResume(t *testing.T, trainer string) {
 	run := filepath.Join(f.dir, ".agora", "runs", train.ID)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	go signalTrainer(ctx, t, run)
+	wait := alongside(ctx, func(ctx context.Context) { signalTrainer(ctx, t, run) })
 	res, store := f.applyWith(ctx, nil)
+	wait()
 	checkPipeline(t, f, res, store, 6)
 	jobs, _ := store.Jobs(context.Background(), train.ID)
 	if len(jobs) != 2 || jobs[0].Status != "FAILED" || jobs[1].Status != "COMPLETED" {
