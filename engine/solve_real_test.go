@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,7 +17,8 @@ import (
 
 // stageGSM8K writes, into a datasets cache, the form `datasets` leaves
 // after downloading openai/gsm8k (config main), with n problems "What is
-// K + K?" (K = 1..n) as its test split: what a compute node without the
+// K + K?" (K = 1..n) as its test split and eight such problems as its
+// train split (few-shot exemplars): what a compute node without the
 // hub reads offline. The cache is made by the parquet builder and renamed
 // to the hub dataset's layout.
 const stageGSM8K = `import glob, os, shutil, sys
@@ -27,7 +29,8 @@ src = os.path.join(cache, "src")
 os.makedirs(src)
 rows = [{"question": f"What is {k} + {k}?", "answer": f"{k} + {k} = <<{k}+{k}={2*k}>>{2*k}\n#### {2*k}"} for k in range(1, n + 1)]
 pd.DataFrame(rows).to_parquet(os.path.join(src, "test.parquet"))
-pd.DataFrame(rows[:8]).to_parquet(os.path.join(src, "train.parquet"))
+train = [{"question": f"What is {k} + {k}?", "answer": f"{k} + {k} = <<{k}+{k}={2*k}>>{2*k}\n#### {2*k}"} for k in range(1, 9)]
+pd.DataFrame(train).to_parquet(os.path.join(src, "train.parquet"))
 b = Parquet(cache_dir=cache, dataset_name="openai___gsm8k", config_name="main", hash="0" * 40,
             data_files={"train": os.path.join(src, "train.parquet"), "test": os.path.join(src, "test.parquet")})
 b.download_and_prepare()
@@ -50,16 +53,8 @@ func TestSolveRealLMEval(t *testing.T) {
 	// The real tools first in PATH, without the stand-in Python modules.
 	toolchaintest.Offline(t)
 	t.Setenv("PYTHONPATH", pythonPath)
-	cache := t.TempDir()
-	t.Setenv("HF_DATASETS_CACHE", cache)
-	stage := filepath.Join(t.TempDir(), "stage.py")
-	if err := os.WriteFile(stage, []byte(stageGSM8K), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	// 1319 problems, GSM8K's size: the step's limit is a share of it.
-	if out, err := exec.Command(toolchaintest.Python(t), stage, cache, "1319").CombinedOutput(); err != nil {
-		t.Fatalf("stage gsm8k: %v\n%s", err, out)
-	}
+	stageGSM8KCache(t, 1319)
 	var steps []plan.Step
 	for _, s := range f.solve.Steps {
 		if strings.Contains(s.Address, "gsm8k") {
@@ -92,5 +87,20 @@ func TestSolveRealLMEval(t *testing.T) {
 	st, ok, err := store.Step(context.Background(), steps[0].ID)
 	if err != nil || !ok || st.Status != state.StatusDone || st.Accepted != 4 {
 		t.Errorf("step state %+v (%v, %v)", st, ok, err)
+	}
+}
+
+// stageGSM8KCache stages a GSM8K of n problems (stageGSM8K) into a datasets
+// cache that HF_DATASETS_CACHE names for the rest of the test.
+func stageGSM8KCache(t *testing.T, n int) {
+	t.Helper()
+	cache := t.TempDir()
+	t.Setenv("HF_DATASETS_CACHE", cache)
+	stage := filepath.Join(t.TempDir(), "stage.py")
+	if err := os.WriteFile(stage, []byte(stageGSM8K), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(toolchaintest.Python(t), stage, cache, strconv.Itoa(n)).CombinedOutput(); err != nil {
+		t.Fatalf("stage gsm8k: %v\n%s", err, out)
 	}
 }
