@@ -117,3 +117,36 @@ func TestMegabytes(t *testing.T) {
 		t.Error("no error for lots")
 	}
 }
+
+// TestSeedHubOffline: a Hub dataset that cannot be checked because the
+// Hub cannot be reached is a note ("cannot check"), not a problem.
+func TestSeedHubOffline(t *testing.T) {
+	dir := t.TempDir()
+	src := `generators: g: {provider: openai: {base_url: "http://127.0.0.1:9/v1", api_key_env: "PREFLIGHT_TEST_KEY"}, model: "m", price: {input: 1, output: 2}}
+settings: s: {domain: "math", method: "response_generation", seed_data: {hf: "org/seeds", size: 10}, instances: 2, benchmarks: ["gsm8k"]}
+`
+	exp, err := spec.LoadBytes(filepath.Join(dir, "agora.cue"), []byte(src), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := compiler.Compile(context.Background(), exp, compiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep := Run(ctx, exp, p, Options{Getenv: func(string) string { return "set" },
+		Seeds: seeddata.Options{Dir: dir, CacheDir: t.TempDir(), Endpoint: "http://127.0.0.1:9"}})
+	for _, pr := range rep.Problems {
+		if strings.HasPrefix(pr.Path, "settings.") {
+			t.Errorf("problem %s", pr)
+		}
+	}
+	found := false
+	for _, n := range rep.Notes {
+		found = found || n.Path == "settings.s.seed_data.hf" && strings.HasPrefix(n.Msg, "cannot check org/seeds: the Hub is not reachable (offline?)")
+	}
+	if !found {
+		t.Errorf("notes %+v", rep.Notes)
+	}
+}
