@@ -77,8 +77,13 @@ func (f *fixture) only(kinds ...string) *fixture {
 	return f
 }
 
+// oneThread runs torch on one thread: on the shared 2-core test machine
+// its spinning threads make a tiny model's run several times slower.
+func oneThread(t *testing.T) { t.Setenv("OMP_NUM_THREADS", "1") }
+
 func realRewardFixture(t *testing.T, executor string) *fixture {
 	toolchaintest.Offline(t)
+	oneThread(t)
 	model := toolchaintest.TinyModel(t, toolchaintest.Reward)
 	return newFixture(t, fixtureOpts{instances: 8, concurrency: 4, extra: fmt.Sprintf(`metrics: reward: {
 	model: %q
@@ -187,6 +192,7 @@ print(json.dumps(res))
 // equals sentence-transformers' cosine measure.
 func TestDiversityReal(t *testing.T) {
 	toolchaintest.Offline(t)
+	oneThread(t)
 	const keyVar = "AGORA_TEST_EMBED_KEY"
 	t.Setenv(keyVar, "embed-test-key")
 	url := toolchaintest.EmbeddingServer(t, "embed-test-key")
@@ -249,6 +255,7 @@ func TestRewardOfflineRealSlurm(t *testing.T) {
 
 func testRewardOffline(t *testing.T, executor string) {
 	toolchaintest.Offline(t)
+	oneThread(t)
 	t.Setenv("HF_HOME", t.TempDir()) // the user's own cache has nothing: the job must use the spec's
 	hub := offlinetest.NewHub("")
 	t.Cleanup(hub.Close)

@@ -29,6 +29,7 @@ print("labels", model.config.num_labels, "template", bool(tok.chat_template))
 // hub's offline switches set and HF_HOME in the cache; a model that was
 // not staged fails to load the same way, so nothing came from elsewhere.
 func TestStagedModelLoadsOffline(t *testing.T) {
+	t.Setenv("OMP_NUM_THREADS", "1") // torch's spinning threads slow a tiny run on a busy machine
 	py := toolchaintest.Python(t)
 	hub := offlinetest.NewHub("")
 	t.Cleanup(hub.Close)
@@ -104,6 +105,7 @@ print(json.dumps([r["question"] for r in d]))
 // load_dataset reads it offline from the cache alone, while the
 // configuration that was not staged fails to load.
 func TestStageDatasetReal(t *testing.T) {
+	t.Setenv("OMP_NUM_THREADS", "1") // torch's spinning threads slow a tiny run on a busy machine
 	py := toolchaintest.Python(t)
 	hub := offlinetest.NewHub("")
 	t.Cleanup(hub.Close)
@@ -162,6 +164,7 @@ func TestStageDatasetReal(t *testing.T) {
 // lm_eval then runs its gsm8k task on a tiny model with the cache's
 // offline environment, without a request to the hub.
 func TestLMEvalOfflineFromCache(t *testing.T) {
+	t.Setenv("OMP_NUM_THREADS", "1") // torch's spinning threads slow a tiny run on a busy machine
 	bin := toolchaintest.Bin(t)
 	exp, p := load(t, `
 generators: g: {provider: openai: {}, model: "m", price: {input: 1, output: 1}}
