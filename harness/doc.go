@@ -46,9 +46,46 @@
 // phrasing "Final Answer: The final answer is … I hope it is correct.",
 // its math_verify misses [RESULT] answers that are not plain numbers, and
 // it does not load beside math-verify 0.9's antlr4 4.13. The group row is
-// the size-weighted mean of the seven subjects. docs/evaluation.md has the
-// table of answer forms and verdicts (each a test case). Score.Detail
-// holds every numeric metric of the task, in percent.
+// the size-weighted mean of the seven subjects. Score.Detail holds every
+// numeric metric of the task, in percent.
+//
+// The answer forms, each a test case (TestMathAnswerForms, and through the
+// real lm-eval TestMathFormsThroughLMEval), with the verdicts of lm-eval's
+// math_verify metric and of agora_math (docs/evaluation.md shows the
+// responses too; TestAnswerFormsDocumented keeps both tables the tests'):
+//
+//	#   answer form                                           math_verify  agora_math
+//	1   \boxed{} after the working                            right        right
+//	2   \boxed{} inside $…$                                   right        right
+//	3   \boxed{\dfrac12}                                      right        right
+//	4   \boxed{1/2}                                           right        right
+//	5   [RESULT] LaTeX [/RESULT]                              right        right
+//	6   [RESULT] 1/2 [/RESULT]                                right        right
+//	7   [RESULT] integer [/RESULT] after other numbers        right        right
+//	8   [RESULT] $12$ [/RESULT]                               right        right
+//	9   [RESULT] with a unit [/RESULT]                        right        right
+//	10  [RESULT] equation [/RESULT]                           right        right
+//	11  [RESULT] tuple [/RESULT]                              wrong        right
+//	12  [RESULT] interval [/RESULT]                           wrong        right
+//	13  [RESULT] LaTeX without $ [/RESULT]                    wrong        right
+//	14  [RESULT] … [/RESULT] then a number                    wrong        right
+//	15  [RESULT] unclosed at the end                          right        right
+//	16  [RESULT] multiple choice [/RESULT]                    wrong        right
+//	17  [RESULT] wrong [/RESULT]                              wrong        wrong
+//	18  The answer is N.                                      right        right
+//	19  The answer is $…$.                                    right        right
+//	20  Minerva: Final Answer: The final answer is $…$. …     right        right
+//	21  Final Answer: N                                       right        right
+//	22  Markdown bold **Answer:** N                           right        right
+//	23  last displayed $$x = …$$                              right        right
+//	24  last displayed \[ … \]                                right        right
+//	25  inline \( … \)                                        right        right
+//	26  equivalent decimal                                    right        right
+//	27  GSM8K's #### N                                        right        right
+//	28  interval in $…$                                       right        right
+//	29  two \boxed{} (read as a set)                          wrong        wrong
+//	30  last number wrong                                     wrong        wrong
+//	31  no answer                                             wrong        wrong
 //
 // The model runs on lm-eval's vLLM backend, or on its transformers backend
 // (CommandParams.LMEvalBackend "hf") where vLLM is not installed.

@@ -59,7 +59,7 @@ var mathForms = []mathForm{
 	{"[RESULT] wrong [/RESULT]", goldHalf, "[RESULT] \\frac{1}{3} [/RESULT]", false, false},
 	{"The answer is N.", goldTwelve, "We add 5 and 7. The answer is 12.", true, true},
 	{"The answer is $…$.", goldHalf, "The answer is $\\frac{1}{2}$.", true, true},
-	{"Minerva: Final Answer: The final answer is $…$. I hope it is correct.", goldHalf, "Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", true, true},
+	{"Minerva: Final Answer: The final answer is $…$. …", goldHalf, "Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", true, true},
 	{"Final Answer: N", goldTwelve, "Final Answer: 12", true, true},
 	{"Markdown bold **Answer:** N", goldHalf, "**Answer:** 1/2", true, true},
 	{"last displayed $$x = …$$", goldHalf, "Hence\n$$x = \\frac{1}{2}$$", true, true},
@@ -181,6 +181,32 @@ func TestAnswerFormsDocumented(t *testing.T) {
 		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The package documentation's table: the lines after its header up
+	// to the next blank comment line.
+	var rows strings.Builder
+	for i, f := range mathForms {
+		fmt.Fprintf(&rows, "//\t%-3d %-53s %-12s %s\n", i+1, f.name, verdict[f.mathVerify], verdict[f.agora])
+	}
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const header = "//\t#   answer form                                           math_verify  agora_math\n"
+	i := strings.Index(string(src), header)
+	if i < 0 {
+		t.Fatal("doc.go: no answer-form table header")
+	}
+	start := i + len(header)
+	end := start + strings.Index(string(src[start:]), "//\n")
+	if string(src[start:end]) != rows.String() {
+		if os.Getenv("AGORA_UPDATE_DOCS") == "1" {
+			if err := os.WriteFile("doc.go", []byte(string(src[:start])+rows.String()+string(src[end:])), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Errorf("doc.go: the answer-form table is not the tests' (AGORA_UPDATE_DOCS=1 rewrites it)")
 	}
 }
 
