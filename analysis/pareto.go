@@ -1,8 +1,10 @@
 package analysis
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // Point is one configuration's cost in US dollars and its PGR.
@@ -23,14 +25,14 @@ func Frontier(points []Point) []Point {
 			ps = append(ps, p)
 		}
 	}
-	sort.SliceStable(ps, func(a, b int) bool {
-		if ps[a].Cost != ps[b].Cost {
-			return ps[a].Cost < ps[b].Cost
+	slices.SortStableFunc(ps, func(a, b Point) int {
+		if a.Cost != b.Cost {
+			return cmp.Compare(a.Cost, b.Cost)
 		}
-		if ps[a].PGR != ps[b].PGR {
-			return ps[a].PGR > ps[b].PGR
+		if a.PGR != b.PGR {
+			return cmp.Compare(b.PGR, a.PGR)
 		}
-		return ps[a].Label < ps[b].Label
+		return strings.Compare(a.Label, b.Label)
 	})
 	var out []Point
 	for _, p := range ps {

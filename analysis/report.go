@@ -1,7 +1,9 @@
 package analysis
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +31,8 @@ type Cell struct {
 	ProblemSolving *float64
 	// Features are intrinsic metrics of the data (docs/analysis.md).
 	Features map[string]float64
+	// row is the cell's row in the table, named by Analyse.
+	row string
 	// Source says where the cell came from, for messages: "state" or
 	// "FILE:LINE".
 	Source string
@@ -260,14 +264,26 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 		rowLabel[g] = configLabeler(byGen[g])
 	}
 	label := configLabeler(ds.Cells)
-	rowOf := func(c Cell) string {
+	rowName := func(c Cell) string {
 		if splitGen[c.Generator] {
 			return c.Generator + prefixSpace(rowLabel[c.Generator](c))
 		}
 		return c.Generator
 	}
+	// Each cell's row, named once (a million cells are looked up by row
+	// several times each).
+	cells := append([]Cell(nil), ds.Cells...)
+	for i := range cells {
+		cells[i].row = rowName(cells[i])
+	}
+	rowOf := func(c Cell) string {
+		if c.row != "" {
+			return c.row
+		}
+		return rowName(c)
+	}
 	seen := map[[2]string]string{}
-	for _, c := range ds.Cells {
+	for _, c := range cells {
 		k := [2]string{rowOf(c), c.Setting}
 		if prev, ok := seen[k]; ok {
 			return nil, fmt.Errorf("%s: generator %s, setting %s%s is given twice (also at %s); rename the generator in one place to compare the two",
@@ -282,43 +298,25 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 	for i, g := range ds.Generators {
 		genRank[g.Name] = i
 	}
-	cells := append([]Cell(nil), ds.Cells...)
-	sort.SliceStable(cells, func(a, b int) bool {
-		ca, cb := cells[a], cells[b]
-		ra, oka := genRank[ca.Generator]
-		rb, okb := genRank[cb.Generator]
-		switch {
-		case oka != okb:
-			return oka
-		case oka && ra != rb:
-			return ra < rb
-		case ca.Generator != cb.Generator:
-			return ca.Generator < cb.Generator
-		case ca.Instances != cb.Instances:
-			return ca.Instances < cb.Instances
-		case ca.Variant != cb.Variant:
-			return ca.Variant < cb.Variant
-		}
-		return ca.Seed < cb.Seed
-	})
+	cells = sortCells(cells, genRank, compareCells)
 	in := Input{Settings: ds.Settings, Base: ds.Base, Reference: ds.Reference,
 		Students: map[string]map[string]map[string]float64{}, PGR: map[string]map[string]float64{}, Cost: map[string]float64{}}
 	var rows []string
 	rowGen := map[string]string{}
 	rowCells := map[string][]Cell{}
 	ordered := append([]Cell(nil), cells...)
+	withCells := make(map[string]bool, len(ds.Generators))
+	for _, c := range ds.Cells {
+		withCells[c.Generator] = true
+	}
 	for _, g := range ds.Generators {
-		if !hasCells(ds.Cells, g.Name) {
+		if !withCells[g.Name] {
 			// A generator without results still gets its (empty) row, in
 			// its place among the listed ones.
 			ordered = append(ordered, Cell{Generator: g.Name})
 		}
 	}
-	sort.SliceStable(ordered, func(a, b int) bool {
-		ra, oka := genRank[ordered[a].Generator]
-		rb, okb := genRank[ordered[b].Generator]
-		return oka && (!okb || ra < rb)
-	})
+	ordered = sortCells(ordered, genRank, func(a, b *Cell, ra, rb int) int { return cmp.Compare(ra, rb) })
 	for _, c := range ordered {
 		r := rowOf(c)
 		if c.Setting == "" {
@@ -458,15 +456,6 @@ func anyProblemSolving(cells []Cell) bool {
 	return false
 }
 
-func hasCells(cells []Cell, g string) bool {
-	for _, c := range cells {
-		if c.Generator == g {
-			return true
-		}
-	}
-	return false
-}
-
 func ptrValue(p *float64, why string) Value {
 	if p == nil {
 		return Missing(why)
@@ -549,6 +538,51 @@ func configLabeler(cells []Cell) func(Cell) string {
 		}
 		return "(" + strings.Join(parts, ", ") + ")"
 	}
+}
+
+// sortCells sorts cells stably by compare, which is given each cell's
+// generator's rank (unlisted generators rank after every listed one),
+// through a permutation (the index breaks ties) so that each cell moves
+// once.
+func sortCells(cells []Cell, genRank map[string]int, compare func(a, b *Cell, ra, rb int) int) []Cell {
+	perm := make([]int, len(cells))
+	rank := make([]int, len(cells))
+	for i := range perm {
+		perm[i] = i
+		r, ok := genRank[cells[i].Generator]
+		if !ok {
+			r = len(genRank)
+		}
+		rank[i] = r
+	}
+	slices.SortFunc(perm, func(a, b int) int {
+		if c := compare(&cells[a], &cells[b], rank[a], rank[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	sorted := make([]Cell, len(cells))
+	for i, p := range perm {
+		sorted[i] = cells[p]
+	}
+	return sorted
+}
+
+// compareCells orders cells for the table: the listed generators' first
+// (by rank), then the rest by name; a generator's configurations by
+// instances, variant, seed.
+func compareCells(ca, cb *Cell, ra, rb int) int {
+	switch {
+	case ra != rb:
+		return cmp.Compare(ra, rb)
+	case ca.Generator != cb.Generator:
+		return strings.Compare(ca.Generator, cb.Generator)
+	case ca.Instances != cb.Instances:
+		return cmp.Compare(ca.Instances, cb.Instances)
+	case ca.Variant != cb.Variant:
+		return strings.Compare(ca.Variant, cb.Variant)
+	}
+	return cmp.Compare(ca.Seed, cb.Seed)
 }
 
 // pcaReport runs the PCA over the cells with every feature and a PGR.

@@ -53,6 +53,14 @@ const (
 
 var textColumns = []string{colGenerator, colSetting, colDomain, colMethod, colVariant}
 
+func isTextColumn(name string) bool {
+	switch name {
+	case colGenerator, colSetting, colDomain, colMethod, colVariant:
+		return true
+	}
+	return false
+}
+
 // ResultColumns lists the columns a results file may have, besides
 // feature_NAME ones.
 func ResultColumns() []string {
@@ -143,6 +151,8 @@ func (r *resultReader) readCSV(path string, data []byte) error {
 			return posErr(path, 1, 1, "no %q column (the header has %s)", need, strings.Join(cols, ", "))
 		}
 	}
+	cr.ReuseRecord = true
+	fs := make([]field, 0, len(cols))
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -159,7 +169,7 @@ func (r *resultReader) readCSV(path string, data []byte) error {
 			_, col := cr.FieldPos(len(rec) - 1)
 			return posErr(path, line, col, "%d fields, but the header has %d", len(rec), len(cols))
 		}
-		var fs []field
+		fs = fs[:0] // row keeps nothing of it
 		for i, v := range rec {
 			l, c := cr.FieldPos(i)
 			v = strings.TrimSpace(v)
@@ -394,18 +404,14 @@ func lineCol(data []byte, off int) (int, int) {
 
 // row turns one result into a cell.
 func (r *resultReader) row(path string, line, col int, fs []field) error {
-	c := Cell{Source: fmt.Sprintf("%s:%d", path, line), Features: map[string]float64{}}
+	c := Cell{Source: path + ":" + strconv.Itoa(line), Features: map[string]float64{}}
 	var domain, method string
 	var priceIn, priceOut *float64
 	for _, f := range fs {
 		at := func(format string, args ...any) error {
 			return posErr(path, f.line, f.col, "%s: %s", f.name, fmt.Sprintf(format, args...))
 		}
-		isText := false
-		for _, t := range textColumns {
-			isText = isText || f.name == t
-		}
-		if isText {
+		if isTextColumn(f.name) {
 			if !f.null && !f.isString {
 				return at("want a string, not %s", f.text)
 			}

@@ -82,6 +82,10 @@ type Table struct {
 	// an inverted sign, scores given for settings or benchmarks the table
 	// does not show.
 	Warnings []string `json:"warnings,omitempty"`
+
+	// rowIndex is each row's index by generator, built by NewTable (a
+	// table with a million rows is looked up once per cell).
+	rowIndex map[string]int
 }
 
 // NewTable computes the table. Structural mistakes in the input (no
@@ -193,6 +197,10 @@ func NewTable(in Input) (*Table, error) {
 		scores = append(scores, r.Score)
 	}
 	t.MeanScore = mean(names, scores)
+	t.rowIndex = make(map[string]int, len(t.Rows))
+	for i, r := range t.Rows {
+		t.rowIndex[r.Generator] = i
+	}
 	return t, nil
 }
 
@@ -283,6 +291,9 @@ func costCells(costs map[string]float64, g string, score Value) (cost, perDollar
 
 // Row returns the row of a generator.
 func (t *Table) Row(generator string) (Row, bool) {
+	if i, ok := t.rowIndex[generator]; ok && i < len(t.Rows) && t.Rows[i].Generator == generator {
+		return t.Rows[i], true
+	}
 	for _, r := range t.Rows {
 		if r.Generator == generator {
 			return r, true
@@ -334,13 +345,50 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, " %s | | |\n", t.MeanScore.Format(1))
 	}
 	for _, warning := range t.Warnings {
-		b.WriteString("\nWarning: " + warning + "\n")
+		b.WriteString("\nWarning: " + mdEscape(warning) + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+func mdEscape(s string) string { return MarkdownEscape(s) }
+
+// markdownSpecial are the characters markdown or HTML read as markup
+// inside a line (a name is never at the start of one).
+const markdownSpecial = "\\`*_[]<>|~&"
+
+// MarkdownEscape makes s literal text in markdown: each character of
+// inline markup is backslash-escaped (so a name never shows as a tag, a
+// link, emphasis or a table cell boundary; an underscore inside a word,
+// which is no emphasis, is left as it is) and line breaks become spaces.
+func MarkdownEscape(s string) string {
+	if !strings.ContainsAny(s, markdownSpecial+"\n\r") {
+		return s
+	}
+	word := func(i int) bool {
+		if i < 0 || i >= len(s) {
+			return false
+		}
+		c := s[i]
+		return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\n' || c == '\r':
+			b.WriteByte(' ')
+		case c == '_' && word(i-1) && word(i+1):
+			b.WriteByte(c)
+		case strings.IndexByte(markdownSpecial, c) >= 0:
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
 
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))

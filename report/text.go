@@ -28,7 +28,7 @@ func WriteMarkdown(w io.Writer, r *analysis.Report) error {
 	writeGenerators(&b, r.Generators)
 	b.WriteString("\n## Problem solving as a predictor of PGR\n\n")
 	if sameError(r.ProblemSolving) {
-		b.WriteString("Not computed: " + r.ProblemSolving[0].Error + "\n")
+		b.WriteString("Not computed: " + md(r.ProblemSolving[0].Error) + "\n")
 	} else {
 		for _, reg := range r.ProblemSolving {
 			writeRegression(&b, reg)
@@ -80,21 +80,21 @@ func sameError(rs []analysis.Regression) bool {
 }
 
 func writeRegression(b *strings.Builder, r analysis.Regression) {
-	fmt.Fprintf(b, "- **%s**: y = %s, x = %s.  \n  ", r.Name, r.Y, r.X)
+	fmt.Fprintf(b, "- **%s**: y = %s, x = %s.  \n  ", md(r.Name), md(r.Y), md(r.X))
 	if r.Fit != nil {
 		b.WriteString(FitLine(r.Fit))
 	} else {
-		b.WriteString("Not computed: " + r.Error)
+		b.WriteString("Not computed: " + md(r.Error))
 	}
 	b.WriteString("\n")
 	if len(r.Left) > 0 {
-		fmt.Fprintf(b, "  Left out (%d): %s\n", len(r.Left), strings.Join(r.Left, "; "))
+		fmt.Fprintf(b, "  Left out (%d): %s\n", len(r.Left), strings.Join(mdAll(r.Left), "; "))
 	}
 }
 
 func writePCA(b *strings.Builder, p analysis.PCAReport) {
 	if p.PCA == nil {
-		b.WriteString("Not computed: " + p.Error + "\n")
+		b.WriteString("Not computed: " + md(p.Error) + "\n")
 		writeLeft(b, p.Left)
 		return
 	}
@@ -130,14 +130,14 @@ func writePCA(b *strings.Builder, p analysis.PCAReport) {
 		fmt.Fprintf(b, "PGR on the top %d component score(s): R² = %s, adjusted R² = %s, F(%d, %d) = %s, %s (n = %d).\n",
 			p.K, num(p.Fit.R2, 3), num(p.Fit.AdjR2, 3), p.Fit.DF1, p.Fit.DF2, fnum(p.Fit.F), pval(p.Fit.P), p.Fit.N)
 	} else {
-		b.WriteString("Not computed: " + p.FitError + "\n")
+		b.WriteString("Not computed: " + md(p.FitError) + "\n")
 	}
 	writeLeft(b, p.Left)
 }
 
 func writeLeft(b *strings.Builder, left []string) {
 	if len(left) > 0 {
-		fmt.Fprintf(b, "\nLeft out (%d): %s\n", len(left), strings.Join(left, "; "))
+		fmt.Fprintf(b, "\nLeft out (%d): %s\n", len(left), strings.Join(mdAll(left), "; "))
 	}
 }
 
@@ -148,18 +148,18 @@ func writeCost(b *strings.Builder, c analysis.CostReport) {
 			continue
 		}
 		drawn = true
-		fmt.Fprintf(b, "**%s** — Pareto frontier (cheapest first): ", d.Domain)
+		fmt.Fprintf(b, "**%s** — Pareto frontier (cheapest first): ", md(d.Domain))
 		var fr []string
 		for _, p := range d.Frontier {
-			fr = append(fr, p.String())
+			fr = append(fr, md(p.String()))
 		}
 		b.WriteString(strings.Join(fr, " → ") + "\n\n")
 		for _, t := range d.Cheapest {
 			switch {
 			case t.Found != nil:
-				fmt.Fprintf(b, "- cheapest reaching PGR ≥ %s: %s\n", num(t.Target, 1), t.Found)
+				fmt.Fprintf(b, "- cheapest reaching PGR ≥ %s: %s\n", num(t.Target, 1), md(t.Found.String()))
 			case t.Best != nil:
-				fmt.Fprintf(b, "- cheapest reaching PGR ≥ %s: none; the best is %s\n", num(t.Target, 1), t.Best)
+				fmt.Fprintf(b, "- cheapest reaching PGR ≥ %s: none; the best is %s\n", num(t.Target, 1), md(t.Best.String()))
 			}
 		}
 		b.WriteString("\n")
@@ -197,7 +197,8 @@ func WriteCSV(w io.Writer, r *analysis.Report) error {
 	for _, row := range t.Rows {
 		for i, c := range row.Settings {
 			s := t.Settings[i]
-			if err := cw.Write([]string{row.Generator, c.Setting, s.Domain, s.Method, val(c.PGR), val(row.Score), val(row.Cost), val(row.PerDollar)}); err != nil {
+			if err := cw.Write([]string{csvCell(row.Generator), csvCell(c.Setting), csvCell(s.Domain), csvCell(s.Method),
+				val(c.PGR), val(row.Score), val(row.Cost), val(row.PerDollar)}); err != nil {
 				return err
 			}
 		}
@@ -206,7 +207,31 @@ func WriteCSV(w io.Writer, r *analysis.Report) error {
 	return cw.Error()
 }
 
-func md(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+// md escapes text that comes from the state or a results file (names,
+// reasons) for markdown: every character markdown or HTML would read as
+// markup is backslash-escaped, so a name shows as written and never as a
+// tag, a link or a table cell boundary; line breaks become spaces.
+func md(s string) string { return analysis.MarkdownEscape(s) }
+
+// csvCell neutralises a text cell a spreadsheet would execute (OWASP's
+// CSV injection rule): a cell starting with =, +, -, @, a tab or a
+// carriage return gets a leading apostrophe. Numbers are written by agora
+// and left as they are.
+func csvCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// mdAll escapes each of xs.
+func mdAll(xs []string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = md(x)
+	}
+	return out
+}
 
 func num(v float64, prec int) string { return strconv.FormatFloat(v, 'f', prec, 64) }
 
