@@ -252,6 +252,10 @@ func editDistance(a, b string) int {
 }
 
 func (r *resultReader) readJSON(path string, data []byte) error {
+	// Positions are found moving forward through the file: counting lines
+	// from its start each time would make reading quadratic.
+	pos := &positions{data: data, line: 1}
+	lineCol := pos.at
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	syntax := func(err error) error {
@@ -392,6 +396,29 @@ func skipSpace(data []byte, off int) int {
 		break
 	}
 	return off
+}
+
+// positions finds the line and column of offsets that mostly increase.
+type positions struct {
+	data      []byte
+	off, line int // lines before off, plus one
+	lineStart int // offset of the line holding off
+}
+
+// at is the 1-based line and byte column of offset off.
+func (p *positions) at(_ []byte, off int) (int, int) {
+	off = min(max(off, 0), len(p.data))
+	if off < p.off {
+		p.off, p.line, p.lineStart = 0, 1, 0
+	}
+	for i := p.off; i < off; i++ {
+		if p.data[i] == '\n' {
+			p.line++
+			p.lineStart = i + 1
+		}
+	}
+	p.off = off
+	return p.line, off - p.lineStart + 1
 }
 
 // lineCol is the 1-based line and byte column of offset off.
