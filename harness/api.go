@@ -223,11 +223,12 @@ func alpacaEvalAPICommand(benchmark string, p APIParams) (string, error) {
 	}
 	fmt.Fprintf(&b, "mkdir -p %s\n", shellQuote(p.OutputDir))
 	outputs := filepath.Join(p.OutputDir, "model_outputs.json")
-	fmt.Fprintf(&b, "python - %s %s %s %s %s %d %d <<'PY'\n", shellQuote(p.BaseURL), shellQuote(p.KeyEnv), shellQuote(p.Model),
-		shellQuote(name), shellQuote(outputs), p.Limit, p.concurrency())
+	ref := filepath.Join(p.OutputDir, AlpacaEvalReference)
+	fmt.Fprintf(&b, "python - %s %s %s %s %s %s %d %d <<'PY'\n", shellQuote(p.BaseURL), shellQuote(p.KeyEnv), shellQuote(p.Model),
+		shellQuote(name), shellQuote(outputs), shellQuote(ref), p.Limit, p.concurrency())
 	fmt.Fprintf(&b, alpacaEvalAPIGenerate, num(Temperature(benchmark)), num(TopP), MaxNewTokens, num(RepetitionPenalty))
 	b.WriteString("PY\n")
-	b.WriteString(shellJoin([]string{"alpaca_eval", "--model_outputs", outputs,
+	b.WriteString(shellJoin([]string{"alpaca_eval", "--model_outputs", outputs, "--reference_outputs", ref,
 		"--annotators_config", AlpacaEvalAnnotators, "--name", name,
 		"--output_path", p.OutputDir, "--precomputed_leaderboard", "None",
 		"--caching_path", filepath.Join(p.OutputDir, AlpacaEvalCache),
@@ -236,18 +237,19 @@ func alpacaEvalAPICommand(benchmark string, p APIParams) (string, error) {
 	return b.String(), nil
 }
 
-// alpacaEvalAPIGenerate answers the AlpacaEval set through the API; argv:
-// base URL, key variable, model, name in the outputs, output file, limit
+// alpacaEvalAPIGenerate answers the AlpacaEval set through the API and
+// writes the reference outputs (alpacaEvalHub); argv: base URL, key
+// variable, model, name in the outputs, output file, reference file, limit
 // (0: all), concurrency. Format verbs: temperature, top_p, max_tokens,
 // repetition_penalty.
 const alpacaEvalAPIGenerate = `import json, os, sys
 from concurrent.futures import ThreadPoolExecutor
-import datasets, openai
-base, key_env, model, name, path, limit, workers = sys.argv[1:8]
+import openai
+` + alpacaEvalHub + `base, key_env, model, name, path, ref_path, limit, workers = sys.argv[1:9]
 client = openai.OpenAI(base_url=base, api_key=os.environ[key_env])
-eval_set = datasets.load_dataset("tatsu-lab/alpaca_eval", "alpaca_eval", trust_remote_code=True)["eval"]
+eval_set = hub("alpaca_eval.json")
 if int(limit) > 0:
-    eval_set = eval_set.select(range(min(int(limit), len(eval_set))))
+    eval_set = eval_set[:int(limit)]
 def answer(ex):
     r = client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": ex["instruction"]}],
@@ -259,6 +261,7 @@ with ThreadPoolExecutor(int(workers)) as pool:
     outputs = list(pool.map(answer, eval_set))
 with open(path, "w") as f:
     json.dump(outputs, f, indent=2)
+reference_for(eval_set, ref_path)
 `
 
 // arenaHardAPICommand runs arena-hard-auto v0.1 as arenaHardCommand does,

@@ -101,10 +101,10 @@ func TestJudgedAPICommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`python - http://127.0.0.1:4321/v1 AGORA_SOLVE_KEY 'gpt 4o' gpt-4o '/runs/solve/out dir/model_outputs.json' 30 12 <<'PY'`,
+		`python - http://127.0.0.1:4321/v1 AGORA_SOLVE_KEY 'gpt 4o' gpt-4o '/runs/solve/out dir/model_outputs.json' '/runs/solve/out dir/reference_outputs.json' 30 12 <<'PY'`,
 		"temperature=0.0, top_p=0.95, max_tokens=1024",
 		`extra_body={"repetition_penalty": 1.03}`,
-		"alpaca_eval --model_outputs '/runs/solve/out dir/model_outputs.json' --annotators_config weighted_alpaca_eval_gpt4_turbo --name gpt-4o",
+		"alpaca_eval --model_outputs '/runs/solve/out dir/model_outputs.json' --reference_outputs '/runs/solve/out dir/reference_outputs.json' --annotators_config weighted_alpaca_eval_gpt4_turbo --name gpt-4o",
 	} {
 		if !strings.Contains(a, want) {
 			t.Errorf("alpaca_eval command lacks %q:\n%s", want, a)

@@ -243,11 +243,12 @@ func evalplusCommand(benchmark string, p CommandParams) (string, error) {
 }
 
 // alpacaEvalCommand serves the model with vLLM, answers the 805 AlpacaEval
-// instructions through its OpenAI-compatible API (temperature 0, top_p
-// 0.95, 1024 new tokens, repetition penalty 1.03), then has alpaca_eval
-// judge them:
+// instructions (alpacaEvalHub) through its OpenAI-compatible API
+// (temperature 0, top_p 0.95, 1024 new tokens, repetition penalty 1.03),
+// then has alpaca_eval judge them against the reference outputs:
 //
 //	alpaca_eval --model_outputs DIR/model_outputs.json
+//	  --reference_outputs DIR/reference_outputs.json
 //	  --annotators_config weighted_alpaca_eval_gpt4_turbo
 //	  --name NAME --output_path DIR --precomputed_leaderboard None
 //	  --caching_path DIR/annotations.json
@@ -279,10 +280,11 @@ func alpacaEvalCommand(benchmark string, p CommandParams) (string, error) {
 		return "", fmt.Errorf("alpaca_eval: %w", err)
 	}
 	outputs := filepath.Join(p.OutputDir, "model_outputs.json")
-	fmt.Fprintf(&b, "python - %s %s %s <<'PY'\n", strconv.Itoa(p.Port), shellQuote(name), shellQuote(outputs))
+	ref := filepath.Join(p.OutputDir, AlpacaEvalReference)
+	fmt.Fprintf(&b, "python - %s %s %s %s <<'PY'\n", strconv.Itoa(p.Port), shellQuote(name), shellQuote(outputs), shellQuote(ref))
 	fmt.Fprintf(&b, alpacaEvalGenerate, num(Temperature(benchmark)), num(TopP), MaxNewTokens, num(RepetitionPenalty))
 	b.WriteString("PY\n")
-	b.WriteString(shellJoin([]string{"alpaca_eval", "--model_outputs", outputs,
+	b.WriteString(shellJoin([]string{"alpaca_eval", "--model_outputs", outputs, "--reference_outputs", ref,
 		"--annotators_config", AlpacaEvalAnnotators, "--name", name,
 		"--output_path", p.OutputDir, "--precomputed_leaderboard", "None",
 		"--caching_path", filepath.Join(p.OutputDir, AlpacaEvalCache),
@@ -300,15 +302,34 @@ func alpacaEvalMetricKwargs(out string) string {
 	return string(b)
 }
 
-// alpacaEvalGenerate answers the AlpacaEval set through the served model;
-// argv: port, served model name, output file. Format verbs: temperature,
-// top_p, max_tokens, repetition_penalty.
+// alpacaEvalHub is Python that reads AlpacaEval's files from the hub's
+// data set repository tatsu-lab/alpaca_eval with hf_hub_download (from the
+// hub cache on an offline node): alpaca_eval.json, the 805 instructions, and
+// alpaca_eval_gpt4_baseline.json, AlpacaEval 2.0's reference outputs
+// (GPT-4 Turbo's). datasets.load_dataset cannot read that repository any
+// more: datasets ≥ 4 (the pins have 5.2) refuses its loading script
+// alpaca_eval.py, and so does alpaca_eval 0.6.6's own default for the
+// reference outputs, hence --reference_outputs.
+const alpacaEvalHub = `from huggingface_hub import hf_hub_download
+def hub(name):
+    with open(hf_hub_download("tatsu-lab/alpaca_eval", name, repo_type="dataset"), encoding="utf-8") as f:
+        return json.load(f)
+def reference_for(eval_set, ref_path):
+    wanted = {ex["instruction"] for ex in eval_set}
+    with open(ref_path, "w") as f:
+        json.dump([r for r in hub("alpaca_eval_gpt4_baseline.json") if r["instruction"] in wanted], f, indent=2)
+`
+
+// alpacaEvalGenerate answers the AlpacaEval set through the served model
+// and writes the reference outputs; argv: port, served model name, output
+// file, reference file. Format verbs: temperature, top_p, max_tokens,
+// repetition_penalty.
 const alpacaEvalGenerate = `import json, sys
 from concurrent.futures import ThreadPoolExecutor
-import datasets, openai
-port, name, path = sys.argv[1:4]
+import openai
+` + alpacaEvalHub + `port, name, path, ref_path = sys.argv[1:5]
 client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="EMPTY")
-eval_set = datasets.load_dataset("tatsu-lab/alpaca_eval", "alpaca_eval", trust_remote_code=True)["eval"]
+eval_set = hub("alpaca_eval.json")
 def answer(ex):
     r = client.chat.completions.create(
         model=name, messages=[{"role": "user", "content": ex["instruction"]}],
@@ -320,7 +341,12 @@ with ThreadPoolExecutor(32) as pool:
     outputs = list(pool.map(answer, eval_set))
 with open(path, "w") as f:
     json.dump(outputs, f, indent=2)
+reference_for(eval_set, ref_path)
 `
+
+// AlpacaEvalReference is the file, in the output directory, holding the
+// reference outputs the model is compared with.
+const AlpacaEvalReference = "reference_outputs.json"
 
 // arenaHardCommand serves the model with vLLM and runs arena-hard-auto
 // v0.1 from the checkout in $ARENA_HARD_DIR, in a private working

@@ -143,7 +143,7 @@ func TestAlpacaEvalCommand(t *testing.T) {
 		"curl -sf http://127.0.0.1:8123/health",
 		"temperature=0.0, top_p=0.95, max_tokens=1024",
 		`extra_body={"repetition_penalty": 1.03}`,
-		"alpaca_eval --model_outputs /runs/eval/gsm8k/model_outputs.json --annotators_config weighted_alpaca_eval_gpt4_turbo" +
+		"alpaca_eval --model_outputs /runs/eval/gsm8k/model_outputs.json --reference_outputs /runs/eval/gsm8k/reference_outputs.json --annotators_config weighted_alpaca_eval_gpt4_turbo" +
 			" --name student-math-ig --output_path /runs/eval/gsm8k --precomputed_leaderboard None",
 	} {
 		if !strings.Contains(cmd, part) {

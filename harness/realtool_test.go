@@ -474,59 +474,57 @@ func judgeChoice(prompt string) map[string]any {
 			"top_logprobs": []any{lp(best, -0.01), lp(other, -6)}}}}}
 }
 
-// TestAlpacaEvalLocalJudge runs the real alpaca_eval judging step of
-// agora's AlpacaEval command, with its annotator
-// (weighted_alpaca_eval_gpt4_turbo) pointed at a stand-in judge and a
-// local file of reference outputs, on six fixed model outputs of which
-// four beat the reference; Parse reads the leaderboard.csv it wrote.
+// TestAlpacaEvalLocalJudge runs agora's whole AlpacaEval API command with
+// the real alpaca_eval: the model (a stand-in) answers six instructions
+// read from a local hub cache (alpaca_eval.json, with the reference
+// outputs and df_gamed.csv beside it, as offline staging leaves them),
+// then alpaca_eval's annotator (weighted_alpaca_eval_gpt4_turbo) asks a
+// stand-in judge; four answers beat the reference. Parse reads the
+// leaderboard.csv it wrote.
 func TestAlpacaEvalLocalJudge(t *testing.T) {
 	toolchaintest.Offline(t)
 	judge := newChatStandInChoice(t, judgeChoice)
+	instruction := func(i int) string { return fmt.Sprintf("Instruction %d: give three tips for staying healthy.", i) }
+	model := newChatStandIn(t, func(prompt string) string {
+		for i := 0; i < 6; i++ {
+			if prompt == instruction(i) {
+				verdict := "WIN"
+				if i%3 == 2 {
+					verdict = "LOSE"
+				}
+				return fmt.Sprintf("Answer %d (%s): eat well, sleep, exercise%s.", i, verdict, strings.Repeat(" daily", i))
+			}
+		}
+		return "?"
+	})
 	work := t.TempDir()
 	out := filepath.Join(work, "results")
-	cmd, err := APICommand(AlpacaEval, "alpacaeval2", APIParams{BaseURL: "http://127.0.0.1:1/v1", Model: "student-x", KeyEnv: "STANDIN_KEY", OutputDir: out})
+	cmd, err := APICommand(AlpacaEval, "alpacaeval2", APIParams{BaseURL: model.URL + "/v1", Model: "student-x", KeyEnv: "STANDIN_KEY", OutputDir: out})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The judging line of agora's command; the answers it judges are
-	// written here (answering needs the AlpacaEval set from the hub).
-	var judgeLine string
-	for _, l := range strings.Split(cmd, "\n") {
-		if strings.HasPrefix(l, "alpaca_eval ") {
-			judgeLine = l
-		}
-	}
-	if judgeLine == "" {
-		t.Fatalf("no alpaca_eval line in\n%s", cmd)
-	}
+	// The hub's tatsu-lab/alpaca_eval, in a local hub cache: the
+	// instructions, GPT-4 Turbo's reference outputs, and the instructions'
+	// difficulty that the length-controlled win rate reads (df_gamed.csv).
+	hfHome := t.TempDir()
+	repo := filepath.Join(hfHome, "hub", "datasets--tatsu-lab--alpaca_eval")
+	const rev = "0000000000000000000000000000000000000000"
+	writeFile(t, filepath.Join(repo, "refs", "main"), rev)
 	type output struct {
+		Dataset     string `json:"dataset"`
 		Instruction string `json:"instruction"`
 		Output      string `json:"output"`
 		Generator   string `json:"generator"`
-		Dataset     string `json:"dataset"`
 	}
-	var model, ref []output
+	var evalSet, ref []output
 	for i := 0; i < 6; i++ {
-		ins := fmt.Sprintf("Instruction %d: give three tips for staying healthy.", i)
-		verdict := "WIN"
-		if i%3 == 2 {
-			verdict = "LOSE"
-		}
-		model = append(model, output{ins, fmt.Sprintf("Answer %d (%s): eat well, sleep, exercise%s.", i, verdict, strings.Repeat(" daily", i)), "student-x", "local"})
-		ref = append(ref, output{ins, "A reference answer: eat vegetables, sleep eight hours and walk.", "gpt4_turbo", "local"})
+		evalSet = append(evalSet, output{"local", instruction(i), "text-davinci-003's answer", "text_davinci_003"})
+		ref = append(ref, output{"local", instruction(i), "A reference answer: eat vegetables, sleep eight hours and walk.", "gpt4_turbo"})
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for path, v := range map[string]any{filepath.Join(out, "model_outputs.json"): model, filepath.Join(work, "reference.json"): ref} {
+	for name, v := range map[string]any{"alpaca_eval.json": evalSet, "alpaca_eval_gpt4_baseline.json": ref} {
 		data, _ := json.Marshal(v)
-		writeFile(t, path, string(data))
+		writeFile(t, filepath.Join(repo, "snapshots", rev, name), string(data))
 	}
-	// The length-controlled win rate reads the instructions' difficulty
-	// from the hub's df_gamed.csv: a stand-in in a local hub cache.
-	hfHome := t.TempDir()
-	snap := filepath.Join(hfHome, "hub", "datasets--tatsu-lab--alpaca_eval")
-	writeFile(t, filepath.Join(snap, "refs", "main"), "0000000000000000000000000000000000000000")
 	var gamed strings.Builder
 	gamed.WriteString("model,index,instruction_difficulty,preference,std_delta_len,not_gamed_baseline\n")
 	for _, m := range []string{"gamed_long", "gamed_short"} {
@@ -535,10 +533,15 @@ func TestAlpacaEvalLocalJudge(t *testing.T) {
 				map[string]float64{"gamed_long": 1.5, "gamed_short": -1.5}[m])
 		}
 	}
-	writeFile(t, filepath.Join(snap, "snapshots", "0000000000000000000000000000000000000000", "df_gamed.csv"), gamed.String())
-	took := runShell(t, work, judgeLine+" --reference_outputs "+filepath.Join(work, "reference.json"),
-		"OPENAI_API_KEY=k", "OPENAI_API_BASE="+judge.URL+"/v1", "OPENAI_BASE_URL="+judge.URL+"/v1", "HF_HOME="+hfHome)
-	t.Logf("alpaca_eval on 6 outputs with a stand-in judge: %v", took.Round(time.Second))
+	writeFile(t, filepath.Join(repo, "snapshots", rev, "df_gamed.csv"), gamed.String())
+	took := runShell(t, work, cmd, "STANDIN_KEY=k", "OPENAI_API_KEY=judge-key", "OPENAI_API_BASE="+judge.URL+"/v1", "HF_HOME="+hfHome)
+	if len(model.bodies) != 6 {
+		t.Errorf("the model was asked %d times, want 6", len(model.bodies))
+	}
+	if b := model.bodies[0]; b["temperature"] != 0.0 || b["top_p"] != 0.95 || b["repetition_penalty"] != 1.03 || b["max_tokens"] != float64(MaxNewTokens) {
+		t.Errorf("the model's decoding: %v", b)
+	}
+	t.Logf("agora's AlpacaEval command (answers and alpaca_eval) on 6 instructions with stand-in model and judge: %v", took.Round(time.Second))
 	if len(judge.bodies) != 6 {
 		t.Errorf("the judge was asked %d times, want 6", len(judge.bodies))
 	}
