@@ -82,6 +82,9 @@ student: {
 		t.Fatal("the launcher never wrote its pid file")
 	}
 	logs := jobLogs(t, run)
+	if testing.Verbose() {
+		t.Logf("job logs:\n%s", logs)
+	}
 	if err := res.Err(); err != nil {
 		t.Fatalf("%v\nlogs:\n%s", err, logs)
 	}
