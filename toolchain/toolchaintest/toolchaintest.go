@@ -47,12 +47,14 @@ func Python(t testing.TB) string {
 
 // Offline sets, for the rest of the test, the variables that keep the
 // Hugging Face libraries off the network (the hub is not reachable from
-// the test machines, as from many clusters' compute nodes), and puts the
+// the test machines, as from many clusters' compute nodes), runs torch on
+// one thread (the models are tiny, and torch's spinning worker threads
+// slow them several times over on a busy 2-core machine), and puts the
 // environment's bin first in PATH. It returns the bin directory.
 func Offline(t testing.TB) string {
 	t.Helper()
 	bin := Bin(t)
-	for _, v := range OfflineEnv() {
+	for _, v := range append(OfflineEnv(), "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1") {
 		k, val, _ := strings.Cut(v, "=")
 		t.Setenv(k, val)
 	}
