@@ -41,32 +41,56 @@ type Provider interface {
 	Complete(ctx context.Context, msgs []Message) (Completion, error)
 }
 
-// Store is what the engine needs of the state.
+// Store is what the engine needs of the state, in one value: the state
+// (*state.Store) is all of these. Each part is what one consumer uses.
 type Store interface {
+	StepStore
+	GenerationStore
+	JobStore
+	ScoreStore
+}
+
+// StepStore is the walker's (Apply): which steps are done, and how each
+// step it meets ends, recorded once with its reason. Runners return their
+// output or an error and never end a step; a metric step begins its step
+// again with the target it knows once it has sampled its items.
+type StepStore interface {
 	Completed(ctx context.Context, ids []string) (map[string]bool, error)
-	// BeginStep and EndStep are the walker's alone: whatever ends a
-	// step, EndStep records it once, with its reason.
 	BeginStep(ctx context.Context, info state.StepInfo) error
 	EndStep(ctx context.Context, info state.StepInfo, status, reason, output string) error
 	InterruptRunning(ctx context.Context, reason string) ([]string, error)
+}
+
+// GenerationStore holds every paid response of generate, solve and metric
+// steps, recorded before it is counted, and the accepted data that train
+// and metric steps read.
+type GenerationStore interface {
 	Append(ctx context.Context, g state.Generation) error
 	AcceptedSlots(ctx context.Context, stepID string) (map[int]bool, error)
 	LastAttempts(ctx context.Context, stepID string) (map[int]int, error)
 	Accepted(ctx context.Context, stepID string, fn func(state.Generation) error) error
 	RecordSeed(ctx context.Context, ref, digest string) error
+}
 
-	// Train, evaluate and score steps.
-	Step(ctx context.Context, id string) (state.StepState, bool, error)
+// JobStore is the job runners' and the servers': every job recorded right
+// after its submission, its status and its runs' time, the GPU-hours used.
+type JobStore interface {
 	RecordJob(ctx context.Context, stepID, executor, jobID string, attempt int) error
 	UpdateJob(ctx context.Context, jobID, status string, gpuHours float64) error
 	UpdateJobRun(ctx context.Context, jobID, status string, elapsed time.Duration, gpuHours float64) error
 	SetJobStatus(ctx context.Context, jobID, status string) error
 	Jobs(ctx context.Context, stepID string) ([]state.Job, error)
 	ActiveJobs(ctx context.Context) ([]state.Job, error)
+	GPUHours(ctx context.Context) (float64, error)
+}
+
+// ScoreStore is the evaluate, score and solve steps': benchmark scores
+// and PGRs, and the train step an evaluation reads.
+type ScoreStore interface {
+	Step(ctx context.Context, id string) (state.StepState, bool, error)
 	RecordScore(ctx context.Context, stepID, benchmark, model string, value float64) error
 	RecordPGR(ctx context.Context, stepID string, perBenchmark map[string]float64, pgr float64) error
 	Scores(ctx context.Context) ([]state.Score, error)
-	GPUHours(ctx context.Context) (float64, error)
 }
 
 // Options configure an apply.
@@ -187,13 +211,19 @@ type runner interface {
 
 // Engine applies one plan.
 type Engine struct {
-	exp    *spec.Experiment
-	plan   *plan.Plan
-	store  Store
-	ledger *Ledger
-	opts   Options
-	prog   *progress
-	soft   context.Context // ends when sending must stop
+	exp  *spec.Experiment
+	plan *plan.Plan
+	// The state, by consumer (Store); metrics is nil when the state keeps
+	// no metrics.
+	steps   StepStore
+	gens    GenerationStore
+	jobs    JobStore
+	scores  ScoreStore
+	metrics MetricStore
+	ledger  *Ledger
+	opts    Options
+	prog    *progress
+	soft    context.Context // ends when sending must stop
 	// noSend closes at the first interrupt or budget crossing (bounds.go).
 	sendOnce sync.Once
 	noSend   <-chan struct{}
@@ -226,7 +256,7 @@ func New(exp *spec.Experiment, p *plan.Plan, store Store, spent float64, spentBy
 		}
 	}
 	e := &Engine{
-		exp: exp, plan: p, store: store, opts: opts,
+		exp: exp, plan: p, steps: store, gens: store, jobs: store, scores: store, opts: opts,
 		ledger:    NewLedger(exp.Budgets.USD, per, spent, spentBy),
 		providers: map[string]Provider{},
 		provLocks: map[string]*sync.Mutex{},
@@ -234,6 +264,7 @@ func New(exp *spec.Experiment, p *plan.Plan, store Store, spent float64, spentBy
 		serverErr: map[string]error{},
 		prog:      newProgress(opts.Progress, opts.TTY, opts.Interval, exp.Budgets.USD),
 	}
+	e.metrics, _ = store.(MetricStore)
 	e.prog.spent = func() float64 {
 		total, _ := e.ledger.Spent("")
 		return total
@@ -263,20 +294,22 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 		ids[i] = s.ID
 		byID[s.ID] = s
 	}
-	if _, err := e.store.InterruptRunning(ctx, errKilled); err != nil {
+	if _, err := e.steps.InterruptRunning(ctx, errKilled); err != nil {
 		return nil, err
 	}
-	done, err := e.store.Completed(ctx, ids)
+	done, err := e.steps.Completed(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
+	// One runner per step kind, each in its own file (the metric
+	// runners share metrics.go).
 	runners := map[string]runner{
-		plan.KindGenerate: &generateRunner{e: e},
-		plan.KindTrain:    &trainRunner{e: e, byID: byID},
-		plan.KindEvaluate: &evaluateRunner{e: e},
-		plan.KindScore:    &scoreRunner{e: e},
-		plan.KindSolve:    &solveRunner{e: e},
-		// Intrinsic metrics (metrics.go).
+		plan.KindGenerate: &generateRunner{e: e},          // generate.go
+		plan.KindTrain:    &trainRunner{e: e, byID: byID}, // train.go
+		plan.KindEvaluate: &evaluateRunner{e: e},          // evaluate.go
+		plan.KindScore:    &scoreRunner{e: e},             // score.go
+		plan.KindSolve:    &solveRunner{e: e},             // solve.go
+		// Intrinsic metrics: judge.go, diversity.go, perplexity.go, reward.go.
 		plan.KindJudge:      judgeRunner{metricRunner{e}},
 		plan.KindDiversity:  diversityRunner{metricRunner{e}},
 		plan.KindPerplexity: perplexityRunner{metricRunner{e}},
@@ -307,7 +340,7 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 	ended := map[string]bool{}
 	end := func(s plan.Step, status, why, output string) {
 		ended[s.ID] = true
-		if err := e.store.EndStep(record(ctx), stepInfo(s), status, why, output); err != nil {
+		if err := e.steps.EndStep(record(ctx), stepInfo(s), status, why, output); err != nil {
 			if status == state.StatusDone {
 				status, why = state.StatusFailed, err.Error()
 			} else {
@@ -393,7 +426,7 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 				end(s, state.StatusNotRun, why, "")
 				continue
 			}
-			if err := e.store.BeginStep(ctx, stepInfo(s)); err != nil {
+			if err := e.steps.BeginStep(ctx, stepInfo(s)); err != nil {
 				return nil, fmt.Errorf("record step %s: %w", s.Address, err)
 			}
 			started[s.ID] = true

@@ -9,11 +9,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"text/template"
 
-	"github.com/agorabench/agora/analysis"
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/harness"
 	"github.com/agorabench/agora/plan"
@@ -68,7 +66,7 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 		}
 	}
 	if role == "student" {
-		st, ok, err := e.store.Step(ctx, model)
+		st, ok, err := e.scores.Step(ctx, model)
 		if err != nil {
 			return "", err
 		}
@@ -149,7 +147,7 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 			return "", fmt.Errorf("evaluate: the job exited 0 but its results cannot be read: %w", err)
 		}
 	}
-	if err := e.store.RecordScore(ctx, s.ID, in.Benchmark, role, score); err != nil {
+	if err := e.scores.RecordScore(ctx, s.ID, in.Benchmark, role, score); err != nil {
 		return "", err
 	}
 	return out, nil
@@ -225,83 +223,4 @@ func (r *evaluateRunner) parse(in evalInputs, out, model string) (float64, error
 		return 0, err
 	}
 	return sc.Value, nil
-}
-
-// scoreInputs mirror the compiler's inputs of a score step.
-type scoreInputs struct {
-	Student   []string `json:"student"`
-	Base      []string `json:"base"`
-	Reference []string `json:"reference"`
-}
-
-type scoreRunner struct{ e *Engine }
-
-// run computes the PGR of each benchmark from the scores the step's
-// evaluate steps recorded, and their mean, the step's PGR.
-func (r *scoreRunner) run(ctx context.Context, s plan.Step) (string, error) {
-	e := r.e
-	var in scoreInputs
-	if err := json.Unmarshal(s.Inputs, &in); err != nil {
-		return "", fmt.Errorf("score inputs: %w", err)
-	}
-	all, err := e.store.Scores(ctx)
-	if err != nil {
-		return "", err
-	}
-	byStep := map[string]state.Score{}
-	for _, sc := range all {
-		if sc.Model != state.ModelPGR {
-			byStep[sc.StepID] = sc
-		}
-	}
-	collect := func(ids []string, role string) (map[string]float64, error) {
-		m := map[string]float64{}
-		for _, id := range ids {
-			sc, ok := byStep[id]
-			if !ok {
-				return nil, fmt.Errorf("score: no %s score recorded by evaluate step %s", role, id)
-			}
-			m[sc.Benchmark] = sc.Value
-		}
-		return m, nil
-	}
-	student, err := collect(in.Student, "student")
-	if err != nil {
-		return "", err
-	}
-	base, err := collect(in.Base, "base")
-	if err != nil {
-		return "", err
-	}
-	ref, err := collect(in.Reference, "reference")
-	if err != nil {
-		return "", err
-	}
-	per := map[string]float64{}
-	var names []string
-	for b := range student {
-		names = append(names, b)
-	}
-	sort.Strings(names)
-	sum := 0.0
-	for _, b := range names {
-		bv, ok1 := base[b]
-		rv, ok2 := ref[b]
-		if !ok1 || !ok2 {
-			return "", fmt.Errorf("score: benchmark %s lacks the base or reference score", b)
-		}
-		p, err := analysis.PGR(student[b], bv, rv)
-		if err != nil {
-			return "", fmt.Errorf("score %s: %w", b, err)
-		}
-		per[b] = p
-		sum += p
-	}
-	if len(names) == 0 {
-		return "", fmt.Errorf("score: no benchmarks")
-	}
-	if err := e.store.RecordPGR(ctx, s.ID, per, sum/float64(len(names))); err != nil {
-		return "", err
-	}
-	return "", nil
 }

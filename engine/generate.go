@@ -72,13 +72,13 @@ func (r *generateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	accepted, err := e.store.AcceptedSlots(ctx, s.ID)
+	accepted, err := e.gens.AcceptedSlots(ctx, s.ID)
 	if err != nil {
 		return "", fmt.Errorf("read state: %w", err)
 	}
 	// Attempt numbers continue after those recorded, so a rerun never
 	// repeats a request that was already paid for.
-	last, err := e.store.LastAttempts(ctx, s.ID)
+	last, err := e.gens.LastAttempts(ctx, s.ID)
 	if err != nil {
 		return "", fmt.Errorf("read state: %w", err)
 	}
@@ -176,7 +176,7 @@ feed:
 		return "", fmt.Errorf("%w; run agora apply again to retry them", &exhaustedError{slots: exhausted, reason: lastWhy})
 	}
 	out := filepath.Join(e.opts.Dir, "datasets", s.ID+".jsonl")
-	if err := writeDatasetFile(ctx, e.store, s, out); err != nil {
+	if err := writeDatasetFile(ctx, e.gens, s, out); err != nil {
 		return "", err
 	}
 	return out, nil
@@ -195,7 +195,7 @@ func (r *generateRunner) task(ctx context.Context, s plan.Step, set *spec.Settin
 	if len(items) == 0 {
 		return nil, fmt.Errorf("seed data of %s has no items", set.Name)
 	}
-	if err := e.store.RecordSeed(ctx, set.SeedData.Ref(), digest); err != nil {
+	if err := e.gens.RecordSeed(ctx, set.SeedData.Ref(), digest); err != nil {
 		return nil, fmt.Errorf("record seed digest: %w", err)
 	}
 	var tpl *prompts.Template
@@ -284,7 +284,7 @@ func (r *generateRunner) slot(ctx context.Context, stop <-chan struct{}, s plan.
 			reason = rec.RejectReason
 		}
 		// Durable before counted: the record survives a crash from here on.
-		if err := e.store.Append(context.WithoutCancel(ctx), rec); err != nil {
+		if err := e.gens.Append(context.WithoutCancel(ctx), rec); err != nil {
 			res.Settle(cost)
 			return fmt.Errorf("record response: %w", err)
 		}
@@ -344,7 +344,7 @@ func (m Message) MarshalJSON() ([]byte, error) {
 }
 
 // WriteDataset writes the accepted instances of a generate step as JSONL.
-func WriteDataset(ctx context.Context, store Store, s plan.Step, w io.Writer) error {
+func WriteDataset(ctx context.Context, store GenerationStore, s plan.Step, w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
@@ -364,7 +364,7 @@ func WriteDataset(ctx context.Context, store Store, s plan.Step, w io.Writer) er
 }
 
 // writeDatasetFile writes the dataset to path atomically.
-func writeDatasetFile(ctx context.Context, store Store, s plan.Step, path string) error {
+func writeDatasetFile(ctx context.Context, store GenerationStore, s plan.Step, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write dataset: %w", err)
 	}

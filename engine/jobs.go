@@ -96,7 +96,7 @@ func (e *Engine) reserveGPU(ctx context.Context, s plan.Step) (release func(), e
 	if limit <= 0 {
 		return func() {}, nil
 	}
-	used, err := e.store.GPUHours(ctx)
+	used, err := e.jobs.GPUHours(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func wrapJobErr(kind string, err error) error {
 // rather than reattaching. Local jobs need no cancelling: they end with
 // their agora. It returns the ids cancelled.
 func (e *Engine) CancelJobs(ctx context.Context) ([]string, error) {
-	jobs, err := e.store.ActiveJobs(ctx)
+	jobs, err := e.jobs.ActiveJobs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (e *Engine) CancelJobs(ctx context.Context) ([]string, error) {
 	}
 	for _, j := range jobs {
 		if j.Executor == spec.ExecutorSlurm {
-			if err := e.store.SetJobStatus(ctx, j.JobID, string(slurm.Cancelled)); err != nil {
+			if err := e.jobs.SetJobStatus(ctx, j.JobID, string(slurm.Cancelled)); err != nil {
 				return ids, err
 			}
 		}
@@ -195,7 +195,7 @@ func record(ctx context.Context) context.Context { return context.WithoutCancel(
 type localJobs struct{ e *Engine }
 
 func (r *localJobs) run(ctx context.Context, s plan.Step, j slurm.Job, gpus int) error {
-	store := r.e.store
+	store := r.e.jobs
 	jobs, err := store.Jobs(ctx, s.ID)
 	if err != nil {
 		return err
@@ -270,7 +270,7 @@ type slurmJobs struct {
 }
 
 func (r *slurmJobs) run(ctx context.Context, s plan.Step, j slurm.Job, gpus int) error {
-	store, client := r.e.store, r.p.client
+	store, client := r.e.jobs, r.p.client
 	jobs, err := store.Jobs(ctx, s.ID)
 	if err != nil {
 		return err

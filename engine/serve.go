@@ -47,7 +47,7 @@ func (e *Engine) serveModel(ctx context.Context, s plan.Step, model, dir string)
 		executor = spec.ExecutorLocal
 	}
 	gpus := max(ev.GPUs, 1)
-	rec := &serverJobs{e: e, store: e.store, prog: e.prog, stepID: s.ID + "/serve"}
+	rec := &serverJobs{e: e, store: e.jobs, prog: e.prog, stepID: s.ID + "/serve"}
 	cfg := vllm.Config{
 		Name:  "eval-" + shortID(s.ID),
 		Owner: s.Address,

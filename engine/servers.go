@@ -47,7 +47,7 @@ const serverPrefix = "server:"
 // no squeue calls of their own.
 type serverJobs struct {
 	e       *Engine
-	store   Store
+	store   JobStore
 	prog    *progress
 	stepID  string
 	mu      sync.Mutex
@@ -93,7 +93,7 @@ func (e *Engine) startServers(ctx context.Context, sp ServerProvider, g *spec.Ge
 	if e.staleErr != nil {
 		return e.staleErr
 	}
-	if err := sp.Start(e.soft, &serverJobs{e: e, store: e.store, prog: e.prog, stepID: stepID}); err != nil {
+	if err := sp.Start(e.soft, &serverJobs{e: e, store: e.jobs, prog: e.prog, stepID: stepID}); err != nil {
 		if e.stopped() || e.soft.Err() != nil {
 			return errStopped
 		}
@@ -109,7 +109,7 @@ func (e *Engine) startServers(ctx context.Context, sp ServerProvider, g *spec.Ge
 }
 
 func (e *Engine) endStaleServers(ctx context.Context) error {
-	jobs, err := e.store.ActiveJobs(ctx)
+	jobs, err := e.jobs.ActiveJobs(ctx)
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func (e *Engine) endStaleServers(ctx context.Context) error {
 	}
 	for _, j := range jobs {
 		if strings.HasPrefix(j.Executor, serverPrefix) {
-			if err := e.store.SetJobStatus(record(ctx), j.JobID, string(slurm.Cancelled)); err != nil {
+			if err := e.jobs.SetJobStatus(record(ctx), j.JobID, string(slurm.Cancelled)); err != nil {
 				return err
 			}
 		}

@@ -104,7 +104,7 @@ func (r *solveRunner) run(ctx context.Context, s plan.Step) (string, error) {
 			return "", fmt.Errorf("solve: the job exited 0 but its results cannot be read: %w", err)
 		}
 	}
-	if err := e.store.RecordScore(ctx, s.ID, in.Benchmark, s.Generator, score); err != nil {
+	if err := e.scores.RecordScore(ctx, s.ID, in.Benchmark, s.Generator, score); err != nil {
 		return "", err
 	}
 	return out, nil
@@ -213,7 +213,7 @@ type proxy struct {
 // startProxy listens on a random port of 127.0.0.1 and serves the
 // generator's provider until close.
 func startProxy(ctx context.Context, e *Engine, s plan.Step, g *spec.Generator, prov Provider, name string, stop func(), prog *stepProgress) (*proxy, error) {
-	last, err := e.store.LastAttempts(ctx, s.ID)
+	last, err := e.gens.LastAttempts(ctx, s.ID)
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
@@ -478,7 +478,7 @@ func (p *proxy) chat(w http.ResponseWriter, r *http.Request) {
 		StartedAt: started, Duration: time.Since(started),
 	}
 	// Durable before counted, as in a generate step.
-	if err := e.store.Append(context.WithoutCancel(p.ctx), rec); err != nil {
+	if err := e.gens.Append(context.WithoutCancel(p.ctx), rec); err != nil {
 		res.Settle(cost)
 		p.fail(fmt.Errorf("record response: %w", err))
 		apiError(w, http.StatusInternalServerError, "state_error", "agora could not record the response")

@@ -166,7 +166,7 @@ func (r *trainRunner) run(ctx context.Context, s plan.Step) (string, error) {
 
 // completedJob reports whether the step's last job completed.
 func (e *Engine) completedJob(ctx context.Context, stepID string) (bool, error) {
-	jobs, err := e.store.Jobs(ctx, stepID)
+	jobs, err := e.jobs.Jobs(ctx, stepID)
 	if err != nil || len(jobs) == 0 {
 		return false, err
 	}
@@ -231,7 +231,7 @@ func (r *trainRunner) writeData(ctx context.Context, gen plan.Step, seeds, chat 
 		}
 		return enc.Encode(trainRecord{Prompt: []Message{user}, Completion: []Message{assistant}})
 	}
-	err = r.e.store.Accepted(ctx, gen.ID, func(g state.Generation) error { return write(g.Instruction, g.Response) })
+	err = r.e.gens.Accepted(ctx, gen.ID, func(g state.Generation) error { return write(g.Instruction, g.Response) })
 	if err == nil && seeds {
 		set := r.e.exp.Settings[gen.Setting]
 		switch {

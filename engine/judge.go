@@ -1,0 +1,201 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/agorabench/agora/executors/retry"
+	"github.com/agorabench/agora/metrics"
+	"github.com/agorabench/agora/plan"
+	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/state"
+)
+
+// judgeInputs mirror the compiler's inputs of a judge step.
+type judgeInputs struct {
+	Domain   string   `json:"domain"`
+	Aspects  []string `json:"aspects"`
+	Sample   int      `json:"sample"`
+	Seed     int      `json:"seed"`
+	Attempts int      `json:"attempts"`
+}
+
+type judgeRunner struct{ metricRunner }
+
+// judgeDetail is the detail of a judge metric.
+type judgeDetail struct {
+	Model        string  `json:"model"`
+	Distribution []int   `json:"distribution"`
+	SD           float64 `json:"sd"`
+	// Unreadable counts judgements that could not be read (each was
+	// asked again); GivenUp the items left out after every attempt.
+	Unreadable int `json:"unreadable"`
+	GivenUp    int `json:"given_up"`
+}
+
+func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
+	e := r.e
+	var in judgeInputs
+	if err := json.Unmarshal(s.Inputs, &in); err != nil {
+		return "", fmt.Errorf("judge inputs: %w", err)
+	}
+	var g *spec.Generator
+	if m := e.exp.Metrics; m != nil && m.Judge != nil {
+		g = m.Judge.Gen
+	}
+	ms, err := r.store()
+	if err != nil {
+		return "", err
+	}
+	items, err := r.items(ctx, s, in.Sample, in.Seed)
+	if err != nil {
+		return "", err
+	}
+	prov, release, err := r.model(ctx, s, g)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	if err := r.begin(ctx, s, len(items)*len(in.Aspects)); err != nil {
+		return "", err
+	}
+	type key struct {
+		slot   int
+		aspect string
+	}
+	prior, err := ms.Judgements(ctx, s.ID)
+	if err != nil {
+		return "", err
+	}
+	scores := map[key]int{}
+	last := map[key]int{}
+	unreadable := 0
+	for _, j := range prior {
+		k := key{j.Slot, j.Aspect}
+		last[k] = max(last[k], j.Attempt)
+		if j.Error == "" {
+			scores[k] = j.Score
+		} else {
+			unreadable++
+		}
+	}
+	var todo []key
+	for _, a := range in.Aspects {
+		for _, it := range items {
+			if _, ok := scores[key{it.slot, a}]; !ok {
+				todo = append(todo, key{it.slot, a})
+			}
+		}
+	}
+	bySlot := map[int]metricItem{}
+	for _, it := range items {
+		bySlot[it.slot] = it
+	}
+	sp := e.prog.add(s.Address, len(items)*len(in.Aspects), len(items)*len(in.Aspects)-len(todo), s.Generator)
+	defer e.prog.remove(sp)
+
+	var (
+		mu              sync.Mutex
+		givenUp         int
+		readable        = len(scores)
+		unreadableStart int // unreadable judgements before the first readable one in this run
+		lastWhy         string
+	)
+	err = r.parallel(ctx, len(todo), g.Limits.Concurrency, func(i int) error {
+		k := todo[i]
+		it := bySlot[k.slot]
+		prompt, err := metrics.JudgePrompt(k.aspect, in.Domain, it.instruction, it.response)
+		if err != nil {
+			return err
+		}
+		msgs := []Message{{Role: "user", Content: prompt}}
+		for n := 0; n < in.Attempts; n++ {
+			if e.stopped() || ctx.Err() != nil {
+				return errStopped
+			}
+			reserved := worstCase(msgs, g)
+			res, err := r.reserve(s, reserved)
+			if err != nil {
+				return err
+			}
+			c, err := prov.Complete(e.sending(ctx), msgs)
+			if err != nil {
+				res.Settle(0)
+				if ctx.Err() != nil || errors.Is(err, retry.ErrStopped) {
+					return errStopped
+				}
+				return err
+			}
+			v := judgeUsage(g, c, promptBound(msgs), g.Sampling.MaxTokens, reserved)
+			cost := v.cost
+			c.PromptTokens, c.CompletionTokens = v.in, v.out
+			score, _, perr := metrics.ParseJudgement(c.Text)
+			if v.reject != "" {
+				perr = errors.New(v.reject)
+			}
+			mu.Lock()
+			last[k]++
+			attempt := last[k]
+			mu.Unlock()
+			rec := state.Judgement{StepID: s.ID, Slot: k.slot, Aspect: k.aspect, Attempt: attempt, Score: score, Raw: capRaw(c.Text, perr == nil),
+				Model: c.Model, InputTokens: c.PromptTokens, OutputTokens: c.CompletionTokens, CostUSD: cost}
+			if perr != nil {
+				rec.Error = perr.Error()
+			}
+			if err := ms.RecordJudgement(context.WithoutCancel(ctx), rec); err != nil {
+				res.Settle(cost)
+				return err
+			}
+			if err := settle(res, v); err != nil {
+				return err
+			}
+			sp.record(c.PromptTokens, c.CompletionTokens, cost, perr == nil)
+			mu.Lock()
+			if perr == nil {
+				scores[k] = score
+				readable++
+				mu.Unlock()
+				return nil
+			}
+			unreadable++
+			lastWhy = perr.Error()
+			if readable == 0 {
+				unreadableStart++
+			}
+			bad := readable == 0 && unreadableStart >= unreadableRun
+			mu.Unlock()
+			if bad {
+				return fmt.Errorf("judge %s: the first %d judgements could not be read (last: %s); see docs/metrics.md for the format it must follow", g.Name, unreadableRun, lastWhy)
+			}
+		}
+		mu.Lock()
+		givenUp++
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	var results []state.Metric
+	for _, a := range in.Aspects {
+		var xs []int
+		for _, it := range items {
+			if v, ok := scores[key{it.slot, a}]; ok {
+				xs = append(xs, v)
+			}
+		}
+		if len(xs) == 0 {
+			return "", fmt.Errorf("judge %s: no readable %s judgement (last: %s)", g.Name, a, lastWhy)
+		}
+		sum, err := metrics.SummarizeScores(xs)
+		if err != nil {
+			return "", err
+		}
+		detail, _ := json.Marshal(judgeDetail{Model: g.Model, Distribution: sum.Distribution, SD: sum.SD, Unreadable: unreadable, GivenUp: givenUp})
+		results = append(results, state.Metric{Name: a, Value: sum.Mean, N: sum.N, Low: &sum.Low, High: &sum.High, Detail: string(detail)})
+	}
+	return r.finish(ctx, ms, s, "", results)
+}
