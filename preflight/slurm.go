@@ -85,8 +85,12 @@ func (c *run) slurm(ctx context.Context, s plan.Step) {
 	if g := j.Hardware.GPUsPerNode; g > p.GPUs {
 		bad = true
 		if p.GPUs == 0 {
-			c.problem(gpusAt, "asks for %d GPU%s per node, but the nodes of partition %s have none (GRES %s): set it to 0 to run on CPUs",
-				g, plural(g), p.Name, strings.Join(p.GRES, ", "))
+			way := "choose a partition with GPUs (slurm.partition)"
+			if j.At[0] == "student" {
+				way = "set it to 0 to train on CPUs, or " + way
+			}
+			c.problem(gpusAt, "asks for %d GPU%s per node, but the nodes of partition %s have none (GRES %s): %s",
+				g, plural(g), p.Name, strings.Join(p.GRES, ", "), way)
 		} else {
 			c.problem(gpusAt, "asks for %d GPUs per node, but the nodes of partition %s have at most %d (GRES %s)", g, p.Name, p.GPUs, strings.Join(p.GRES, ", "))
 		}
