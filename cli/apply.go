@@ -365,6 +365,9 @@ func openState(ctx context.Context, specPath string) (*spec.Experiment, *state.S
 		return nil, nil, err
 	}
 	dir := stateDir(exp)
+	if err := state.Check(dir); err != nil {
+		return exp, nil, err
+	}
 	if _, err := os.Stat(filepath.Join(dir, "state.db")); err != nil {
 		return exp, nil, fmt.Errorf("no state in %s yet: run agora apply first", dir)
 	}

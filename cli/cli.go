@@ -271,6 +271,10 @@ func compile(ctx context.Context, path string, pluginTokens bool, stderr io.Writ
 	// Steps the state records as done plan as noop.
 	var serial int64
 	dir := stateDir(exp)
+	if err := state.Check(dir); err != nil {
+		fmt.Fprintf(stderr, "agora: %v\n", err)
+		return nil, ExitError
+	}
 	if _, err := os.Stat(filepath.Join(dir, "state.db")); err == nil {
 		store, err := state.Open(ctx, dir)
 		if err != nil {

@@ -162,6 +162,9 @@ func gatherReport(ctx context.Context, specPath string, specGiven bool, files []
 		}
 		exp = e
 		dir := stateDir(exp)
+		if err := state.Check(dir); err != nil {
+			return nil, err
+		}
 		_, err = os.Stat(filepath.Join(dir, "state.db"))
 		switch {
 		case err == nil:

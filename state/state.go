@@ -213,6 +213,9 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
+	if err := checkPresent(abs); err != nil {
+		return nil, err
+	}
 	s := &Store{
 		path:       abs,
 		reqs:       make(chan *appendReq, 1024),
@@ -269,6 +272,13 @@ func (s *Store) init(ctx context.Context) error {
 	if v == schemaVersion {
 		return nil
 	}
+	if v == 0 {
+		// A database without a schema: new, unless the directory shows
+		// earlier work (integrity.go).
+		if ev := earlierWork(filepath.Dir(s.path)); ev != "" {
+			return &LostError{Path: s.path, Problem: "has no tables", Evidence: ev}
+		}
+	}
 	// Rebuilding the steps table (migration 4) drops the table that
 	// generations reference: foreign keys are off meanwhile (the pragma
 	// is a no-op inside a transaction), checked before the commit. The
@@ -321,6 +331,7 @@ func (s *Store) Close() error {
 	close(s.reqs)
 	s.mu.Unlock()
 	<-s.writerDone
+	s.writeSerial(context.Background())
 	err := errors.Join(s.existsStmt.Close(), s.insertStmt.Close(), s.updateStmt.Close(), s.rdb.Close(), s.wdb.Close())
 	if err != nil {
 		return fmt.Errorf("close state: %w", err)
