@@ -81,18 +81,43 @@ func (f *fixture) only(kinds ...string) *fixture {
 // its spinning threads make a tiny model's run several times slower.
 func oneThread(t *testing.T) { t.Setenv("OMP_NUM_THREADS", "1") }
 
-func realRewardFixture(t *testing.T, executor string) *fixture {
+// realRewardFixture: a spec whose reward metric names the tiny reward
+// model by hub id only, with an offline block; the model is staged from
+// the stand-in hub into the spec's cache, the only place it exists (the
+// user's own HF_HOME is empty), so the job finds it only through the
+// cache's environment (HF_HOME in it, the hub's offline switches). The
+// hub must see no request while the plan runs.
+func realRewardFixture(t *testing.T, executor string) (*fixture, *offlinetest.Hub) {
 	toolchaintest.Offline(t)
 	oneThread(t)
-	model := toolchaintest.TinyModel(t, toolchaintest.Reward)
-	return newFixture(t, fixtureOpts{instances: 8, concurrency: 4, extra: fmt.Sprintf(`metrics: reward: {
+	t.Setenv("HF_HOME", t.TempDir())
+	hub := offlinetest.NewHub("")
+	t.Cleanup(hub.Close)
+	hub.AddModel(tinyRM, toolchaintest.TinyModel(t, toolchaintest.Reward))
+	f := newFixture(t, fixtureOpts{instances: 8, concurrency: 4, extra: fmt.Sprintf(`metrics: reward: {
 	model: %q
 	executor: %q
 	gpus: 1
 	time_limit: "00:05:00"
 	sample: 6
-}`, model, executor)}).only(plan.KindGenerate, plan.KindReward)
 }
+offline: cache_dir: "shared-cache"`, tinyRM, executor)}).only(plan.KindGenerate, plan.KindReward)
+	cache := f.exp.Offline.CacheDir
+	if cache != filepath.Join(f.dir, "shared-cache") {
+		t.Fatalf("cache_dir %s", cache)
+	}
+	needs := offline.Needs(f.exp, f.plan)
+	if len(needs) != 1 || needs[0].ID != tinyRM || len(offline.Missing(cache, f.dir, needs)) != 1 {
+		t.Fatalf("needs %v", needs)
+	}
+	if err := offline.Stage(context.Background(), cache, f.dir, needs, offline.Options{Endpoint: hub.URL()}); err != nil {
+		t.Fatal(err)
+	}
+	return f, hub
+}
+
+// tinyRM is the tiny reward model's hub id on the stand-in hub.
+const tinyRM = "agora-test/tiny-rm"
 
 // checkRealReward compares the step's recorded scores with directRewards.
 func checkRealReward(t *testing.T, f *fixture, res *engine.Result, store *state.Store) {
@@ -106,7 +131,7 @@ func checkRealReward(t *testing.T, f *fixture, res *engine.Result, store *state.
 		t.Errorf("the built-in job is not in the run directory: %v", err)
 	}
 	var want []float64
-	pythonJSON(t, directRewards, &want, f.exp.Metrics.Reward.Model, filepath.Join(dir, engine.RewardData))
+	pythonJSON(t, directRewards, &want, toolchaintest.TinyModel(t, toolchaintest.Reward), filepath.Join(dir, engine.RewardData))
 	vals, err := store.ItemValues(context.Background(), r.ID, "reward")
 	if err != nil {
 		t.Fatal(err)
@@ -134,26 +159,31 @@ func checkRealReward(t *testing.T, f *fixture, res *engine.Result, store *state.
 
 // TestRewardBuiltinReal: a spec that names a reward model and no command
 // runs agora's built-in job (agora_reward.py) with real transformers on a
-// tiny random-weight Llama classifier, offline; every score matches
-// transformers' own computation.
+// tiny random-weight Llama classifier, offline, from the spec's cache;
+// every score matches transformers' own computation.
 func TestRewardBuiltinReal(t *testing.T) {
-	f := realRewardFixture(t, "local")
+	f, hub := realRewardFixture(t, "local")
+	n := len(hub.Requests())
 	start := time.Now()
 	res, store := f.apply(context.Background(), nil)
 	t.Logf("apply with the built-in reward job: %v", time.Since(start).Round(time.Millisecond))
 	checkRealReward(t, f, res, store)
+	if got := hub.Requests()[n:]; len(got) != 0 {
+		t.Errorf("the job asked the hub: %q", got)
+	}
 }
 
 // TestRewardBuiltinRealSlurm: the same job through sbatch on the test
-// Slurm.
+// Slurm, which passes the cache's variables to it by name (--export).
 func TestRewardBuiltinRealSlurm(t *testing.T) {
 	requireSlurm(t)
-	f := realRewardFixture(t, "slurm")
+	f, hub := realRewardFixture(t, "slurm")
 	f.exp.Metrics.Reward.GPUs = 0 // the test node has no GPUs
 	if err := os.Chmod(f.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	c := newSbatchCounter(t)
+	n := len(hub.Requests())
 	start := time.Now()
 	res, store := f.applyWith(withTimeout(t, 4*time.Minute), func(o *engine.Options) {
 		o.Slurm = &slurm.Client{Sbatch: c.bin, Squeue: c.squeue}
@@ -163,6 +193,9 @@ func TestRewardBuiltinRealSlurm(t *testing.T) {
 	checkRealReward(t, f, res, store)
 	if n := c.count("agora-reward-"); n != 1 {
 		t.Errorf("%d reward jobs submitted: %v", n, c.submitted())
+	}
+	if got := hub.Requests()[n:]; len(got) != 0 {
+		t.Errorf("the job asked the hub: %q", got)
 	}
 }
 
@@ -236,73 +269,5 @@ func TestDiversityReal(t *testing.T) {
 	st, _, _ := store.Step(context.Background(), d.ID)
 	if st.InputTokens <= 16 || math.Abs(st.CostUSD-float64(st.InputTokens)*0.02/1e6) > 1e-15 {
 		t.Errorf("diversity step: %d tokens, $%v", st.InputTokens, st.CostUSD)
-	}
-}
-
-// TestRewardOfflineReal: with an offline block the built-in reward job
-// names its model by hub id only; the model exists only in the spec's
-// cache (staged from the stand-in hub), and the job, run with the cache's
-// environment (HF_HOME in it, the hub's offline switches), loads it from
-// there with the real transformers.
-func TestRewardOfflineReal(t *testing.T) { testRewardOffline(t, "local") }
-
-// TestRewardOfflineRealSlurm: the same through sbatch, which passes the
-// cache's variables to the job by name (--export).
-func TestRewardOfflineRealSlurm(t *testing.T) {
-	requireSlurm(t)
-	testRewardOffline(t, "slurm")
-}
-
-func testRewardOffline(t *testing.T, executor string) {
-	toolchaintest.Offline(t)
-	oneThread(t)
-	t.Setenv("HF_HOME", t.TempDir()) // the user's own cache has nothing: the job must use the spec's
-	hub := offlinetest.NewHub("")
-	t.Cleanup(hub.Close)
-	hub.AddModel("agora-test/tiny-rm", toolchaintest.TinyModel(t, toolchaintest.Reward))
-	f := newFixture(t, fixtureOpts{instances: 6, concurrency: 4, extra: fmt.Sprintf(`metrics: reward: {
-	model: "agora-test/tiny-rm"
-	executor: %q
-	gpus: 1
-	time_limit: "00:05:00"
-	sample: 4
-}
-offline: cache_dir: "shared-cache"`, executor)}).only(plan.KindGenerate, plan.KindReward)
-	cache := f.exp.Offline.CacheDir
-	if cache != filepath.Join(f.dir, "shared-cache") {
-		t.Fatalf("cache_dir %s", cache)
-	}
-	needs := offline.Needs(f.exp, f.plan)
-	if len(needs) != 1 || needs[0].ID != "agora-test/tiny-rm" || len(offline.Missing(cache, f.dir, needs)) != 1 {
-		t.Fatalf("needs %v", needs)
-	}
-	if err := offline.Stage(context.Background(), cache, f.dir, needs, offline.Options{Endpoint: hub.URL()}); err != nil {
-		t.Fatal(err)
-	}
-	n := len(hub.Requests())
-	set := func(o *engine.Options) {}
-	ctx := context.Background()
-	if executor == "slurm" {
-		f.exp.Metrics.Reward.GPUs = 0 // the test node has no GPUs
-		if err := os.Chmod(f.dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		c := newSbatchCounter(t)
-		set = func(o *engine.Options) {
-			o.Slurm = &slurm.Client{Sbatch: c.bin, Squeue: c.squeue}
-			o.PollInterval = time.Second
-		}
-		ctx = withTimeout(t, 4*time.Minute)
-	}
-	res, store := f.applyWith(ctx, set)
-	r := f.step(plan.KindReward)
-	if !contains(res.Done, r.Address) || len(res.Failed) > 0 {
-		t.Fatalf("apply: %+v", res)
-	}
-	if len(hub.Requests()) != n {
-		t.Errorf("the job asked the hub: %v", hub.Requests()[n:])
-	}
-	if m := metricsOf(t, store, r.ID)[engine.FeatureReward]; m.N != 4 || m.Value == 0 {
-		t.Errorf("response_reward %+v", m)
 	}
 }
