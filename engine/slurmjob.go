@@ -46,3 +46,19 @@ func StepSlurmJob(exp *spec.Experiment, s plan.Step) (j SlurmJob, ok bool) {
 	}
 	return j, true
 }
+
+// ServerSlurmJob returns what the Slurm job of one of a vLLM generator's
+// servers asks for (as providers renders it); ok is false for a generator
+// whose servers are not Slurm jobs.
+func ServerSlurmJob(g *spec.Generator) (j SlurmJob, ok bool) {
+	v := g.Provider.VLLM
+	if v == nil || v.Executor != spec.ExecutorSlurm {
+		return SlurmJob{}, false
+	}
+	j = SlurmJob{Hardware: spec.Hardware{Nodes: 1, GPUsPerNode: max(v.GPUs, 1), TimeLimit: v.TimeLimit},
+		At: []string{"generators", g.Name, "provider", "vllm"}}
+	if v.Slurm != nil {
+		j.Slurm = *v.Slurm
+	}
+	return j, true
+}

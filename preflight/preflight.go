@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/agorabench/agora/engine"
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/seeddata"
@@ -196,7 +197,11 @@ func (c *run) generator(ctx context.Context, g *spec.Generator, at []string) {
 			c.note(append(at, "provider", "plugin"), "plugin %s (%s) is not pinned: agora runs whatever binary it finds; to pin it: sha256: %q", pv.Plugin, path, sum)
 		}
 	case pv.VLLM != nil:
-		// agora starts its servers: checked when they start.
+		// agora starts its servers (their model is checked then): on
+		// Slurm, their jobs are checked against the cluster.
+		if j, ok := engine.ServerSlurmJob(g); ok {
+			c.slurmJob(ctx, j)
+		}
 	}
 }
 

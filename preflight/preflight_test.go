@@ -150,3 +150,34 @@ settings: s: {domain: "math", method: "response_generation", seed_data: {hf: "or
 		t.Errorf("notes %+v", rep.Notes)
 	}
 }
+
+// TestVLLMServersOnSlurm: a vLLM generator's server jobs are checked
+// against the cluster like the steps' jobs: no GPUs on the partition is a
+// problem at the generator's vllm block.
+func TestVLLMServersOnSlurm(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "seed.jsonl"), []byte(`{"instruction": "1 + 2?", "response": "3"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := `generators: v: {provider: vllm: {executor: "slurm", gpus: 2, time_limit: "01:00:00"}, model: "org/model"}
+settings: s: {domain: "math", method: "response_generation", seed_data: path: "seed.jsonl", instances: 2, benchmarks: ["gsm8k"]}
+`
+	exp, err := spec.LoadBytes(filepath.Join(dir, "agora.cue"), []byte(src), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := compiler.Compile(context.Background(), exp, compiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &fakeSlurm{parts: []slurm.Partition{{Name: "cpu", Default: true, Up: true, GRES: []string{"(null)"}, MemoryMB: 1000}}}
+	rep := Run(context.Background(), exp, p, Options{Slurm: fs, Seeds: seeddata.Options{Dir: dir}})
+	found := false
+	for _, pr := range rep.Problems {
+		found = found || pr.Path == "generators.v.provider.vllm.gpus" &&
+			pr.Msg == "asks for 2 GPUs per node, but the nodes of partition cpu have none (GRES (null)): choose a partition with GPUs (slurm.partition)"
+	}
+	if !found || len(fs.tested) != 0 {
+		t.Errorf("problems %+v, tested %d", rep.Problems, len(fs.tested))
+	}
+}

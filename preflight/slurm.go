@@ -25,10 +25,13 @@ type SlurmChecker interface {
 // slurm checks the Slurm job of a step against the cluster, once per
 // block of the spec that configures such jobs.
 func (c *run) slurm(ctx context.Context, s plan.Step) {
-	j, ok := engine.StepSlurmJob(c.exp, s)
-	if !ok {
-		return
+	if j, ok := engine.StepSlurmJob(c.exp, s); ok {
+		c.slurmJob(ctx, j)
 	}
+}
+
+// slurmJob checks one Slurm job's request against the cluster.
+func (c *run) slurmJob(ctx context.Context, j engine.SlurmJob) {
 	key := "slurm " + strings.Join(j.At, ".")
 	if c.seen[key] {
 		return
@@ -39,7 +42,7 @@ func (c *run) slurm(ctx context.Context, s plan.Step) {
 	switch j.At[0] {
 	case "evaluation":
 		gpusAt, timeAt = at("gpus"), at()
-	case "metrics":
+	case "metrics", "generators":
 		gpusAt, timeAt = at("gpus"), at("time_limit")
 	}
 	sc := c.o.Slurm
