@@ -49,6 +49,12 @@ fi
 AGORA_TOOLS_VENV=$(bash scripts/python-tools.sh | tail -n 1)
 export AGORA_TOOLS_VENV
 
+# A package's tests may take longer than go test's default 10 minutes:
+# the engine package runs the real TRL, lm-eval and reward tools besides
+# its Slurm pipelines (about 6-7 minutes alone on 2 cores, more while other
+# packages run beside it, and more again under the race detector).
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-timeout=40m"
+
 if [ "$race" = 0 ]; then
 	if [ $# -eq 0 ]; then
 		set -- ./...
