@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# slurm-up.sh installs and starts a real single-node Slurm for agora's
+# slurm-up.sh installs and starts a real single-machine Slurm for agora's
 # integration tests (see "Testing without the outside world" in the
 # design notes): Debian's slurm-wlm and munge, one node named after
 # `hostname -s` with its real CPUs and memory in the default partition,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command. It installs and starts what the tests need —
-# a single-node Slurm with munge (scripts/slurm-up.sh), headless Chromium
+# a single-machine Slurm with munge (scripts/slurm-up.sh), headless Chromium
 # (scripts/chromium-install.sh), Python's gRPC for the Python plugin
 # test and the pinned Python toolchain (scripts/python-tools.sh) — then
 # runs every test. Run it as root on a Debian machine; extra
@@ -29,7 +29,7 @@ case "$race" in
 	;;
 esac
 
-# A real single-node Slurm for the Slurm integration tests (under CI=true
+# A real single-machine Slurm for the Slurm integration tests (under CI=true
 # they fail rather than skip when no Slurm answers).
 bash scripts/slurm-up.sh
 

@@ -8,43 +8,22 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/agorabench/agora/executors/slurm"
+	"github.com/agorabench/agora/executors/slurm/slurmtest"
 	"github.com/agorabench/agora/executors/vllm"
 	"github.com/agorabench/agora/executors/vllm/vllmtest"
 	"github.com/agorabench/agora/spec"
 )
 
-var slurmCheck = sync.OnceValue(func() string {
-	if _, err := exec.LookPath("sinfo"); err != nil {
-		return "sinfo is not in PATH"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "sinfo", "--noheader", "--format=%T").CombinedOutput()
-	if err != nil {
-		return "sinfo failed: " + err.Error() + ": " + strings.TrimSpace(string(out))
-	}
-	if len(strings.Fields(string(out))) == 0 {
-		return "sinfo lists no node"
-	}
-	return ""
-})
-
+// requireSlurm skips t without a usable Slurm (fails it when CI=true).
 func requireSlurm(t *testing.T) {
 	t.Helper()
-	if why := slurmCheck(); why != "" {
-		msg := "no Slurm to test against: " + why + "; run scripts/slurm-up.sh (as root) first"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " (CI=true: the Slurm integration tests must run)")
-		}
-		t.Skip(msg)
-	}
+	slurmtest.Require(t)
 }
 
 // slurmConfig runs the servers as CPU jobs (the test node has no GPUs).
