@@ -79,7 +79,9 @@ func bodyBounded(t *testing.T, h apitest.Hostile) {
 		t.Fatalf("took %v: the cap must end the attempt, not its timeout", d)
 	}
 	// TotalAlloc counts every test running in parallel: sequential here.
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
+	// A -race build allocates more (41 MiB here, every run; see
+	// race_test.go): the bound is checked without the race detector.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 && !raceEnabled {
 		t.Fatalf("allocated %d MiB reading a capped body", alloc>>20)
 	}
 }
