@@ -182,6 +182,9 @@ func readStatus(ctx context.Context, exp *spec.Experiment, store *state.Store) (
 	}
 	for _, j := range jobs {
 		a := address[j.StepID]
+		if id, ok := strings.CutSuffix(j.StepID, "/serve"); ok && address[id] != "" {
+			a = address[id] + " (its model's server)"
+		}
 		if a == "" {
 			a = j.StepID
 		}
