@@ -7,6 +7,7 @@ package engine_test
 // GPU time.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -42,6 +43,7 @@ type vllmFixture struct {
 	servers string // the servers' directory
 	stub    string // the stand-in vllm's directory
 	slurm   *slurm.Client
+	specDir string // the SpecDir apply passes; "": dir
 }
 
 // newVLLMFixture writes a spec whose generator "open" is served by vLLM
@@ -115,7 +117,7 @@ func (f *vllmFixture) apply(ctx context.Context, stop <-chan struct{}) (*engine.
 	eng := engine.New(f.exp, f.plan, store, 0, nil, engine.Options{
 		Dir: dir,
 		Providers: providers.New(providers.Tuning{BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond,
-			VLLM: providers.VLLM{Dir: f.servers, SpecDir: f.dir, Slurm: f.slurm, PollInterval: 100 * time.Millisecond,
+			VLLM: providers.VLLM{Dir: f.servers, SpecDir: cmp.Or(f.specDir, f.dir), Slurm: f.slurm, PollInterval: 100 * time.Millisecond,
 				Heartbeat: time.Second, StartTimeout: 30 * time.Second, BatchLinger: 100 * time.Millisecond}}),
 		Seeds:    providers.Seeds{Dir: f.dir},
 		Stop:     stop,
@@ -345,6 +347,53 @@ func TestVLLMGPUBudget(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.servers, "open")); err == nil {
 		t.Error("servers were started beyond the GPU-hour budget")
+	}
+}
+
+// TestVLLMPathAndGenerationConfig serves a checkpoint named by a path
+// relative to the spec, from a spec loaded as "agora.cue" in its own
+// directory, with the Hub offline: the server (which runs in
+// .agora/servers/open) must get the checkpoint's absolute path, and
+// --generation-config vllm, so that the checkpoint's
+// generation_config.json does not fill the sampling the spec leaves out.
+func TestVLLMPathAndGenerationConfig(t *testing.T) {
+	for _, executor := range []string{"local", "slurm"} {
+		t.Run(executor, func(t *testing.T) {
+			if executor == "slurm" {
+				requireSlurm(t)
+			}
+			f := newVLLMFixture(t, fmt.Sprintf(`{path: "ckpt", executor: %q, time_limit: "00:10:00"}`, executor), []int{3}, false, "")
+			ckpt := filepath.Join(f.dir, "ckpt")
+			if err := os.Mkdir(ckpt, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(ckpt, "generation_config.json"), []byte(`{"temperature": 0.6, "top_p": 0.9, "top_k": 20}`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("HF_HUB_OFFLINE", "1")
+			if executor == "slurm" {
+				f.slurm = gpulessSbatch(t)
+			}
+			t.Chdir(f.dir)
+			f.specDir = "." // spec.Load("agora.cue")
+			res, store := f.apply(context.Background(), nil)
+			if err := res.Err(); err != nil {
+				t.Fatal(err)
+			}
+			logs, _ := filepath.Glob(filepath.Join(f.servers, "open", "slurm-*.out"))
+			var all strings.Builder
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				all.Write(b)
+			}
+			if !strings.Contains(all.String(), "model="+ckpt+" ") {
+				t.Errorf("the server did not load %s:\n%s", ckpt, all.String())
+			}
+			if !strings.Contains(all.String(), "default sampling parameters are vLLM's own") {
+				t.Errorf("the checkpoint's generation_config.json decides the sampling:\n%s", all.String())
+			}
+			f.noServersLeft(store)
+		})
 	}
 }
 

@@ -54,9 +54,10 @@ const (
 // it themselves: arena-hard-auto v0.1's gen_answer.py sends only the
 // temperature and max_tokens, so top_p 0.95 and the repetition penalty
 // 1.03 must be the server's (vLLM ≥ 0.8 merges --override-generation-config
-// over the model's generation_config.json into the defaults of every
-// request; a request's own values still win, as alpaca_eval's answers send
-// them too).
+// into the defaults of every request, over vLLM's own as executors/vllm
+// passes --generation-config vllm, so the model's generation_config.json
+// plays no part; a request's own values still win, as alpaca_eval's
+// answers send them too).
 func ServedArgs() []string {
 	return []string{"--override-generation-config",
 		fmt.Sprintf(`{"top_p": %s, "repetition_penalty": %s}`, num(TopP), num(RepetitionPenalty))}

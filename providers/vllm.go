@@ -20,7 +20,8 @@ type VLLM struct {
 	// scripts, logs, endpoint files, heartbeat). It must be absolute, and
 	// seen by the compute nodes when servers run on Slurm.
 	Dir string
-	// SpecDir is the directory a relative vllm.path resolves against.
+	// SpecDir is the directory a relative vllm.path resolves against (made
+	// absolute: the servers run in their own directory).
 	SpecDir string
 	// Slurm runs sbatch, squeue and scancel; nil: the commands in PATH.
 	Slurm *slurm.Client

@@ -249,8 +249,14 @@ func vllmConfig(g *spec.Generator, t Tuning, jobs engine.JobRecorder) (vllm.Conf
 	if o.Dir == "" {
 		return vllm.Config{}, fmt.Errorf("generator %s: no directory for the vLLM servers' files", g.Name)
 	}
-	if v.Path != "" && !filepath.IsAbs(v.Path) && o.SpecDir != "" {
-		v.Path = filepath.Join(o.SpecDir, v.Path)
+	if v.Path != "" && !filepath.IsAbs(v.Path) {
+		// The servers run in their own directory: a relative path would
+		// name nothing there, and vLLM would look it up on the Hub.
+		abs, err := filepath.Abs(filepath.Join(o.SpecDir, v.Path))
+		if err != nil {
+			return vllm.Config{}, fmt.Errorf("generator %s: vllm.path %q: %w", g.Name, v.Path, err)
+		}
+		v.Path = abs
 	}
 	timeout := v.StartWait()
 	if o.StartTimeout > 0 {

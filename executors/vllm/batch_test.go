@@ -85,7 +85,7 @@ func TestRunBatchFailure(t *testing.T) {
 func TestBatchArgs(t *testing.T) {
 	cfg := testConfig(t, 1)
 	got := strings.Join(vllm.BatchArgs(model, cfg.VLLM, "in.jsonl", "out.jsonl"), " ")
-	want := "vllm run-batch -i in.jsonl -o out.jsonl --model " + model + " --served-model-name " + model + " --tensor-parallel-size 1 --dtype bfloat16 --max-model-len 8192 --gpu-memory-utilization 0.9"
+	want := "vllm run-batch -i in.jsonl -o out.jsonl --model " + model + " --served-model-name " + model + " --tensor-parallel-size 1 --generation-config vllm --dtype bfloat16 --max-model-len 8192 --gpu-memory-utilization 0.9"
 	if got != want {
 		t.Errorf("BatchArgs:\n got %s\nwant %s", got, want)
 	}

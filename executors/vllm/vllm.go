@@ -32,14 +32,23 @@ import (
 // Args is the `vllm serve` command line of one server of model under v,
 // without --host and --port: the checkpoint (v.Path, or the model id),
 // served under the model's name, with the spec's engine settings and its
-// extra arguments last.
+// extra arguments last. The server runs in its own directory, so v.Path
+// must be absolute (or a Hub id).
+//
+// --generation-config vllm keeps the checkpoint's generation_config.json
+// out of the sampling: with vLLM's default (auto) that file fills every
+// sampling field a request leaves out, so the model, not the spec, would
+// decide decoding. Requests carry the spec's sampling; what it leaves out
+// takes vLLM's own defaults, those of the OpenAI API (temperature 1,
+// top_p 1, no top_k, no repetition penalty). --override-generation-config
+// in v.ExtraArgs still sets server-wide defaults.
 func Args(model string, v spec.VLLM) []string {
 	target := v.Path
 	if target == "" {
 		target = model
 	}
 	a := []string{"vllm", "serve", target, "--served-model-name", model,
-		"--tensor-parallel-size", strconv.Itoa(max(v.TensorParallel, 1))}
+		"--tensor-parallel-size", strconv.Itoa(max(v.TensorParallel, 1)), "--generation-config", "vllm"}
 	if v.DType != "" {
 		a = append(a, "--dtype", v.DType)
 	}

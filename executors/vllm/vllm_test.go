@@ -169,12 +169,12 @@ func TestArgs(t *testing.T) {
 	seed := 7
 	got := vllm.Args(model, spec.VLLM{Path: "/ckpt/llama", TensorParallel: 4, DType: "bfloat16", MaxModelLen: 8192,
 		GPUMemoryUtilization: 0.85, Seed: &seed, ExtraArgs: []string{"--enable-prefix-caching"}})
-	want := "vllm serve /ckpt/llama --served-model-name " + model + " --tensor-parallel-size 4 --dtype bfloat16 --max-model-len 8192 --gpu-memory-utilization 0.85 --seed 7 --enable-prefix-caching"
+	want := "vllm serve /ckpt/llama --served-model-name " + model + " --tensor-parallel-size 4 --generation-config vllm --dtype bfloat16 --max-model-len 8192 --gpu-memory-utilization 0.85 --seed 7 --enable-prefix-caching"
 	if strings.Join(got, " ") != want {
 		t.Errorf("Args:\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
 	got = vllm.Args(model, spec.VLLM{TensorParallel: 1, DType: "auto"})
-	if want := "vllm serve " + model + " --served-model-name " + model + " --tensor-parallel-size 1 --dtype auto"; strings.Join(got, " ") != want {
+	if want := "vllm serve " + model + " --served-model-name " + model + " --tensor-parallel-size 1 --generation-config vllm --dtype auto"; strings.Join(got, " ") != want {
 		t.Errorf("Args without a path:\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
 }

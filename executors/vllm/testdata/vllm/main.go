@@ -17,6 +17,15 @@
 // Each response's system_fingerprint is "stub-PORT", so a test can tell
 // which server answered.
 //
+// MODEL is loaded the way vLLM does: an existing directory (relative to
+// the working directory) is a local checkpoint, anything else a Hugging
+// Face Hub id, which fails with HF_HUB_OFFLINE=1 as vLLM does offline
+// when the id is not in the cache. --generation-config auto (vLLM's
+// default) takes the defaults of the sampling fields a request leaves out
+// from the checkpoint's generation_config.json, a folder from that
+// folder's, and vllm from none; --override-generation-config is merged over
+// them. The effective defaults are logged at start.
+//
 // `vllm run-batch -i IN -o OUT --model MODEL` answers the JSONL requests of
 // IN in OUT the same way, after the same start delay or failure.
 package main
@@ -65,6 +74,7 @@ func main() {
 	fs.Bool("enforce-eager", false, "")
 	fs.Bool("enable-prefix-caching", false, "")
 	override := fs.String("override-generation-config", "", "")
+	genConfig := fs.String("generation-config", "auto", "")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintln(os.Stderr, "vllm: error: unrecognized arguments")
@@ -91,6 +101,16 @@ func main() {
 			os.Exit(2)
 		}
 		fmt.Printf("INFO vllm stand-in: default sampling parameters from --override-generation-config: %s\n", *override)
+	}
+	defaults, err := samplingDefaults(model, *genConfig, *override)
+	if err != nil {
+		fatal(err.Error())
+	}
+	if len(defaults) > 0 {
+		b, _ := json.Marshal(defaults)
+		fmt.Printf("WARNING Default sampling parameters have been overridden: %s\n", b)
+	} else {
+		fmt.Println("INFO vllm stand-in: default sampling parameters are vLLM's own")
 	}
 	name := model
 	if *served != "" {
@@ -327,4 +347,61 @@ func runBatch(in, out, name string) {
 		fatal(err.Error())
 	}
 	fmt.Printf("INFO run-batch: %d requests answered\n", n)
+}
+
+// samplingFields are the generation_config.json fields vLLM takes as the
+// defaults of a request's sampling.
+var samplingFields = []string{"repetition_penalty", "temperature", "top_k", "top_p", "min_p", "max_new_tokens"}
+
+// samplingDefaults resolves model and the generation config as vLLM does
+// and returns the sampling defaults of every request.
+func samplingDefaults(model, genConfig, override string) (map[string]any, error) {
+	local := false
+	if st, err := os.Stat(model); err == nil && st.IsDir() {
+		local = true
+	} else if os.Getenv("HF_HUB_OFFLINE") == "1" {
+		return nil, fmt.Errorf("OSError: We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the cached files. %s is not a local folder and is not a valid model identifier listed on 'https://huggingface.co/models'", model)
+	}
+	var file string
+	switch genConfig {
+	case "vllm":
+	case "auto":
+		if local {
+			file = model + "/generation_config.json"
+		}
+	default:
+		st, err := os.Stat(genConfig)
+		if err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("OSError: %s does not appear to have a file named generation_config.json", genConfig)
+		}
+		file = genConfig + "/generation_config.json"
+	}
+	out := map[string]any{}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil && !(genConfig == "auto" && os.IsNotExist(err)) {
+			return nil, fmt.Errorf("OSError: %v", err)
+		}
+		if err == nil {
+			var cfg map[string]any
+			if err := json.Unmarshal(b, &cfg); err != nil {
+				return nil, fmt.Errorf("%s: %v", file, err)
+			}
+			for _, k := range samplingFields {
+				if v, ok := cfg[k]; ok {
+					out[k] = v
+				}
+			}
+		}
+	}
+	if override != "" {
+		var cfg map[string]any
+		if err := json.Unmarshal([]byte(override), &cfg); err != nil {
+			return nil, err
+		}
+		for k, v := range cfg {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
