@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 )
@@ -204,16 +205,47 @@ func Amount(unit string, v float64) string {
 	return fmt.Sprintf("%.1f GPU-hours", v)
 }
 
-// Dollars formats v as $1,234.56.
+// Dollars formats v as $1,234.56, for any float: amounts beyond what
+// int64 cents hold are grouped from their decimal digits ($1.2e+20 and
+// larger in scientific notation), and non-finite ones say so.
 func Dollars(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "$NaN"
+	case math.IsInf(v, 1):
+		return "$∞"
+	case math.IsInf(v, -1):
+		return "-$∞"
+	}
 	neg := v < 0
 	v = math.Abs(v)
-	cents := int64(math.Round(v * 100))
-	s := "$" + Count(cents/100) + fmt.Sprintf(".%02d", cents%100)
-	if neg {
+	var s string
+	switch {
+	case v < 1e16: // cents fit an int64 exactly enough: round half up
+		cents := int64(math.Round(v * 100))
+		s = "$" + Count(cents/100) + fmt.Sprintf(".%02d", cents%100)
+	case v >= 1e20:
+		s = "$" + strconv.FormatFloat(v, 'e', 2, 64)
+	default:
+		whole, frac, _ := strings.Cut(strconv.FormatFloat(v, 'f', 2, 64), ".")
+		s = "$" + group(whole) + "." + frac
+	}
+	if neg && s != "$0.00" {
 		return "-" + s
 	}
 	return s
+}
+
+// group puts thousands separators into a string of digits.
+func group(digits string) string {
+	var b strings.Builder
+	for i := range digits {
+		if i > 0 && (len(digits)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte(digits[i])
+	}
+	return b.String()
 }
 
 // Count formats n with thousands separators.

@@ -106,6 +106,9 @@ func (l *loader) complete(exp *Experiment) {
 	if len(l.diags) == 0 {
 		l.checkGridSelects(exp)
 	}
+	if len(l.diags) == 0 {
+		l.checkPlanSize(exp)
+	}
 	l.checkStudent(exp)
 	l.checkProblemSolving(exp)
 	l.completeMetrics(exp)
@@ -524,22 +527,27 @@ func (l *loader) checkGrid(exp *Experiment) {
 			}
 		}
 	}
+	// Sets, not pairwise comparisons: a long list must not cost its square.
+	seenN := map[int]bool{}
 	for i, n := range g.Instances {
-		for _, m := range g.Instances[:i] {
-			if m == n {
-				l.at(sel("grid", "instances", i), "instance count %d is listed twice", n)
-			}
+		if seenN[n] {
+			l.at(sel("grid", "instances", i), "instance count %d is listed twice", n)
 		}
+		seenN[n] = true
 	}
+	seenV := map[string]bool{}
 	for i, v := range g.Variants {
-		if slices.Contains(g.Variants[:i], v) {
+		if seenV[v] {
 			l.at(sel("grid", "variants", i), "variant %q is listed twice", v)
 		}
+		seenV[v] = true
 	}
+	seenS := map[int]bool{}
 	for i, n := range g.Seeds {
-		if slices.Contains(g.Seeds[:i], n) {
+		if seenS[n] {
 			l.at(sel("grid", "seeds", i), "seed %d is listed twice", n)
 		}
+		seenS[n] = true
 	}
 }
 

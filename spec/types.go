@@ -250,6 +250,8 @@ type Grid struct {
 	Seeds      []int    `json:"seeds,omitempty"`
 	Exclude    []Cell   `json:"exclude,omitempty"`
 	Include    []Cell   `json:"include,omitempty"`
+	// MaxSteps bounds the plan's steps (DefaultMaxSteps when zero).
+	MaxSteps int `json:"max_steps,omitempty"`
 }
 
 // Cell is a pattern over grid cells; a zero field matches anything.
