@@ -137,7 +137,6 @@ func TestMathAnswerForms(t *testing.T) {
 	if n := len(mathForms); n < 20 {
 		t.Errorf("%d answer forms; the docs promise at least 20", n)
 	}
-	_ = os.Remove(script)
 }
 
 // TestAnswerFormsDocumented: the answer-form tables of docs/evaluation.md

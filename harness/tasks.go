@@ -45,13 +45,3 @@ func WriteLMEvalTasks(dir string) error {
 		return nil
 	})
 }
-
-// LMEvalTaskFiles lists the names of the files WriteLMEvalTasks writes.
-func LMEvalTaskFiles() []string {
-	ents, _ := lmevalTasks.ReadDir("lmeval_tasks")
-	names := make([]string, len(ents))
-	for i, e := range ents {
-		names[i] = e.Name()
-	}
-	return names
-}
