@@ -441,8 +441,14 @@ func (h *crashHarness) endRun(t *testing.T) runReport {
 			t.Fatalf("the server still has %d requests in flight", h.srv.InFlight())
 		}
 	}
+	// A copy: the server's handlers write h.asked under h.mu (a request
+	// of the killed agora may still arrive).
 	h.mu.Lock()
-	run, requests, asked := h.run, h.requests[h.run], h.asked[h.run]
+	run, requests := h.run, h.requests[h.run]
+	asked := make(map[int]bool, len(h.asked[run]))
+	for slot := range h.asked[run] {
+		asked[slot] = true
+	}
 	h.mu.Unlock()
 
 	all := h.srv.Served()

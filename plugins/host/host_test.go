@@ -124,15 +124,15 @@ func TestCompleteAndDescribe(t *testing.T) {
 		t.Errorf("embed %v %d %v", vecs, used, err)
 	}
 	// The plugin's log lines arrive in the host's log, with their level,
-	// and so does what it prints.
+	// and so does what it prints. Its stdout and stderr are copied by
+	// goroutines of their own: each line is waited for.
 	if _, err := c.Complete(context.Background(), user("PRINT")); err != nil {
 		t.Fatal(err)
 	}
-	log.WaitFor("printed to stderr", 5*time.Second)
 	for _, want := range []string{"[INFO]  plugin.agora-provider-fake: completing:", "[INFO]  plugin.agora-provider-fake.stdout: printed to stdout",
 		"[INFO]  plugin.agora-provider-fake.stderr: printed to stderr"} {
-		if l := log.String(); !strings.Contains(l, want) {
-			t.Errorf("%q missing from the host's log:\n%s", want, l)
+		if !log.WaitFor(want, 10*time.Second) {
+			t.Errorf("%q missing from the host's log after 10 s:\n%s", want, log.String())
 		}
 	}
 
