@@ -204,8 +204,25 @@ func (r *localJobs) run(ctx context.Context, s plan.Step, j slurm.Job, gpus int)
 	for _, old := range jobs {
 		switch {
 		case state.IsActiveJob(old.Status):
-			// A local job dies with the agora that ran it: what it left
-			// says how it ended.
+			// A local job ends with the agora that ran it, unless that
+			// agora was killed outright: then it runs on, and is waited
+			// for rather than started a second time. What it left says
+			// how it ended.
+			if _, alive := local.Outlived(j.Dir, old.JobID); alive {
+				sp := r.e.prog.addJob(s.Address+" (waiting for "+old.JobID+", left running by a killed agora)", s.Executor)
+				err := local.WaitOutlived(r.e.soft, j.Dir, old.JobID)
+				r.e.prog.remove(sp)
+				if err != nil {
+					if ctx.Err() == nil && r.e.stopped() {
+						return errStopped
+					}
+					return err
+				}
+				elapsed := time.Since(old.SubmittedAt)
+				if err := store.UpdateJobRun(record(ctx), old.JobID, old.Status, elapsed, gpuHours(elapsed, gpus)); err != nil {
+					return err
+				}
+			}
 			code, ok, err := slurm.ReadExitMarker(j.Dir, old.JobID)
 			if err != nil {
 				return err

@@ -72,6 +72,9 @@ func Run(ctx context.Context, j slurm.Job, id string) (exitCode int, err error) 
 	}
 	running.add(cmd.Process.Pid)
 	defer running.remove(cmd.Process.Pid)
+	// The group outlives this process if it is killed outright (SIGKILL):
+	// the next agora finds it by this file (Outlived) and waits for it.
+	_ = os.WriteFile(PIDPath(j.Dir, id), []byte(fmt.Sprintf("%d\n", cmd.Process.Pid)), 0o644)
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 	select {
@@ -98,6 +101,48 @@ func Run(ctx context.Context, j slurm.Job, id string) (exitCode int, err error) 
 		return ee.ExitCode(), nil
 	}
 	return -1, fmt.Errorf("local job %s: %w", id, err)
+}
+
+// PIDPath is where Run writes the process group id of job id.
+func PIDPath(dir, id string) string {
+	return filepath.Join(dir, "job-"+id+".pid")
+}
+
+// Outlived reports whether job id, run in dir by an agora that is gone,
+// still runs: its process group (PIDPath) has a process left, whose
+// leader, if it is still there, is the job's (SLURM_JOB_ID=id in its
+// environment, where Linux shows it).
+func Outlived(dir, id string) (pgid int, alive bool) {
+	b, err := os.ReadFile(PIDPath(dir, id))
+	if err != nil {
+		return 0, false
+	}
+	if _, err := fmt.Sscanf(string(b), "%d", &pgid); err != nil || pgid <= 0 {
+		return 0, false
+	}
+	if err := syscall.Kill(-pgid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return pgid, false
+	}
+	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pgid)); err == nil &&
+		!strings.Contains("\x00"+string(env)+"\x00", "\x00SLURM_JOB_ID="+id+"\x00") {
+		return pgid, false // the id was reused by another process
+	}
+	return pgid, true
+}
+
+// WaitOutlived waits until job id, which outlived the agora that ran it
+// (Outlived), has ended, or ctx ends.
+func WaitOutlived(ctx context.Context, dir, id string) error {
+	for {
+		if _, alive := Outlived(dir, id); !alive {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // Tail returns the last n lines of a log file, for error messages; ""

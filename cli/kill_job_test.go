@@ -28,6 +28,20 @@ func TestKill9WhileSlurmJobRuns(t *testing.T) {
 		t.Skip("builds agora, runs it as a subprocess and submits Slurm jobs")
 	}
 	slurmtest.Require(t)
+	testKill9WhileJobRuns(t, "slurm")
+}
+
+// TestKill9WhileLocalJobRuns: the same with the local executor, whose job
+// (its own process group) outlives the SIGKILLed agora: the next apply
+// waits for it instead of starting the training a second time.
+func TestKill9WhileLocalJobRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds agora and runs it as a subprocess")
+	}
+	testKill9WhileJobRuns(t, "local")
+}
+
+func testKill9WhileJobRuns(t *testing.T, executor string) {
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("python3 is not in PATH: the stand-in trainer cannot run")
 	}
@@ -78,9 +92,9 @@ settings: s: {
 	instances: 4
 	benchmarks: ["gsm8k"]
 }
-student: {executor: "slurm", hardware: {gpus_per_node: 0, time_limit: "00:10:00"}}
+student: {executor: %q, hardware: {gpus_per_node: 0, time_limit: "00:10:00"}}
 budgets: usd: 100
-`, srv.URL(), apitest.DefaultModel),
+`, srv.URL(), apitest.DefaultModel, executor),
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
@@ -157,10 +171,10 @@ budgets: usd: 100
 		t.Errorf("after the kill: live apply %v, train step %q", st.LiveApply, train.Status)
 	}
 	jobs := st.jobsOf(train.Address)
-	if len(jobs) != 1 || jobs[0].Executor != "slurm" || jobs[0].Log != trainLog {
-		t.Errorf("after the kill: train jobs %+v, want one Slurm job logging to %s", jobs, trainLog)
+	if len(jobs) != 1 || jobs[0].Executor != executor || jobs[0].Log != trainLog {
+		t.Errorf("after the kill: train jobs %+v, want one %s job logging to %s", jobs, executor, trainLog)
 	}
-	if n := trainJobs(); n != 1 {
+	if n := trainJobs(); executor == "slurm" && n != 1 {
 		t.Fatalf("%d training jobs submitted before the kill, want 1", n)
 	}
 
@@ -199,7 +213,7 @@ wait:
 	if !sawLive {
 		t.Errorf("status never showed the reattached training step running under the live apply")
 	}
-	if n := trainJobs(); n != 1 {
+	if n := trainJobs(); executor == "slurm" && n != 1 {
 		t.Errorf("%d training jobs submitted, want 1: the running job was not reattached to", n)
 	}
 	st = status()
@@ -210,7 +224,8 @@ wait:
 	}
 	jobs = st.jobsOf(st.step("train").Address)
 	if len(jobs) != 1 || jobs[0].State != "COMPLETED" || jobs[0].ElapsedSec < 15 {
-		t.Errorf("train jobs %+v, want one, completed, after its 20 s", jobs)
+		t.Errorf("train jobs %+v, want one, completed, after its 20 s: the job left running was %s", jobs,
+			map[string]string{"slurm": "not reattached to", "local": "not waited for"}[executor])
 	}
 }
 
