@@ -30,8 +30,9 @@ type judgeDetail struct {
 	Model        string  `json:"model"`
 	Distribution []int   `json:"distribution"`
 	SD           float64 `json:"sd"`
-	// Unreadable counts judgements that could not be read (each was
-	// asked again); GivenUp the items left out after every attempt.
+	// Unreadable counts the aspect's judgements that could not be read
+	// (each was asked again); GivenUp the items it left out after every
+	// attempt. Both count every run of the step.
 	Unreadable int `json:"unreadable"`
 	GivenUp    int `json:"given_up"`
 }
@@ -71,23 +72,33 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 		return "", err
 	}
 	scores := map[key]int{}
-	last := map[key]int{}
-	unreadable := 0
+	last := map[key]int{}          // the last attempt recorded, over every run
+	unreadable := map[string]int{} // by aspect
+	givenUp := map[string]int{}    // by aspect
 	for _, j := range prior {
 		k := key{j.Slot, j.Aspect}
 		last[k] = max(last[k], j.Attempt)
 		if j.Error == "" {
 			scores[k] = j.Score
 		} else {
-			unreadable++
+			unreadable[j.Aspect]++
 		}
 	}
+	// An item keeps its attempts across runs: one given up after all of
+	// them stays given up, and one cut short by a stop gets only those
+	// left.
 	var todo []key
 	for _, a := range in.Aspects {
 		for _, it := range items {
-			if _, ok := scores[key{it.slot, a}]; !ok {
-				todo = append(todo, key{it.slot, a})
+			k := key{it.slot, a}
+			if _, ok := scores[k]; ok {
+				continue
 			}
+			if last[k] >= in.Attempts {
+				givenUp[a]++
+				continue
+			}
+			todo = append(todo, k)
 		}
 	}
 	bySlot := map[int]metricItem{}
@@ -99,7 +110,6 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 
 	var (
 		mu              sync.Mutex
-		givenUp         int
 		readable        = len(scores)
 		unreadableStart int // unreadable judgements before the first readable one in this run
 		lastWhy         string
@@ -112,7 +122,10 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 			return err
 		}
 		msgs := []Message{{Role: "user", Content: prompt}}
-		for n := 0; n < in.Attempts; n++ {
+		mu.Lock()
+		done := last[k]
+		mu.Unlock()
+		for n := done; n < in.Attempts; n++ {
 			if e.stopped() || ctx.Err() != nil {
 				return errStopped
 			}
@@ -160,7 +173,7 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 				mu.Unlock()
 				return nil
 			}
-			unreadable++
+			unreadable[k.aspect]++
 			lastWhy = perr.Error()
 			if readable == 0 {
 				unreadableStart++
@@ -172,7 +185,7 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 			}
 		}
 		mu.Lock()
-		givenUp++
+		givenUp[k.aspect]++
 		mu.Unlock()
 		return nil
 	})
@@ -194,7 +207,7 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		detail, _ := json.Marshal(judgeDetail{Model: g.Model, Distribution: sum.Distribution, SD: sum.SD, Unreadable: unreadable, GivenUp: givenUp})
+		detail, _ := json.Marshal(judgeDetail{Model: g.Model, Distribution: sum.Distribution, SD: sum.SD, Unreadable: unreadable[a], GivenUp: givenUp[a]})
 		results = append(results, state.Metric{Name: a, Value: sum.Mean, N: sum.N, Low: &sum.Low, High: &sum.High, Detail: string(detail)})
 	}
 	return r.finish(ctx, ms, s, "", results)

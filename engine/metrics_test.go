@@ -131,8 +131,9 @@ func TestJudgeMetric(t *testing.T) {
 		if !ok || m.N != 12 || math.Abs(m.Value-want.Mean) > 1e-12 || math.Abs(*m.Low-want.Low) > 1e-12 || math.Abs(*m.High-want.High) > 1e-12 {
 			t.Errorf("%s = %+v, want %+v", name, m, want)
 		}
-		if !strings.Contains(m.Detail, fmt.Sprintf(`"unreadable":%d`, unreadable)) || !strings.Contains(m.Detail, `"given_up":0`) {
-			t.Errorf("%s detail %s, want %d unreadable", name, m.Detail, unreadable)
+		// Each aspect counts its own: one unreadable judgement per such item.
+		if !strings.Contains(m.Detail, fmt.Sprintf(`"unreadable":%d,`, unreadable/2)) || !strings.Contains(m.Detail, `"given_up":0}`) {
+			t.Errorf("%s detail %s, want %d unreadable", name, m.Detail, unreadable/2)
 		}
 	}
 	if unreadable == 0 {
@@ -162,6 +163,89 @@ func TestJudgeMetric(t *testing.T) {
 	res, _ = f.apply(context.Background(), nil)
 	if js.Stats().Requests != before || contains(res.Done, j.Address) {
 		t.Errorf("rerun asked the judge again: %+v", res)
+	}
+}
+
+// TestJudgeGivenUpAcrossRuns: the difficulty of one item can never be
+// read; it is given up after its 3 attempts, and the apply is stopped
+// right after. The next apply asks nothing more about it, and each
+// aspect's detail counts its own unreadable and given-up judgements over
+// both runs (the quality of items i%4 == 0 is unreadable once).
+func TestJudgeGivenUpAcrossRuns(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		poison string // the first difficulty prompt: never readable
+		calls  = map[string]int{}
+		stop   = make(chan struct{})
+		closed bool
+	)
+	js := apitest.New(apitest.Options{Models: []string{"judge-model"}, Responder: func(r apitest.ChatRequest) string {
+		p := r.Messages[len(r.Messages)-1].Content
+		m := numberRE.FindStringSubmatch(p)
+		if m == nil {
+			return "I cannot tell."
+		}
+		i, _ := strconv.Atoi(m[1])
+		difficulty := strings.Contains(p, "Rate how DIFFICULT")
+		mu.Lock()
+		defer mu.Unlock()
+		if difficulty && poison == "" {
+			poison = p
+		}
+		calls[p]++
+		if p == poison {
+			return "Hard to say."
+		}
+		if calls[poison] >= 3 && !closed {
+			closed = true // the poison item's last attempt is recorded: stop
+			close(stop)
+		}
+		if difficulty {
+			return fmt.Sprintf("Feedback: a routine sum.\n[RESULT] %d", i%5+1)
+		}
+		if i%4 == 0 && calls[p] == 1 {
+			return "A solid four."
+		}
+		return fmt.Sprintf("Feedback: correct.\n[RESULT] %d", (i+2)%5+1)
+	}})
+	t.Cleanup(js.Close)
+	f := newFixture(t, fixtureOpts{instances: 12, concurrency: 4, extra: fmt.Sprintf(`metrics: judge: {
+	provider: openai: {base_url: %q, api_key_env: %q}
+	model: "judge-model"
+	price: {input: 1, output: 1}
+	limits: concurrency: 1
+}`, js.URL(), keyEnv)})
+	res, store := f.apply(context.Background(), stop)
+	j := f.step(plan.KindJudge)
+	if contains(res.Done, j.Address) || !closed {
+		t.Fatalf("the judge step was not stopped midway: %+v", res)
+	}
+	f.plan = recompile(t, f, store)
+	res, store = f.apply(context.Background(), nil)
+	if !contains(res.Done, j.Address) {
+		t.Fatalf("the judge step did not finish: %+v", res)
+	}
+	mu.Lock()
+	if calls[poison] != 3 {
+		t.Errorf("the given-up item was asked %d times, want 3", calls[poison])
+	}
+	mu.Unlock()
+	unreadable := 0
+	items := sampled(t, store, f.generateStep(), 0, 0)
+	for _, it := range items {
+		if seedNumber(t, it.Instruction)%4 == 0 {
+			unreadable++
+		}
+	}
+	got := metricsOf(t, store, j.ID)
+	if d := got["instruction_difficulty"]; d.N != len(items)-1 || !strings.Contains(d.Detail, `"unreadable":3,"given_up":1}`) {
+		t.Errorf("instruction_difficulty n=%d detail %s, want n=%d, 3 unreadable and 1 given up", d.N, d.Detail, len(items)-1)
+	}
+	if q := got["response_quality"]; q.N != len(items) || !strings.Contains(q.Detail, fmt.Sprintf(`"unreadable":%d,"given_up":0}`, unreadable)) {
+		t.Errorf("response_quality n=%d detail %s, want n=%d, %d unreadable", q.N, q.Detail, len(items), unreadable)
+	}
+	if unreadable == 0 {
+		t.Error("no item i%4 == 0: the test proves less than it should")
 	}
 }
 
