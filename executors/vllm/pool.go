@@ -842,11 +842,11 @@ func (p *Pool) runLocal(r *replica, j slurm.Job) error {
 }
 
 // stopGroup ends a local server: SIGTERM to its process group (vLLM shuts
-// down cleanly on it), SIGKILL after 15 s, and it returns once the script
-// has exited and no process of the group is left.
+// down cleanly on it), SIGKILL after StopGrace, and it returns once the
+// script has exited and no process of the group is left.
 func stopGroup(pgid int, exited <-chan struct{}) {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(StopGrace)
 	killed := false
 	for syscall.Kill(-pgid, 0) == nil {
 		if time.Now().After(deadline) {

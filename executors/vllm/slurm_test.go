@@ -177,3 +177,36 @@ func TestSlurmInterruptedStartCancelsJobs(t *testing.T) {
 	}
 	gone(t, ids)
 }
+
+// TestSlurmServerHangingOnTermIsKilled: a server that ignores SIGTERM is
+// killed by its job's script StopGrace after scancel, so it does not
+// outlive its job (Slurm's own SIGKILL, after KillWait, misses it under
+// proctrack/linuxproc once the job's shell has died).
+func TestSlurmServerHangingOnTermIsKilled(t *testing.T) {
+	cfg := slurmConfig(t, 1)
+	t.Setenv("AGORA_STUB_IGNORE_TERM", "1")
+	p := start(t, cfg)
+	ids := jobsOf(cfg)
+	if len(processesUnder(cfg.Dir)) == 0 {
+		t.Fatal("no server process to watch")
+	}
+	stopped := time.Now()
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gone(t, ids)
+	for {
+		ps := processesUnder(cfg.Dir)
+		if len(ps) == 0 {
+			break
+		}
+		if time.Since(stopped) > vllm.StopGrace+10*time.Second {
+			t.Fatalf("the server outlived its job by more than %s:\n%s", vllm.StopGrace+10*time.Second, strings.Join(ps, "\n"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(slurm.LogPath(cfg.Dir, ids[0]))
+	if !strings.Contains(string(b), "after SIGTERM: SIGKILL") {
+		t.Errorf("the log does not tell of the SIGKILL:\n%s", b)
+	}
+}

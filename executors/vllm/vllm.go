@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/agorabench/agora/spec"
 )
@@ -97,7 +98,8 @@ func (p *Pool) script(r *replica) string {
 	w(`echo "agora: starting vLLM on port $port"`)
 	w(`%s --host %s --port "$port" &`, shellJoin(Args(p.cfg.Model, p.cfg.VLLM)), bind)
 	w(`server=$!`)
-	w(`trap 'kill -TERM "$server" 2>/dev/null; wait "$server"; exit 143' TERM INT`)
+	writeStop(w, "server")
+	w(`trap 'agora_stop; exit 143' TERM INT`)
 	w(`printf '%%s %%s\n' %s "$port" >"$endpoint.tmp" && mv "$endpoint.tmp" "$endpoint"`, host)
 	w(`# agora touches $heartbeat every %d s; without it for %d s, agora is gone.`, every, stale)
 	w(`while kill -0 "$server" 2>/dev/null; do`)
@@ -105,8 +107,8 @@ func (p *Pool) script(r *replica) string {
 	w(`	age=$(( $(date +%%s) - $(stat -c %%Y "$heartbeat" 2>/dev/null || echo 0) ))`)
 	w(`	if [ "$age" -gt %d ]; then`, stale)
 	w(`		echo "agora: no heartbeat from agora for ${age} s: stopping the server" >&2`)
-	w(`		kill -TERM "$server" 2>/dev/null`)
-	w(`		break`)
+	w(`		agora_stop`)
+	w(`		exit "$agora_rc"`)
 	w(`	fi`)
 	w(`done`)
 	w(`wait "$server"`)
@@ -116,6 +118,38 @@ func (p *Pool) script(r *replica) string {
 // heartbeatMisses is how many heartbeat intervals a server's script waits
 // without one before it stops the server.
 const heartbeatMisses = 10
+
+// StopGrace is how long a server (or batch run) has to exit after SIGTERM
+// before it and every process it started get SIGKILL: from agora for a
+// local process group, from the job's own script for both executors. It is
+// shorter than Slurm's default KillWait (30 s), so that a server hanging
+// on the SIGTERM of scancel cannot outlive its job: with
+// proctrack/linuxproc, Slurm's SIGKILL misses a process whose parent has
+// died.
+const StopGrace = 15 * time.Second
+
+// writeStop writes agora_stop, which stops the process in $pidVar: SIGTERM,
+// then, if it is still there after StopGrace, SIGKILL to it and to every
+// process under it (taken before the kill, as they are reparented then).
+func writeStop(w func(string, ...any), pidVar string) {
+	w(`agora_tree() {`)
+	w(`	ps -e -o pid= -o ppid= 2>/dev/null | awk -v root="$1" '{p[$1] = $2} END {print root; s[root] = 1; n = 1; while (n) {n = 0; for (c in p) if (!(c in s) && (p[c] in s)) {s[c] = 1; print c; n = 1}}}'`)
+	w(`}`)
+	w(`agora_stop() {`)
+	w(`	trap '' TERM INT`)
+	w(`	kill -TERM "$%s" 2>/dev/null`, pidVar)
+	w(`	for _ in $(seq 1 %d); do`, int(StopGrace.Seconds()))
+	w(`		kill -0 "$%s" 2>/dev/null || break`, pidVar)
+	w(`		sleep 1`)
+	w(`	done`)
+	w(`	if kill -0 "$%s" 2>/dev/null; then`, pidVar)
+	w(`		echo "agora: still running %d s after SIGTERM: SIGKILL" >&2`, int(StopGrace.Seconds()))
+	w(`		kill -KILL $(agora_tree "$%s") 2>/dev/null`, pidVar)
+	w(`	fi`)
+	w(`	wait "$%s"`, pidVar)
+	w(`	agora_rc=$?`)
+	w(`}`)
+}
 
 var shellSafe = regexp.MustCompile(`^[A-Za-z0-9@%+=:,./_-]+$`)
 

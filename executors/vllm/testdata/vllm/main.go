@@ -13,6 +13,7 @@
 //	AGORA_STUB_DIE_ONCE     ... but only in the one server that creates this file first
 //	AGORA_STUB_LATENCY      a duration each completion takes
 //	AGORA_STUB_REPLY        the completion text (default: a math answer)
+//	AGORA_STUB_IGNORE_TERM  set: ignore SIGTERM and SIGINT (a server that hangs in its shutdown)
 //
 // Each response's system_fingerprint is "stub-PORT", so a test can tell
 // which server answered.
@@ -170,7 +171,11 @@ func main() {
 	fmt.Printf("INFO Starting vLLM API server on http://%s\n", ln.Addr())
 
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	if env("AGORA_STUB_IGNORE_TERM") != "" {
+		signal.Ignore(syscall.SIGTERM, syscall.SIGINT) // a server hung in its shutdown
+	} else {
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	}
 	go func() {
 		sig := <-sigs
 		fmt.Printf("INFO received %s: shutting down\n", sig)
