@@ -391,10 +391,10 @@ func (c *compiler) totals(p *plan.Plan) {
 		if s.Kind == plan.KindGenerate {
 			gt.Instances += s.Instances
 		}
-		if s.Kind == plan.KindGenerate || s.Kind == plan.KindSolve {
-			gt.InputTokens += e.InputTokens
-			gt.OutputTokens += e.OutputTokens
-		}
+		// Every step it owns, in tokens as in dollars (its metric steps'
+		// judge and embedding tokens too), so the rows add up to the total.
+		gt.InputTokens += e.InputTokens
+		gt.OutputTokens += e.OutputTokens
 		gt.USD += e.USD
 		gt.WorstUSD += e.WorstUSD
 		gt.GPUHours += e.GPUHours

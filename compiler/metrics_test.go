@@ -106,6 +106,17 @@ func TestMetricSteps(t *testing.T) {
 	}
 	checkNear(t, "api usd", p.Totals.ByGenerator["api"].USD, sum.USD)
 	checkNear(t, "api gpu-h", p.Totals.ByGenerator["api"].GPUHours, sum.GPUHours)
+	// In tokens too, so that the rows of the cost table add up to the total.
+	if g := p.Totals.ByGenerator["api"]; g.InputTokens != sum.InputTokens || g.OutputTokens != sum.OutputTokens {
+		t.Errorf("api tokens %d in, %d out; its steps' %d in, %d out", g.InputTokens, g.OutputTokens, sum.InputTokens, sum.OutputTokens)
+	}
+	var rowIn, rowOut int64
+	for _, g := range p.Totals.ByGenerator {
+		rowIn, rowOut = rowIn+g.InputTokens, rowOut+g.OutputTokens
+	}
+	if rowIn+p.Totals.Shared.InputTokens != p.Totals.InputTokens || rowOut+p.Totals.Shared.OutputTokens != p.Totals.OutputTokens {
+		t.Errorf("rows %d+%d in, %d+%d out; total %d in, %d out", rowIn, p.Totals.Shared.InputTokens, rowOut, p.Totals.Shared.OutputTokens, p.Totals.InputTokens, p.Totals.OutputTokens)
+	}
 	// Metric steps come before training in the plan (and so start first).
 	lastMetric := 0
 	for i, s := range p.Steps {
