@@ -79,6 +79,7 @@ type PerplexityMetric struct {
 	Generator            string    `json:"generator,omitempty"`
 	Provider             *Provider `json:"provider,omitempty"`
 	Model                string    `json:"model,omitempty"`
+	Price                *Price    `json:"price,omitempty"`
 	Limits               *Limits   `json:"limits,omitempty"`
 	Sample               int       `json:"sample"`
 	Seed                 int       `json:"seed"`
@@ -137,7 +138,7 @@ func (l *loader) completeMetrics(exp *Experiment) {
 		if model == "" && p.Generator == "" {
 			model = exp.Student.Base
 		}
-		p.Gen = l.metricModel(exp, at, PerplexityModelName, p.Generator, p.Provider, model, nil, p.Limits, Sampling{MaxTokens: 1}, false)
+		p.Gen = l.metricModel(exp, at, PerplexityModelName, p.Generator, p.Provider, model, p.Price, p.Limits, Sampling{MaxTokens: 1}, false)
 		if g := p.Gen; g != nil && g.Provider.Plugin != "" {
 			l.at(at, "perplexity needs /v1/completions with echo and logprobs: use a vllm provider or an openai endpoint serving the base model, not plugin %q", g.Provider.Plugin)
 		}

@@ -36,3 +36,16 @@ metrics: {
 		t.Errorf("reward %+v", r)
 	}
 }
+
+// TestPerplexityPriceInPlace: a perplexity model declared in place on an
+// openai endpoint takes a price, as the other metrics' models do.
+func TestPerplexityPriceInPlace(t *testing.T) {
+	exp := load(t, `
+generators: g: {provider: openai: {}, model: "m", price: {input: 1, output: 1}}
+settings: "math-ig": {}
+metrics: perplexity: {provider: openai: {base_url: "http://127.0.0.1:8000/v1"}, model: "org/base-7b", price: {input: 0.2, output: 0.2}}
+`)
+	if g := exp.Metrics.Perplexity.Gen; g == nil || g.Price == nil || g.Price.Input != 0.2 {
+		t.Errorf("perplexity model %+v", g)
+	}
+}
