@@ -260,7 +260,7 @@ func (r *generateRunner) slot(ctx context.Context, stop <-chan struct{}, s plan.
 			}
 			return err
 		}
-		v := judgeUsage(g, c, promptBound(msgs), g.Sampling.MaxTokens, reserved)
+		v := judgeUsage(g, c, promptBound(g, msgs), g.Sampling.MaxTokens, reserved)
 		cost := v.cost
 		inst, verr := task.Result(req, generation.Completion{Text: c.Text, FinishReason: c.FinishReason})
 		if v.reject != "" {
@@ -300,12 +300,12 @@ func (r *generateRunner) slot(ctx context.Context, stop <-chan struct{}, s plan.
 	return &exhaustedError{slots: 1, reason: reason}
 }
 
-// worstCase bounds a request's cost before it is sent: a byte-level BPE
-// token covers at least one byte, so the prompt's bytes (plus the chat
-// template's overhead) bound its tokens, and the completion is bounded by
-// max_tokens.
+// worstCase bounds a request's cost before it is sent: the prompt's tokens
+// are bounded by promptBound (the model's tokenizer where agora knows it,
+// else the bytes: a byte-level BPE token covers at least one byte), the
+// completion by max_tokens.
 func worstCase(msgs []Message, g *spec.Generator) float64 {
-	return price(g, promptBound(msgs), g.Sampling.MaxTokens)
+	return price(g, promptBound(g, msgs), g.Sampling.MaxTokens)
 }
 
 // price is the dollar cost of a request at the generator's prices.

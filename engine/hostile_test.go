@@ -3,6 +3,9 @@ package engine_test
 import (
 	"context"
 	"database/sql"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +179,34 @@ func TestStopStartsNoRetry(t *testing.T) {
 	}
 	if after > 4 || time.Since(start) > 5*time.Second {
 		t.Fatalf("%d requests after the interrupt (in %v): retries must not start", after, time.Since(start))
+	}
+}
+
+// A provider answering 100 MB bodies costs neither memory nor state: each
+// attempt fails at the body cap, nothing of it is stored, and the state
+// stays small.
+func TestHostileHugeBodyStateSize(t *testing.T) {
+	f := newFixture(t, fixtureOpts{instances: 4, concurrency: 2})
+	f.srv.SetHostile(apitest.HostileHugeBody)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, store := f.apply(context.Background(), nil)
+	runtime.ReadMemStats(&after)
+	if why := res.Failed[f.generateStep().Address]; !strings.Contains(why, "response body too large") {
+		t.Fatalf("failed %v: want the body cap named", res.Failed)
+	}
+	store.Close()
+	var size int64
+	for _, name := range []string{"state.db", "state.db-wal"} {
+		if fi, err := os.Stat(filepath.Join(f.dir, ".agora", name)); err == nil {
+			size += fi.Size()
+		}
+	}
+	if size > 4<<20 {
+		t.Fatalf("state is %d bytes after refusing huge bodies", size)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 256<<20 {
+		t.Fatalf("allocated %d MiB refusing %d huge bodies", alloc>>20, f.srv.Stats().Requests)
 	}
 }

@@ -142,7 +142,7 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 				}
 				return err
 			}
-			v := judgeUsage(g, c, promptBound(msgs), g.Sampling.MaxTokens, reserved)
+			v := judgeUsage(g, c, promptBound(g, msgs), g.Sampling.MaxTokens, reserved)
 			cost := v.cost
 			c.PromptTokens, c.CompletionTokens = v.in, v.out
 			score, _, perr := metrics.ParseJudgement(c.Text)

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/tokens"
 )
 
 // Ledger enforces dollar budgets at run time. Before each request the
@@ -291,9 +292,32 @@ func judgeUsage(g *spec.Generator, c Completion, promptBound, maxTokens int, res
 	return usageVerdict{in: in, out: out, cost: cost}
 }
 
-// promptBound bounds a request's prompt tokens the way worstCase does: a
-// byte-level BPE token covers at least one byte.
-func promptBound(msgs []Message) int {
+// promptBound bounds a request's prompt tokens for generator g: with the
+// model's real tokenizer where agora knows it offline (OpenAI's models,
+// package tokens) and the generator is priced, the content's tokens plus
+// perMessageOverhead per message and 3 for the reply's priming (OpenAI
+// counts 3 and 3); otherwise the bytes (a byte-level BPE token covers at
+// least one byte).
+func promptBound(g *spec.Generator, msgs []Message) int {
+	if g != nil && g.Price != nil && tokens.Encoding(g.Model) != "" {
+		n := 3
+		for _, m := range msgs {
+			c, method := promptCounter.Count(g.Model, m.Content)
+			if method == tokens.Heuristic {
+				return byteBound(msgs)
+			}
+			n += c + len(m.Role) + perMessageOverhead
+		}
+		return n
+	}
+	return byteBound(msgs)
+}
+
+// promptCounter counts prompts with the models' tokenizers (loaded once).
+var promptCounter tokens.Counter
+
+// byteBound bounds a prompt's tokens by its bytes.
+func byteBound(msgs []Message) int {
 	prompt := 3
 	for _, m := range msgs {
 		prompt += len(m.Content) + len(m.Role) + perMessageOverhead

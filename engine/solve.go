@@ -462,7 +462,7 @@ func (p *proxy) chat(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusFailedDependency, "provider_error", err.Error())
 		return
 	}
-	v := judgeUsage(g, c, promptBound(msgs), bound.Sampling.MaxTokens, reserved)
+	v := judgeUsage(g, c, promptBound(g, msgs), bound.Sampling.MaxTokens, reserved)
 	cost := v.cost
 	c.PromptTokens, c.CompletionTokens = v.in, v.out
 	p.mu.Lock()

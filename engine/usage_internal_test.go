@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/agorabench/agora/spec"
 )
@@ -76,5 +77,38 @@ func TestSettleCrossing(t *testing.T) {
 	}
 	if !strings.Contains(be.Error(), "budget usd:g exceeded by $") {
 		t.Fatal(be.Error())
+	}
+}
+
+func TestCapRaw(t *testing.T) {
+	long := strings.Repeat("é", maxRejectedRaw) // 2 bytes a rune
+	got := capRaw(long, false)
+	if len(got) > maxRejectedRaw+64 || !strings.HasSuffix(got, "[agora: truncated, 131072 bytes in all]") || !utf8.ValidString(got) {
+		t.Fatalf("capRaw: %d bytes, ends %q", len(got), got[len(got)-50:])
+	}
+	if capRaw(long, true) != long || capRaw("short", false) != "short" {
+		t.Fatal("capRaw changed what it should keep")
+	}
+}
+
+// Where agora has the model's tokenizer, the reservation counts tokens,
+// not bytes, and usage beyond it is judged against that tighter bound.
+func TestPromptBoundTokenizer(t *testing.T) {
+	msgs := []Message{{Role: "user", Content: strings.Repeat("The quick brown fox jumps over the lazy dog. ", 100)}}
+	bytes := byteBound(msgs)
+	gpt := &spec.Generator{Name: "g", Model: "gpt-4o-mini", Price: &spec.Price{Input: 1, Output: 1}}
+	other := &spec.Generator{Name: "h", Model: "llama", Price: &spec.Price{Input: 1, Output: 1}}
+	tok := promptBound(gpt, msgs)
+	if tok >= bytes/3 || tok < 1000 {
+		t.Fatalf("tokenizer bound %d, byte bound %d: want about 1,000 tokens", tok, bytes)
+	}
+	if promptBound(other, msgs) != bytes || promptBound(&spec.Generator{Model: "gpt-4o"}, msgs) != bytes {
+		t.Fatal("without a tokenizer (or a price) the bound is the bytes")
+	}
+	// A provider claiming the byte bound's worth of prompt tokens for a
+	// gpt-4o prompt is caught.
+	v := judgeUsage(gpt, Completion{Text: "x", PromptTokens: bytes, CompletionTokens: 1}, tok, 10, 0)
+	if v.err == nil || !strings.Contains(v.reject, "usage anomaly") {
+		t.Fatalf("%+v", v)
 	}
 }
