@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,17 +164,17 @@ func TestStopStartsNoRetry(t *testing.T) {
 	f := newFixture(t, fixtureOpts{instances: 50, concurrency: 4, latency: 20 * time.Millisecond,
 		faults: apitest.Faults{ServerError: 1}})
 	stop := make(chan struct{})
-	var atStop int64
+	var atStop atomic.Int64
 	go func() {
 		for f.srv.Stats().Requests < 8 {
 			time.Sleep(time.Millisecond)
 		}
-		atStop = f.srv.Stats().Requests
+		atStop.Store(f.srv.Stats().Requests)
 		close(stop)
 	}()
 	start := time.Now()
 	res, _ := f.apply(context.Background(), stop)
-	after := f.srv.Stats().Requests - atStop
+	after := f.srv.Stats().Requests - atStop.Load()
 	if !res.Stopped {
 		t.Fatalf("result %+v: want stopped", res)
 	}
