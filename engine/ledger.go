@@ -252,6 +252,9 @@ func (l *Ledger) Spent(gen string) (total, byGen float64) {
 //     the request's reservation (its worst case) is booked, since the data
 //     was not free.
 //
+// Anomalies are judged for priced generators only: a self-hosted model's
+// counts bill nothing.
+//
 // usageTolerance covers what a chat template may add beyond the bound
 // (a system preamble some templates insert) and providers that count a
 // stop token past max_tokens.
@@ -276,6 +279,10 @@ func judgeUsage(g *spec.Generator, c Completion, promptBound, maxTokens int, res
 		return usageVerdict{in: in, out: out, cost: cost, reject: why, err: fmt.Errorf("generator %s: %s; it is booked as reported and the step stopped", g.Name, why)}
 	}
 	switch {
+	case in >= 0 && out >= 0 && g.Price == nil:
+		// Nothing is billed (a self-hosted model): its counts cannot
+		// break a budget, and a server's template may add what no
+		// bound foresees.
 	case in < 0 || out < 0:
 		why := fmt.Sprintf("invalid usage: %d prompt and %d completion tokens reported", in, out)
 		return usageVerdict{in: 0, out: 0, reject: why, err: fmt.Errorf("generator %s: %s: the response is not used and nothing is credited", g.Name, why)}

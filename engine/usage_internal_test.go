@@ -112,3 +112,13 @@ func TestPromptBoundTokenizer(t *testing.T) {
 		t.Fatalf("%+v", v)
 	}
 }
+
+func TestJudgeUsageUnpriced(t *testing.T) {
+	g := &spec.Generator{Name: "local"}
+	if v := judgeUsage(g, Completion{Text: "x", PromptTokens: 1e6, CompletionTokens: 0}, 10, 10, 0); v.err != nil || v.cost != 0 {
+		t.Fatalf("unpriced: %+v", v)
+	}
+	if v := judgeUsage(g, Completion{Text: "x", PromptTokens: -1}, 10, 10, 0); v.err == nil {
+		t.Fatal("negative usage passed for an unpriced generator")
+	}
+}
