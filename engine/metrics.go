@@ -223,9 +223,21 @@ func metricServer(exp *spec.Experiment, s plan.Step) string {
 	if s.Kind == plan.KindGenerate || s.Kind == plan.KindSolve {
 		return s.Generator
 	}
+	if g := metricServerGen(exp, s); g != nil {
+		return g.Name
+	}
+	return ""
+}
+
+// metricServerGen is the generator whose servers step s uses (as
+// metricServer), nil if none.
+func metricServerGen(exp *spec.Experiment, s plan.Step) *spec.Generator {
+	if s.Kind == plan.KindGenerate || s.Kind == plan.KindSolve {
+		return exp.Generators[s.Generator]
+	}
 	m := exp.Metrics
 	if m == nil {
-		return ""
+		return nil
 	}
 	var g *spec.Generator
 	switch {
@@ -236,8 +248,5 @@ func metricServer(exp *spec.Experiment, s plan.Step) string {
 	case s.Kind == plan.KindPerplexity && m.Perplexity != nil:
 		g = m.Perplexity.Gen
 	}
-	if g == nil {
-		return ""
-	}
-	return g.Name
+	return g
 }

@@ -3,12 +3,19 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
+	"github.com/agorabench/agora/executors/local"
 	"github.com/agorabench/agora/executors/slurm"
+	"github.com/agorabench/agora/executors/vllm"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/state"
 )
 
 // ServerProvider is a provider that runs servers of its own (the vLLM
@@ -86,8 +93,8 @@ func (e *Engine) slurmPoller() *poller {
 
 // startServers starts a server provider's servers for step stepID. Server
 // jobs that an earlier agora left active (it was killed before it could
-// stop them) are ended first: Slurm ones are cancelled, all are recorded
-// CANCELLED.
+// stop them) are ended first, their GPU time taken from the executor's
+// own accounting (endStaleServers).
 func (e *Engine) startServers(ctx context.Context, sp ServerProvider, g *spec.Generator, stepID string) error {
 	e.staleOnce.Do(func() { e.staleErr = e.endStaleServers(ctx) })
 	if e.staleErr != nil {
@@ -119,19 +126,144 @@ func (e *Engine) endStaleServers(ctx context.Context) error {
 			ids = append(ids, j.JobID)
 		}
 	}
+	// Slurm's own accounting: how each job ended and how long it ran.
+	var ended map[string]slurm.Status
 	if len(ids) > 0 {
 		if err := e.slurmClient().Cancel(ctx, ids...); err != nil {
 			return err
 		}
+		ended = e.waitEnded(ctx, ids)
 	}
 	for _, j := range jobs {
-		if strings.HasPrefix(j.Executor, serverPrefix) {
-			if err := e.jobs.SetJobStatus(record(ctx), j.JobID, string(slurm.Cancelled)); err != nil {
-				return err
+		if !strings.HasPrefix(j.Executor, serverPrefix) {
+			continue
+		}
+		gpus := e.serverGPUs(j.StepID)
+		status, elapsed := string(slurm.Cancelled), time.Duration(0)
+		if j.Executor == serverPrefix+spec.ExecutorSlurm {
+			if st, ok := ended[j.JobID]; ok {
+				if st.State.Done() && st.State != slurm.Unknown {
+					status = string(st.State)
+				}
+				if !st.StartTime.IsZero() && st.EndTime.After(st.StartTime) {
+					elapsed = st.EndTime.Sub(st.StartTime)
+				}
 			}
+		} else {
+			status, elapsed = e.endStaleLocal(j)
+		}
+		if elapsed > 0 && gpus > 0 {
+			err = e.jobs.UpdateJobRun(record(ctx), j.JobID, status, elapsed, gpuHours(elapsed, gpus))
+		} else {
+			err = e.jobs.SetJobStatus(record(ctx), j.JobID, status)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// waitEnded polls cancelled Slurm jobs until each has ended (a server's
+// script may take StopGrace to stop it), for at most a minute more.
+func (e *Engine) waitEnded(ctx context.Context, ids []string) map[string]slurm.Status {
+	deadline := time.Now().Add(vllm.StopGrace + time.Minute)
+	var last map[string]slurm.Status
+	for {
+		st, err := e.slurmClient().Poll(ctx, ids)
+		if err == nil {
+			last = st
+			done := true
+			for _, id := range ids {
+				if s, ok := st[id]; ok && !s.State.Done() {
+					done = false
+				}
+			}
+			if done {
+				return last
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return last
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// endStaleLocal ends a local server job that a killed agora left: its
+// process group, if it still runs, is stopped (SIGTERM, SIGKILL after
+// StopGrace); the exit marker its script wrote tells how it ended and,
+// by its time, how long it ran (from its recording).
+func (e *Engine) endStaleLocal(j state.Job) (string, time.Duration) {
+	dir := e.serverDir(j.JobID)
+	if dir == "" {
+		return string(slurm.Cancelled), 0
+	}
+	killed := false
+	if pgid, alive := local.Outlived(dir, j.JobID); alive {
+		killed = true
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		deadline := time.Now().Add(vllm.StopGrace)
+		for syscall.Kill(-pgid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+	end := time.Now()
+	status := string(slurm.Cancelled)
+	if fi, err := os.Stat(filepath.Join(dir, "slurm-"+j.JobID+".exit")); err == nil {
+		if !killed {
+			end = fi.ModTime()
+			status = string(slurm.Failed)
+			if code, ok, _ := slurm.ReadExitMarker(dir, j.JobID); ok && code == 0 {
+				status = string(slurm.Completed)
+			}
+		}
+	} else if !killed {
+		// No marker and no process: it died with no word; what it ran
+		// is unknown, the last figures stand.
+		return status, 0
+	}
+	if end.Before(j.SubmittedAt) {
+		return status, 0
+	}
+	return status, end.Sub(j.SubmittedAt)
+}
+
+// serverDir is the directory of local server job id's files: a
+// generator's (.agora/servers/<generator>) or a served evaluation's
+// (.agora/runs/<step>/server); "" when none holds its pid file.
+func (e *Engine) serverDir(id string) string {
+	if e.opts.Dir == "" {
+		return ""
+	}
+	for _, pattern := range []string{
+		filepath.Join(e.opts.Dir, "servers", "*", "job-"+id+".pid"),
+		filepath.Join(e.opts.Dir, "runs", "*", "server", "job-"+id+".pid"),
+	} {
+		if m, _ := filepath.Glob(pattern); len(m) == 1 {
+			return filepath.Dir(m[0])
+		}
+	}
+	return ""
+}
+
+// serverGPUs is the GPUs of one server started for step stepID (a
+// generator's, a metric model's, or a served evaluation's: "<id>/serve");
+// 0 when the current plan does not say.
+func (e *Engine) serverGPUs(stepID string) int {
+	if strings.HasSuffix(stepID, "/serve") {
+		return max(e.exp.Evaluation.GPUs, 1)
+	}
+	for _, s := range e.plan.Steps {
+		if s.ID != stepID {
+			continue
+		}
+		if g := metricServerGen(e.exp, s); g != nil && g.Provider.VLLM != nil {
+			return max(g.Provider.VLLM.GPUs, 1)
+		}
+	}
+	return 0
 }
 
 // serversNeeded reports whether a step using generator gen's servers (a

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -543,4 +544,100 @@ func TestVLLMBatchMode(t *testing.T) {
 		t.Errorf("%d input files for %d runs", len(ins), len(jobs))
 	}
 	f.noServersLeft(store)
+}
+
+// TestVLLMStaleServerAccounting: server jobs that a killed agora left
+// recorded as active are ended by the next apply that starts servers,
+// with their GPU time and end taken from the executor: a local server
+// that its heartbeat watch stopped (its exit marker), one still running
+// (stopped now), and a Slurm job that completed (Slurm's start and end).
+func TestVLLMStaleServerAccounting(t *testing.T) {
+	t.Run("local", func(t *testing.T) { staleServers(t, false) })
+	t.Run("slurm", func(t *testing.T) { requireSlurm(t); staleServers(t, true) })
+}
+
+func staleServers(t *testing.T, withSlurm bool) {
+	f := newVLLMFixture(t, `{}`, []int{3}, false, "")
+	dir := filepath.Join(f.servers, "open")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := state.Open(ctx, filepath.Join(f.dir, ".agora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := f.generateSteps("open")[0].ID
+	// start runs script as a local server job id of a killed agora would
+	// run: its own process group, its pid file, SLURM_JOB_ID=id.
+	var pgids []int
+	t.Cleanup(func() {
+		for _, g := range pgids {
+			syscall.Kill(-g, syscall.SIGKILL)
+		}
+	})
+	start := func(id, script string) {
+		if err := store.RecordJob(ctx, step, "server:local", id, 1); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Dir, cmd.Env = dir, append(os.Environ(), "SLURM_JOB_ID="+id)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pgids = append(pgids, cmd.Process.Pid)
+		go cmd.Wait()
+		if err := os.WriteFile(filepath.Join(dir, "job-"+id+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start("local-stale-1", `sleep 2; echo 0 > slurm-local-stale-1.exit`)
+	start("local-stale-2", `exec sleep 300`)
+	var slurmID string
+	if withSlurm {
+		f.slurm = gpulessSbatch(t)
+		id, err := f.slurm.SubmitJob(ctx, slurm.Job{Name: "agora-stale-server", Dir: dir, Script: "sleep 2",
+			Hardware: spec.Hardware{Nodes: 1, GPUsPerNode: 1, TimeLimit: "00:05:00"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slurmID = id
+		if err := store.RecordJob(ctx, step, "server:slurm", id, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(4 * time.Second) // the first local job and the Slurm job end
+	store.Close()
+
+	res, store := f.apply(ctx, nil)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := store.Jobs(ctx, step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]state.Job{}
+	for _, j := range jobs {
+		byID[j.JobID] = j
+	}
+	sec := func(j state.Job) float64 { return j.GPUHours * 3600 }
+	if j := byID["local-stale-1"]; j.Status != "COMPLETED" || sec(j) < 1.5 || sec(j) > 4 {
+		t.Errorf("the local server its heartbeat stopped: %s, %.1f GPU-seconds; want COMPLETED, about 2", j.Status, sec(j))
+	}
+	if j := byID["local-stale-2"]; j.Status != "CANCELLED" || sec(j) < 3.5 {
+		t.Errorf("the local server still running: %s, %.1f GPU-seconds; want CANCELLED, at least 4", j.Status, sec(j))
+	}
+	if slurmID != "" {
+		if j := byID[slurmID]; j.Status != "COMPLETED" || sec(j) < 1 || sec(j) > 5 {
+			t.Errorf("the Slurm server job: %s, %.1f GPU-seconds; want COMPLETED, about 2", j.Status, sec(j))
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // reaped by its Wait
+	for _, g := range pgids {
+		if syscall.Kill(-g, 0) == nil {
+			t.Errorf("process group %d of a stale server is still running", g)
+		}
+	}
 }

@@ -819,6 +819,9 @@ func (p *Pool) runLocal(r *replica, j slurm.Job) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", path, err)
 	}
+	// The next apply finds the group by this file if agora is killed
+	// outright (engine's endStaleServers).
+	_ = os.WriteFile(local.PIDPath(j.Dir, r.id), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
 	r.mu.Lock()
 	r.pgid, r.exited, r.running = cmd.Process.Pid, make(chan struct{}), time.Now()
 	r.mu.Unlock()
