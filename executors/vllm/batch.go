@@ -85,6 +85,7 @@ func RunBatch(ctx context.Context, cfg Config, reqs []BatchRequest) (map[string]
 		if err != nil {
 			return nil, fmt.Errorf("%s: vllm run-batch could not be submitted: %w", p.owner(), err)
 		}
+		keepScript(j, id)
 		r.mu.Lock()
 		r.id, r.log, r.exited = id, slurm.LogPath(p.cfg.Dir, id), make(chan struct{})
 		r.mu.Unlock()

@@ -319,6 +319,7 @@ func (p *Pool) start(ctx context.Context, r *replica, gpus string) error {
 		if err != nil {
 			return fmt.Errorf("could not be submitted: %w", err)
 		}
+		keepScript(j, id)
 		r.mu.Lock()
 		r.id, r.log, r.exited = id, slurm.LogPath(p.cfg.Dir, id), make(chan struct{})
 		r.mu.Unlock()
@@ -788,6 +789,15 @@ func KillAll() int {
 		_ = os.Remove(p.heartbeat)
 	}
 	return n
+}
+
+// keepScript writes the script Slurm job id runs (Render is
+// deterministic, and the key is passed by name) as job-<id>.sh beside its
+// log, as a local server's is; a failure to write it costs nothing else.
+func keepScript(j slurm.Job, id string) {
+	if script, err := slurm.Render(j); err == nil {
+		_ = os.WriteFile(local.ScriptPath(j.Dir, id), []byte(script), 0o644)
+	}
 }
 
 // runLocal runs replica r's script (the job j rendered as for Slurm) with

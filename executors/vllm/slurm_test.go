@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -107,6 +108,11 @@ func TestSlurmServersServeAndStop(t *testing.T) {
 	for _, a := range addrs {
 		if !refused(a) {
 			t.Errorf("%s still answers after Close", a)
+		}
+	}
+	for _, id := range ids { // kept beside the log, as docs/vllm.md says
+		if b, err := os.ReadFile(filepath.Join(cfg.Dir, "job-"+id+".sh")); err != nil || !strings.Contains(string(b), "vllm serve") {
+			t.Errorf("job %s's script is not kept: %v", id, err)
 		}
 	}
 	if got := cfg.Recorder.(*recorder).statuses(); got["COMPLETED"] != 2 {
