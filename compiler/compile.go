@@ -27,6 +27,14 @@ type Recorded interface {
 	Completed(ctx context.Context, ids []string) (map[string]bool, error)
 }
 
+// JudgeProgress, when the Recorded implements it, says how many of each
+// judge step's judgements (an item under an aspect) already have a
+// readable score, so that the plan of a judge step cut short estimates
+// only what remains.
+type JudgeProgress interface {
+	JudgedItems(ctx context.Context, ids []string) (map[string]int, error)
+}
+
 // Options adjust compilation.
 type Options struct {
 	// Recorded, when set, turns completed steps into noops.
@@ -58,6 +66,11 @@ func Compile(ctx context.Context, exp *spec.Experiment, opts Options) (*plan.Pla
 		for i := range c.steps {
 			if done[c.steps[i].ID] {
 				c.steps[i].Action = plan.ActionNoop
+			}
+		}
+		if jp, ok := opts.Recorded.(JudgeProgress); ok {
+			if err := c.judgeRemaining(ctx, jp); err != nil {
+				return nil, fmt.Errorf("read state: %w", err)
 			}
 		}
 	}
@@ -401,4 +414,38 @@ func (c *compiler) totals(p *plan.Plan) {
 		t.ByGenerator[owner] = gt
 	}
 	p.Totals = t
+}
+
+// judgeRemaining scales the estimate of each judge step still to run by
+// the share of its judgements without a readable score yet.
+func (c *compiler) judgeRemaining(ctx context.Context, jp JudgeProgress) error {
+	var ids []string
+	for _, s := range c.steps {
+		if s.Kind == plan.KindJudge && s.Action != plan.ActionNoop {
+			ids = append(ids, s.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	judged, err := jp.JudgedItems(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range c.steps {
+		s := &c.steps[i]
+		n, total := judged[s.ID], s.Estimate.Requests
+		if s.Kind != plan.KindJudge || n <= 0 || total <= 0 {
+			continue
+		}
+		f := max(0, float64(total-int64(n))/float64(total))
+		e := &s.Estimate
+		e.USD *= f
+		e.WorstUSD *= f
+		e.GPUHours *= f
+		e.InputTokens = int64(float64(e.InputTokens) * f)
+		e.OutputTokens = int64(float64(e.OutputTokens) * f)
+		e.Requests = max(0, total-int64(n))
+	}
+	return nil
 }

@@ -220,7 +220,24 @@ func TestJudgeGivenUpAcrossRuns(t *testing.T) {
 	if contains(res.Done, j.Address) || !closed {
 		t.Fatalf("the judge step was not stopped midway: %+v", res)
 	}
+	full := j.Estimate
 	f.plan = recompile(t, f, store)
+	// The plan estimates the judgements that remain, not the whole step.
+	prior, err := store.Judgements(context.Background(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	judged := 0
+	for _, p := range prior {
+		if p.Error == "" {
+			judged++
+		}
+	}
+	left := f.step(plan.KindJudge).Estimate
+	if judged == 0 || left.Requests != full.Requests-int64(judged) ||
+		math.Abs(left.USD-full.USD*float64(full.Requests-int64(judged))/float64(full.Requests)) > 1e-12 {
+		t.Errorf("after %d of %d judgements, the plan's estimate %+v; the whole step's %+v", judged, full.Requests, left, full)
+	}
 	res, store = f.apply(context.Background(), nil)
 	if !contains(res.Done, j.Address) {
 		t.Fatalf("the judge step did not finish: %+v", res)

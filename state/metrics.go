@@ -115,6 +115,37 @@ func addSpend(ctx context.Context, tx *sql.Tx, stepID string, accepted, rejected
 	return nil
 }
 
+// JudgedItems returns, for each of steps ids that has any, the number of
+// its judgements (an item under an aspect) with a readable score.
+func (s *Store) JudgedItems(ctx context.Context, ids []string) (map[string]int, error) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	rows, err := s.rdb.QueryContext(ctx, `
+		SELECT step_id, COUNT(*) FROM (SELECT DISTINCT step_id, slot, aspect FROM judgements WHERE error = '')
+		GROUP BY step_id`)
+	if err != nil {
+		return nil, fmt.Errorf("judged items: %w", s.closedErr(err))
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("judged items: %w", err)
+		}
+		if want[id] {
+			out[id] = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("judged items: %w", err)
+	}
+	return out, nil
+}
+
 // Judgements returns a step's judgements ordered by slot, aspect and
 // attempt.
 func (s *Store) Judgements(ctx context.Context, stepID string) ([]Judgement, error) {
