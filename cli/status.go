@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/agorabench/agora/compiler"
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/spec"
@@ -24,8 +25,11 @@ const statusRunningNoApply = "running (no live apply)"
 
 // stepStatus is one step in agora status -json.
 type stepStatus struct {
-	Address         string  `json:"address"`
-	ID              string  `json:"id"`
+	Address string `json:"address"`
+	ID      string `json:"id"`
+	// Superseded marks a step recorded under an earlier spec: the current
+	// plan has another step at its address.
+	Superseded      bool    `json:"superseded,omitempty"`
 	Kind            string  `json:"kind"`
 	Status          string  `json:"status"`
 	Reason          string  `json:"reason,omitempty"`
@@ -99,6 +103,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tSTATUS\tDONE\tACCEPTED\tREJECTED\tTOKENS IN/OUT\tCOST\tREJECTED COST\tREASON")
 	for _, s := range rep.Steps {
+		if s.Superseded {
+			s.Address += supersededMark
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%s/%s\t%s\t%s\t%s\n", s.Address, statusWord(s.Status), min(s.Accepted, s.Target), s.Target,
 			s.Accepted, s.Rejected, plan.Count(s.InputTokens), plan.Count(s.OutputTokens), plan.Dollars(s.CostUSD), plan.Dollars(s.RejectedCostUSD), oneLine(s.Reason))
 	}
@@ -168,15 +175,22 @@ func readStatus(ctx context.Context, exp *spec.Experiment, store *state.Store) (
 	}
 	rep := &statusReport{Steps: []stepStatus{}, Jobs: []jobStatus{}, LiveApply: locked && live,
 		BudgetUSD: exp.Budgets.USD, BudgetGPUHours: exp.Budgets.GPUHours}
+	superseded := supersededSteps(ctx, exp, steps)
 	address := map[string]string{}
-	for _, s := range steps {
+	for i, s := range steps {
+		if superseded[s.ID] {
+			// Shown apart from the current step at the same address,
+			// with its metrics.
+			steps[i].Address += supersededMark
+		}
 		address[s.ID] = s.Address
 		st := s.Status
 		if st == state.StatusRunning && !rep.LiveApply {
 			st = statusRunningNoApply
 		}
 		rep.SpentUSD += s.CostUSD
-		rep.Steps = append(rep.Steps, stepStatus{Address: s.Address, ID: s.ID, Kind: s.Kind, Status: st, Reason: s.Error, Output: s.Output,
+		rep.Steps = append(rep.Steps, stepStatus{Address: strings.TrimSuffix(s.Address, supersededMark), ID: s.ID, Superseded: superseded[s.ID],
+			Kind: s.Kind, Status: st, Reason: s.Error, Output: s.Output,
 			Target: s.Target, Accepted: s.Accepted, Rejected: s.Rejected, InputTokens: s.InputTokens, OutputTokens: s.OutputTokens,
 			CostUSD: s.CostUSD, RejectedCostUSD: s.RejectedCostUSD})
 	}
@@ -193,6 +207,42 @@ func readStatus(ctx context.Context, exp *spec.Experiment, store *state.Store) (
 			ElapsedSec: j.Elapsed.Seconds(), GPUHours: j.GPUHours, Log: jobLog(dir, j)})
 	}
 	return rep, steps, nil
+}
+
+// supersededMark follows the address of a superseded step in status.
+const supersededMark = " (superseded: an earlier spec)"
+
+// supersededSteps are the recorded steps that share their address with
+// another recorded step and are not in the spec's current plan (a changed
+// judge, generator or setting made a new step at the same address); nil
+// when the plan cannot be compiled.
+func supersededSteps(ctx context.Context, exp *spec.Experiment, steps []state.StepState) map[string]bool {
+	n := map[string]int{}
+	for _, s := range steps {
+		n[s.Address]++
+	}
+	dup := false
+	for _, c := range n {
+		dup = dup || c > 1
+	}
+	if !dup {
+		return nil
+	}
+	p, err := compiler.Compile(ctx, exp, compiler.Options{})
+	if err != nil {
+		return nil
+	}
+	current := map[string]bool{}
+	for _, s := range p.Steps {
+		current[s.ID] = true
+	}
+	out := map[string]bool{}
+	for _, s := range steps {
+		if n[s.Address] > 1 && !current[s.ID] {
+			out[s.ID] = true
+		}
+	}
+	return out
 }
 
 // jobLog is where a job's output is: a train, evaluate, solve or reward
