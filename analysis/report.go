@@ -196,9 +196,20 @@ type rowKey struct {
 	gen, setting string
 }
 
+// tableRow is what a table row is made of: its cells, in the order of
+// the settings (-1 where the row has none), over the cells of a Dataset.
+type tableRow struct {
+	name, gen string
+	cells     []int
+}
+
 // Analyse computes the report. Structural mistakes (a cell for a setting
 // that is not a column, two cells with the same configuration) are
 // errors; everything else is a missing value or an analysis's Error.
+//
+// A results file can hold a million cells, so the work is linear and
+// keeps cells by index: each cell's setting column, row and PGR are
+// worked out once and looked up by position afterwards.
 func Analyse(ds Dataset, opt Options) (*Report, error) {
 	if opt.Share <= 0 {
 		opt.Share = 0.9
@@ -206,165 +217,194 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 	if opt.Targets == nil {
 		opt.Targets = []float64{25, 50}
 	}
+	cs := ds.Cells
 	settings := map[string]Setting{}
-	for _, s := range ds.Settings {
+	column := map[string]int{}
+	for i, s := range ds.Settings {
 		settings[s.Name] = s
+		column[s.Name] = i
+	}
+	// Each cell's column in the table.
+	col := make([]int, len(cs))
+	for i := range cs {
+		k, ok := column[cs[i].Setting]
+		if !ok {
+			return nil, fmt.Errorf("%s: setting %q is not one of the report's settings", cs[i].Source, cs[i].Setting)
+		}
+		col[i] = k
 	}
 	// Rows: a generator, or a generator and configuration when some
-	// generator has several cells for one setting.
-	count := map[rowKey]int{}
-	for _, c := range ds.Cells {
-		if _, ok := settings[c.Setting]; !ok {
-			return nil, fmt.Errorf("%s: setting %q is not one of the report's settings", c.Source, c.Setting)
-		}
-		count[rowKey{c.Generator, c.Setting}]++
-	}
-	// A cell without an instance count cannot be told apart from another
-	// of its generator and setting: that is the same cell given twice.
-	firstOf := map[rowKey]Cell{}
-	for _, c := range ds.Cells {
+	// generator has several cells for one setting. A cell without an
+	// instance count cannot be told apart from another of its generator
+	// and setting: that is the same cell given twice.
+	type seen struct{ n, first int }
+	count := map[rowKey]seen{}
+	for i := range cs {
+		c := &cs[i]
 		k := rowKey{c.Generator, c.Setting}
-		if prev, ok := firstOf[k]; ok && (prev.Instances == 0 || c.Instances == 0) {
+		s := count[k]
+		if s.n > 0 && (cs[s.first].Instances == 0 || c.Instances == 0) {
 			return nil, fmt.Errorf("%s: generator %s, setting %s is given twice (also at %s); rename the generator in one place to compare the two, or give both instance counts",
-				c.Source, c.Generator, c.Setting, prev.Source)
+				c.Source, c.Generator, c.Setting, cs[s.first].Source)
 		}
-		if _, ok := firstOf[k]; !ok {
-			firstOf[k] = c
+		if s.n == 0 {
+			s.first = i
 		}
+		s.n++
+		count[k] = s
 	}
 	// A generator has one problem-solving score per domain.
 	type psKey struct{ gen, domain string }
-	ps := map[psKey]Cell{}
-	for _, c := range ds.Cells {
+	ps := map[psKey]int{}
+	for i := range cs {
+		c := &cs[i]
 		if c.ProblemSolving == nil {
 			continue
 		}
-		k := psKey{c.Generator, settings[c.Setting].Domain}
-		if prev, ok := ps[k]; ok && *prev.ProblemSolving != *c.ProblemSolving {
+		k := psKey{c.Generator, ds.Settings[col[i]].Domain}
+		if j, ok := ps[k]; ok && *cs[j].ProblemSolving != *c.ProblemSolving {
 			return nil, fmt.Errorf("%s: problem_solving of %s on %s is %s here but %s at %s (one score per generator and domain)",
-				c.Source, c.Generator, orDash(k.domain), fmtScore(*c.ProblemSolving), fmtScore(*prev.ProblemSolving), prev.Source)
+				c.Source, c.Generator, orDash(k.domain), fmtScore(*c.ProblemSolving), fmtScore(*cs[j].ProblemSolving), cs[j].Source)
 		}
-		ps[k] = c
+		ps[k] = i
 	}
 	// A generator with several cells for one setting (instance counts,
 	// variants, seeds) gets a row per configuration, named by what varies
 	// among its cells.
-	splitGen := map[string]bool{}
-	byGen := map[string][]Cell{}
-	for k, n := range count {
-		if n > 1 {
-			splitGen[k.gen] = true
+	split := map[string]*configSet{}
+	for k, s := range count {
+		if s.n > 1 {
+			split[k.gen] = newConfigSet()
 		}
 	}
-	for _, c := range ds.Cells {
-		byGen[c.Generator] = append(byGen[c.Generator], c)
-	}
-	rowLabel := map[string]func(Cell) string{}
-	for g := range splitGen {
-		rowLabel[g] = configLabeler(byGen[g])
-	}
-	label := configLabeler(ds.Cells)
-	rowName := func(c Cell) string {
-		if splitGen[c.Generator] {
-			return c.Generator + prefixSpace(rowLabel[c.Generator](c))
+	all := newConfigSet()
+	for i := range cs {
+		all.add(&cs[i])
+		if s := split[cs[i].Generator]; s != nil {
+			s.add(&cs[i])
 		}
-		return c.Generator
 	}
-	// Each cell's row, named once (a million cells are looked up by row
-	// several times each).
-	cells := append([]Cell(nil), ds.Cells...)
-	for i := range cells {
-		cells[i].row = rowName(cells[i])
-	}
-	rowOf := func(c Cell) string {
-		if c.row != "" {
-			return c.row
+	label := all.label
+	rowOf := make([]string, len(cs))
+	for i := range cs {
+		rowOf[i] = cs[i].Generator
+		if s := split[cs[i].Generator]; s != nil {
+			rowOf[i] += prefixSpace(s.label(&cs[i]))
 		}
-		return rowName(c)
-	}
-	seen := map[[2]string]string{}
-	for _, c := range cells {
-		k := [2]string{rowOf(c), c.Setting}
-		if prev, ok := seen[k]; ok {
-			return nil, fmt.Errorf("%s: generator %s, setting %s%s is given twice (also at %s); rename the generator in one place to compare the two",
-				c.Source, c.Generator, c.Setting, prefixSpace(label(c)), prev)
-		}
-		seen[k] = c.Source
 	}
 
 	// Row order: the listed generators' rows, then the rest by name; a
-	// generator's configurations by instances, variant, seed.
+	// generator's configurations by instances, variant, seed. The cells
+	// of a row are then next to each other.
 	genRank := map[string]int{}
 	for i, g := range ds.Generators {
 		genRank[g.Name] = i
 	}
-	cells = sortCells(cells, genRank, compareCells)
-	in := Input{Settings: ds.Settings, Base: ds.Base, Reference: ds.Reference,
-		Students: map[string]map[string]map[string]float64{}, PGR: map[string]map[string]float64{}, Cost: map[string]float64{}}
-	var rows []string
-	rowGen := map[string]string{}
-	rowCells := map[string][]Cell{}
-	ordered := append([]Cell(nil), cells...)
-	withCells := make(map[string]bool, len(ds.Generators))
-	for _, c := range ds.Cells {
-		withCells[c.Generator] = true
+	order, rank := sortPerm(cs, genRank, compareCells)
+	var runs []tableRow
+	named := map[string]bool{}
+	for a := 0; a < len(order); {
+		b := a + 1
+		for b < len(order) && rowOf[order[b]] == rowOf[order[a]] {
+			b++
+		}
+		name := rowOf[order[a]]
+		if named[name] {
+			return nil, fmt.Errorf("%s: generator %s has two configurations both named %q; rename a variant", cs[order[a]].Source, cs[order[a]].Generator, name)
+		}
+		named[name] = true
+		runs = append(runs, tableRow{name: name, gen: cs[order[a]].Generator, cells: order[a:b]})
+		a = b
 	}
+	// Two cells of one row and setting: report the first such cell of
+	// the input, with the first cell it repeats.
+	dup, dupOf := -1, -1
+	first, second := make([]int, len(ds.Settings)), make([]int, len(ds.Settings))
+	for _, r := range runs {
+		for k := range first {
+			first[k], second[k] = -1, -1
+		}
+		for _, i := range r.cells {
+			k := col[i]
+			switch {
+			case first[k] < 0:
+				first[k] = i
+			case i < first[k]:
+				first[k], second[k] = i, first[k]
+			case second[k] < 0 || i < second[k]:
+				second[k] = i
+			}
+		}
+		for k := range first {
+			if second[k] >= 0 && (dup < 0 || second[k] < dup) {
+				dup, dupOf = second[k], first[k]
+			}
+		}
+	}
+	if dup >= 0 {
+		c := &cs[dup]
+		return nil, fmt.Errorf("%s: generator %s, setting %s%s is given twice (also at %s); rename the generator in one place to compare the two",
+			c.Source, c.Generator, c.Setting, prefixSpace(label(c)), cs[dupOf].Source)
+	}
+	// A listed generator without results still gets its (empty) row, in
+	// its place among the listed ones.
+	withCells := make(map[string]bool, len(ds.Generators))
+	for i := range cs {
+		withCells[cs[i].Generator] = true
+	}
+	var empty []tableRow
+	var emptyRank []int
 	for _, g := range ds.Generators {
 		if !withCells[g.Name] {
-			// A generator without results still gets its (empty) row, in
-			// its place among the listed ones.
-			ordered = append(ordered, Cell{Generator: g.Name})
+			withCells[g.Name] = true
+			empty = append(empty, tableRow{name: g.Name, gen: g.Name})
+			emptyRank = append(emptyRank, genRank[g.Name])
 		}
 	}
-	ordered = sortCells(ordered, genRank, func(a, b *Cell, ra, rb int) int { return cmp.Compare(ra, rb) })
-	for _, c := range ordered {
-		r := rowOf(c)
-		if c.Setting == "" {
-			r = c.Generator
-		}
-		if _, ok := rowGen[r]; !ok {
-			rows = append(rows, r)
-			rowGen[r] = c.Generator
-		}
-		if c.Setting == "" {
+	sort.Stable(byRank{empty, emptyRank})
+	rows := make([]tableRow, 0, len(runs)+len(empty))
+	for len(runs) > 0 || len(empty) > 0 {
+		if len(empty) > 0 && (len(runs) == 0 || emptyRank[0] < rank[runs[0].cells[0]]) {
+			rows, empty, emptyRank = append(rows, empty[0]), empty[1:], emptyRank[1:]
 			continue
 		}
-		rowCells[r] = append(rowCells[r], c)
-		if len(c.Scores) > 0 {
-			if in.Students[r] == nil {
-				in.Students[r] = map[string]map[string]float64{}
-			}
-			in.Students[r][c.Setting] = c.Scores
-		} else if c.PGR != nil {
-			if in.PGR[r] == nil {
-				in.PGR[r] = map[string]float64{}
-			}
-			in.PGR[r][c.Setting] = *c.PGR
-		}
+		rows, runs = append(rows, runs[0]), runs[1:]
 	}
-	// A row's cost is the sum over its cells, when every cell of the
-	// table's settings has one.
-	for _, r := range rows {
-		cs := rowCells[r]
-		if len(cs) == 0 {
-			continue
-		}
-		sum, ok := 0.0, true
-		for _, c := range cs {
+
+	// The table: a row's cells by column; its cost is the sum over its
+	// cells, when every setting of the table has one.
+	inputs := make([]rowInput, len(rows))
+	for ri, r := range rows {
+		in := rowInput{name: r.name, scores: make([]map[string]float64, len(ds.Settings)), pgr: make([]*float64, len(ds.Settings))}
+		sum, ok := 0.0, len(r.cells) == len(ds.Settings)
+		for _, i := range r.cells {
+			c := &cs[i]
+			if len(c.Scores) > 0 {
+				in.scores[col[i]] = c.Scores
+			} else if c.PGR != nil {
+				in.pgr[col[i]] = c.PGR
+			}
 			if c.Cost == nil {
 				ok = false
-				break
+			} else {
+				sum += *c.Cost
 			}
-			sum += *c.Cost
 		}
-		if ok && len(cs) == len(ds.Settings) {
-			in.Cost[r] = sum
+		if ok && len(r.cells) > 0 {
+			in.cost = &sum
 		}
+		inputs[ri] = in
 	}
-	in.Generators = rows
-	table, err := NewTable(in)
+	table, err := newTable(ds.Settings, ds.Base, ds.Reference, inputs)
 	if err != nil {
 		return nil, err
+	}
+	// Each cell's PGR, from its row and column.
+	pgr := make([]Value, len(cs))
+	for ri, r := range rows {
+		for _, i := range r.cells {
+			pgr[i] = table.Rows[ri].Settings[col[i]].PGR
+		}
 	}
 	rep := &Report{Table: table}
 	info := map[string]GeneratorInfo{}
@@ -374,11 +414,11 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 
 	// Table 3 and the per-generator regression.
 	perGen := Regression{Points: [][2]float64{}, Labels: []string{}, Name: "per generator", X: "problem-solving score (mean over domains)", Y: "AgoraBench score (mean PGR over settings)"}
-	for _, row := range table.Rows {
-		g := rowGen[row.Generator]
+	for ri, row := range table.Rows {
+		g := rows[ri].gen
 		line := GeneratorLine{Row: row.Generator, Generator: g, Score: row.Score, Cost: row.Cost, PerDollar: row.PerDollar,
 			PriceInput: ptrValue(info[g].PriceInput, "no price"), PriceOutput: ptrValue(info[g].PriceOutput, "no price")}
-		line.ProblemSolving = problemSolving(rowCells[row.Generator], settings, ds.Settings)
+		line.ProblemSolving = problemSolving(cs, rows[ri].cells, col, ds.Settings)
 		rep.Generators = append(rep.Generators, line)
 		switch {
 		case !line.ProblemSolving.Valid:
@@ -400,17 +440,21 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 
 	// Per cell: the cell's PGR on the generator's domain score.
 	perCell := Regression{Points: [][2]float64{}, Labels: []string{}, Name: "per cell", X: "problem-solving score on the setting's domain", Y: "PGR of the cell"}
-	for _, row := range table.Rows {
-		byS := map[string]Cell{}
-		for _, c := range rowCells[row.Generator] {
-			byS[c.Setting] = c
+	byCol := make([]int, len(ds.Settings))
+	for ri, row := range table.Rows {
+		for k := range byCol {
+			byCol[k] = -1
 		}
-		for _, sc := range row.Settings {
-			c, ok := byS[sc.Setting]
-			name := row.Generator + " × " + sc.Setting
-			switch {
-			case !ok:
+		for _, i := range rows[ri].cells {
+			byCol[col[i]] = i
+		}
+		for k, sc := range row.Settings {
+			i := byCol[k]
+			if i < 0 {
 				continue
+			}
+			name := row.Generator + " × " + sc.Setting
+			switch c := &cs[i]; {
 			case c.ProblemSolving == nil:
 				perCell.Left = append(perCell.Left, name+": no problem-solving score")
 			case !sc.PGR.Valid:
@@ -431,16 +475,33 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 	}
 	rep.ProblemSolving = []Regression{perGen, perCell}
 
-	cellPGR := func(c Cell) Value {
-		sc, ok := table.Cell(rowOf(c), c.Setting)
-		if !ok {
-			return Missing("not in the table")
-		}
-		return sc.PGR
-	}
-	rep.PCA = pcaReport(cells, rowOf, cellPGR, opt)
-	rep.Cost = costReport(cells, ds.Settings, settings, rowOf, label, cellPGR, opt.Targets)
+	sorted := cellView{cells: cs, order: order, row: rowOf, pgr: pgr, col: col}
+	rep.PCA = pcaReport(sorted, opt)
+	rep.Cost = costReport(sorted, ds.Settings, label, opt.Targets)
 	return rep, nil
+}
+
+// cellView is the cells of a Dataset in table order, with each cell's
+// row name, column and PGR (all indexed like the Dataset's cells).
+type cellView struct {
+	cells []Cell
+	order []int
+	row   []string
+	col   []int
+	pgr   []Value
+}
+
+// byRank sorts rows by rank.
+type byRank struct {
+	rows []tableRow
+	rank []int
+}
+
+func (b byRank) Len() int           { return len(b.rows) }
+func (b byRank) Less(i, j int) bool { return b.rank[i] < b.rank[j] }
+func (b byRank) Swap(i, j int) {
+	b.rows[i], b.rows[j] = b.rows[j], b.rows[i]
+	b.rank[i], b.rank[j] = b.rank[j], b.rank[i]
 }
 
 // NoProblemSolving is the reason the problem-solving regressions give when
@@ -461,33 +522,6 @@ func ptrValue(p *float64, why string) Value {
 		return Missing(why)
 	}
 	return Known(*p)
-}
-
-// problemSolving is the mean of a row's domain scores over the domains of
-// the table's settings; missing when a domain has none.
-func problemSolving(cells []Cell, settings map[string]Setting, order []Setting) Value {
-	byDomain := map[string]float64{}
-	for _, c := range cells {
-		if c.ProblemSolving != nil {
-			byDomain[settings[c.Setting].Domain] = *c.ProblemSolving
-		}
-	}
-	var names []string
-	var parts []Value
-	done := map[string]bool{}
-	for _, s := range order {
-		if done[s.Domain] {
-			continue
-		}
-		done[s.Domain] = true
-		names = append(names, orDash(s.Domain))
-		if v, ok := byDomain[s.Domain]; ok {
-			parts = append(parts, Known(v))
-		} else {
-			parts = append(parts, Missing("no score"))
-		}
-	}
-	return mean(names, parts)
 }
 
 func orDash(s string) string {
@@ -511,42 +545,49 @@ func fitPoints(r *Regression) {
 	r.Fit = &f
 }
 
-// configLabeler names a cell's configuration by the parts that vary among
-// the cells: "(n=10000)", "(n=10000, json, seed 2)"; "" when none does.
-func configLabeler(cells []Cell) func(Cell) string {
-	inst, variant, seed := map[int]bool{}, map[string]bool{}, map[int]bool{}
-	for _, c := range cells {
-		inst[c.Instances], variant[c.Variant], seed[c.Seed] = true, true, true
-	}
-	return func(c Cell) string {
-		var parts []string
-		if len(inst) > 1 {
-			if c.Instances > 0 {
-				parts = append(parts, "n="+strconv.Itoa(c.Instances))
-			} else {
-				parts = append(parts, "n=?")
-			}
-		}
-		if len(variant) > 1 {
-			parts = append(parts, orDash(c.Variant))
-		}
-		if len(seed) > 1 {
-			parts = append(parts, "seed "+strconv.Itoa(c.Seed))
-		}
-		if len(parts) == 0 {
-			return ""
-		}
-		return "(" + strings.Join(parts, ", ") + ")"
-	}
+// configSet gathers the configurations of some cells, to name a cell's
+// configuration by the parts that vary among them: "(n=10000)",
+// "(n=10000, json, seed 2)"; "" when none does.
+type configSet struct {
+	inst, seed map[int]bool
+	variant    map[string]bool
 }
 
-// sortCells sorts cells stably by compare, which is given each cell's
-// generator's rank (unlisted generators rank after every listed one),
-// through a permutation (the index breaks ties) so that each cell moves
-// once.
-func sortCells(cells []Cell, genRank map[string]int, compare func(a, b *Cell, ra, rb int) int) []Cell {
-	perm := make([]int, len(cells))
-	rank := make([]int, len(cells))
+func newConfigSet() *configSet {
+	return &configSet{inst: map[int]bool{}, seed: map[int]bool{}, variant: map[string]bool{}}
+}
+
+func (s *configSet) add(c *Cell) {
+	s.inst[c.Instances], s.variant[c.Variant], s.seed[c.Seed] = true, true, true
+}
+
+func (s *configSet) label(c *Cell) string {
+	var parts []string
+	if len(s.inst) > 1 {
+		if c.Instances > 0 {
+			parts = append(parts, "n="+strconv.Itoa(c.Instances))
+		} else {
+			parts = append(parts, "n=?")
+		}
+	}
+	if len(s.variant) > 1 {
+		parts = append(parts, orDash(c.Variant))
+	}
+	if len(s.seed) > 1 {
+		parts = append(parts, "seed "+strconv.Itoa(c.Seed))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// sortPerm orders cells stably by compare, which is given each cell's
+// generator's rank (unlisted generators rank after every listed one): it
+// returns the cells' indices in that order, and each cell's rank.
+func sortPerm(cells []Cell, genRank map[string]int, compare func(a, b *Cell, ra, rb int) int) (perm, rank []int) {
+	perm = make([]int, len(cells))
+	rank = make([]int, len(cells))
 	for i := range perm {
 		perm[i] = i
 		r, ok := genRank[cells[i].Generator]
@@ -561,11 +602,7 @@ func sortCells(cells []Cell, genRank map[string]int, compare func(a, b *Cell, ra
 		}
 		return cmp.Compare(a, b)
 	})
-	sorted := make([]Cell, len(cells))
-	for i, p := range perm {
-		sorted[i] = cells[p]
-	}
-	return sorted
+	return perm, rank
 }
 
 // compareCells orders cells for the table: the listed generators' first
@@ -586,13 +623,14 @@ func compareCells(ca, cb *Cell, ra, rb int) int {
 }
 
 // pcaReport runs the PCA over the cells with every feature and a PGR.
-func pcaReport(cells []Cell, rowOf func(Cell) string, pgr func(Cell) Value, opt Options) PCAReport {
+func pcaReport(v cellView, opt Options) PCAReport {
 	var r PCAReport
 	present := map[string]bool{}
 	anyPS := false
-	for _, c := range cells {
-		for f, v := range c.Features {
-			if finite(v) {
+	for i := range v.cells {
+		c := &v.cells[i]
+		for f, x := range c.Features {
+			if finite(x) {
 				present[f] = true
 			}
 		}
@@ -615,33 +653,37 @@ func pcaReport(cells []Cell, rowOf func(Cell) string, pgr func(Cell) Value, opt 
 	if anyPS {
 		features = append(features, FeatureProblemSolving)
 	}
+	// The observations' rows share one array.
+	data := make([]float64, 0, len(v.order)*len(features))
+	row := make([]float64, len(features))
 	var x [][]float64
-	for _, c := range cells {
-		name := rowOf(c) + " × " + c.Setting
-		row := make([]float64, len(features))
+	for _, i := range v.order {
+		c := &v.cells[i]
 		var missing []string
 		for j, f := range features {
-			v, ok := c.Features[f]
+			x, ok := c.Features[f]
 			if f == FeatureProblemSolving {
 				ok = c.ProblemSolving != nil
 				if ok {
-					v = *c.ProblemSolving
+					x = *c.ProblemSolving
 				}
 			}
-			if !ok || !finite(v) {
+			if !ok || !finite(x) {
 				missing = append(missing, f)
 			}
-			row[j] = v
+			row[j] = x
 		}
-		p := pgr(c)
+		p := v.pgr[i]
 		switch {
 		case len(missing) > 0:
-			r.Left = append(r.Left, name+": no "+strings.Join(missing, ", "))
+			r.Left = append(r.Left, v.row[i]+" × "+c.Setting+": no "+strings.Join(missing, ", "))
 		case !p.Valid:
-			r.Left = append(r.Left, name+": PGR "+p.Why)
+			r.Left = append(r.Left, v.row[i]+" × "+c.Setting+": PGR "+p.Why)
 		default:
-			x = append(x, row)
-			r.Observations = append(r.Observations, name)
+			start := len(data)
+			data = append(data, row...)
+			x = append(x, data[start:len(data):len(data)])
+			r.Observations = append(r.Observations, v.row[i]+" × "+c.Setting)
 			r.PGR = append(r.PGR, p.V)
 		}
 	}
@@ -666,7 +708,7 @@ func pcaReport(cells []Cell, rowOf func(Cell) string, pgr func(Cell) Value, opt 
 	return r
 }
 
-func costReport(cells []Cell, order []Setting, settings map[string]Setting, rowOf func(Cell) string, label func(Cell) string, pgr func(Cell) Value, targets []float64) CostReport {
+func costReport(v cellView, order []Setting, label func(*Cell) string, targets []float64) CostReport {
 	rep := CostReport{Domains: []DomainCost{}, Scaling: []Curve{}}
 	byDomain := map[string]*DomainCost{}
 	var domains []string
@@ -676,32 +718,44 @@ func costReport(cells []Cell, order []Setting, settings map[string]Setting, rowO
 			domains = append(domains, s.Domain)
 		}
 	}
-	type curveKey struct{ gen, setting, variant string }
+	// Each column's domain, looked up once.
+	colDomain := make([]*DomainCost, len(order))
+	for k, s := range order {
+		colDomain[k] = byDomain[s.Domain]
+	}
+	type curveKey struct {
+		gen     string
+		col     int
+		variant string
+	}
 	curves := map[curveKey]*Curve{}
 	var curveOrder []curveKey
-	for _, c := range cells {
-		p := pgr(c)
+	for _, i := range v.order {
+		p := v.pgr[i]
 		if !p.Valid {
 			continue
 		}
-		s := settings[c.Setting]
+		c := &v.cells[i]
+		s := order[v.col[i]]
 		cost := ptrValue(c.Cost, "no cost")
 		if c.Cost != nil && *c.Cost > 0 {
 			l := c.Generator + " " + c.Setting
 			if lab := label(c); lab != "" {
 				l += " " + lab
 			}
-			d := byDomain[s.Domain]
+			d := colDomain[v.col[i]]
 			d.Points = append(d.Points, CostPoint{Point: Point{Label: l, Cost: *c.Cost, PGR: p.V},
 				Generator: c.Generator, Setting: c.Setting, Method: s.Method, Instances: c.Instances})
 		}
 		if c.Instances > 0 {
-			k := curveKey{c.Generator, c.Setting, c.Variant}
-			if curves[k] == nil {
-				curves[k] = &Curve{Generator: c.Generator, Setting: c.Setting}
+			k := curveKey{c.Generator, v.col[i], c.Variant}
+			cv := curves[k]
+			if cv == nil {
+				cv = &Curve{Generator: c.Generator, Setting: c.Setting}
+				curves[k] = cv
 				curveOrder = append(curveOrder, k)
 			}
-			curves[k].Points = append(curves[k].Points, CurvePoint{Instances: c.Instances, PGR: p.V, Cost: cost})
+			cv.Points = append(cv.Points, CurvePoint{Instances: c.Instances, PGR: p.V, Cost: cost})
 		}
 	}
 	for _, dn := range domains {
@@ -759,6 +813,33 @@ func costReport(cells []Cell, order []Setting, settings map[string]Setting, rowO
 		rep.Scaling = append(rep.Scaling, *c)
 	}
 	return rep
+}
+
+// problemSolving is the mean of a row's domain scores over the domains of
+// the table's settings; missing when a domain has none.
+func problemSolving(cells []Cell, row, col []int, order []Setting) Value {
+	byDomain := map[string]float64{}
+	for _, i := range row {
+		if c := &cells[i]; c.ProblemSolving != nil {
+			byDomain[order[col[i]].Domain] = *c.ProblemSolving
+		}
+	}
+	var names []string
+	var parts []Value
+	done := map[string]bool{}
+	for _, s := range order {
+		if done[s.Domain] {
+			continue
+		}
+		done[s.Domain] = true
+		names = append(names, orDash(s.Domain))
+		if v, ok := byDomain[s.Domain]; ok {
+			parts = append(parts, Known(v))
+		} else {
+			parts = append(parts, Missing("no score"))
+		}
+	}
+	return mean(names, parts)
 }
 
 func prefixSpace(s string) string {

@@ -92,111 +92,161 @@ type Table struct {
 // settings, a setting without benchmarks, a name used twice) are errors;
 // missing or degenerate scores are missing cells with the reason.
 func NewTable(in Input) (*Table, error) {
-	if len(in.Settings) == 0 {
-		return nil, errors.New("PGR table: no settings")
-	}
-	seen := map[string]bool{}
-	inTable := map[string]map[string]bool{} // setting → benchmark
-	for _, s := range in.Settings {
-		if s.Name == "" {
-			return nil, errors.New("PGR table: a setting has no name")
-		}
-		if seen[s.Name] {
-			return nil, fmt.Errorf("PGR table: setting %q listed twice", s.Name)
-		}
-		seen[s.Name] = true
-		if len(s.Benchmarks) == 0 {
-			return nil, fmt.Errorf("PGR table: setting %q has no benchmarks", s.Name)
-		}
-		inTable[s.Name] = map[string]bool{}
-		for _, b := range s.Benchmarks {
-			if inTable[s.Name][b] {
-				return nil, fmt.Errorf("PGR table: setting %q lists benchmark %q twice", s.Name, b)
-			}
-			inTable[s.Name][b] = true
-		}
+	seen, _, err := checkSettings(in.Settings)
+	if err != nil {
+		return nil, err
 	}
 	gens, err := generators(in)
 	if err != nil {
 		return nil, err
 	}
+	rows := make([]rowInput, len(gens))
+	for i, g := range gens {
+		r := rowInput{name: g, scores: make([]map[string]float64, len(in.Settings)), pgr: make([]*float64, len(in.Settings))}
+		for k, s := range in.Settings {
+			r.scores[k] = in.Students[g][s.Name]
+			if v, ok := in.PGR[g][s.Name]; ok {
+				r.pgr[k] = &v
+			}
+		}
+		if c, ok := in.Cost[g]; ok {
+			r.cost = &c
+		}
+		for _, s := range sortedKeys(in.Students[g]) {
+			if !seen[s] {
+				r.ignored = append(r.ignored, fmt.Sprintf("%s: scores for setting %s, which the table does not show, are ignored", g, s))
+			}
+		}
+		for _, s := range sortedKeys(in.PGR[g]) {
+			if !seen[s] {
+				r.ignored = append(r.ignored, fmt.Sprintf("%s: a PGR for setting %s, which the table does not show, is ignored", g, s))
+			}
+		}
+		rows[i] = r
+	}
+	return newTable(in.Settings, in.Base, in.Reference, rows)
+}
 
-	t := &Table{Settings: append([]Setting(nil), in.Settings...)}
+// rowInput is one row of a table: its name; per setting, in the table's
+// order, the student's scores or a PGR given directly (nil when none);
+// its cost; and warnings about its data that the table does not show.
+type rowInput struct {
+	name    string
+	scores  []map[string]float64
+	pgr     []*float64
+	cost    *float64
+	ignored []string
+}
+
+// checkSettings checks the table's settings: each named once, with its
+// benchmarks, each listed once. It returns the names and each setting's
+// benchmarks as sets.
+func checkSettings(settings []Setting) (seen map[string]bool, inTable map[string]map[string]bool, err error) {
+	if len(settings) == 0 {
+		return nil, nil, errors.New("PGR table: no settings")
+	}
+	seen = map[string]bool{}
+	inTable = map[string]map[string]bool{} // setting → benchmark
+	for _, s := range settings {
+		if s.Name == "" {
+			return nil, nil, errors.New("PGR table: a setting has no name")
+		}
+		if seen[s.Name] {
+			return nil, nil, fmt.Errorf("PGR table: setting %q listed twice", s.Name)
+		}
+		seen[s.Name] = true
+		if len(s.Benchmarks) == 0 {
+			return nil, nil, fmt.Errorf("PGR table: setting %q has no benchmarks", s.Name)
+		}
+		inTable[s.Name] = map[string]bool{}
+		for _, b := range s.Benchmarks {
+			if inTable[s.Name][b] {
+				return nil, nil, fmt.Errorf("PGR table: setting %q lists benchmark %q twice", s.Name, b)
+			}
+			inTable[s.Name][b] = true
+		}
+	}
+	return seen, inTable, nil
+}
+
+// newTable computes the table from its rows, given by setting index.
+func newTable(settings []Setting, base, reference map[string]float64, rows []rowInput) (*Table, error) {
+	_, inTable, err := checkSettings(settings)
+	if err != nil {
+		return nil, err
+	}
+	t := &Table{Settings: append([]Setting(nil), settings...), Rows: make([]Row, 0, len(rows))}
 	warned := map[string]bool{}
-	warn := func(format string, args ...any) {
-		w := fmt.Sprintf(format, args...)
+	warn := func(w string) {
 		if !warned[w] {
 			warned[w] = true
 			t.Warnings = append(t.Warnings, w)
 		}
 	}
-	for _, s := range in.Settings {
+	for _, s := range settings {
 		for _, b := range s.Benchmarks {
-			base, okB := in.Base[b]
-			ref, okR := in.Reference[b]
+			base, okB := base[b]
+			ref, okR := reference[b]
 			if okB && okR && finite(base) && finite(ref) && ref < base {
-				warn("%s: the reference (%s) scores below the base model (%s), so PGR's sign is inverted",
-					b, fmtScore(ref), fmtScore(base))
+				warn(fmt.Sprintf("%s: the reference (%s) scores below the base model (%s), so PGR's sign is inverted",
+					b, fmtScore(ref), fmtScore(base)))
 			}
 		}
 	}
 
-	for _, g := range gens {
-		row := Row{Generator: g}
-		var names []string
-		var pgrs []Value
-		for _, s := range in.Settings {
-			scores := in.Students[g][s.Name]
+	names := make([]string, len(settings))
+	for k, s := range settings {
+		names[k] = s.Name
+	}
+	pgrs := make([]Value, len(settings))
+	for _, in := range rows {
+		g := in.name
+		row := Row{Generator: g, Settings: make([]SettingCell, len(settings))}
+		for k, s := range settings {
+			scores := in.scores[k]
 			cell := SettingCell{Setting: s.Name}
-			var bpgr []Value
-			for _, b := range s.Benchmarks {
-				bc := benchmarkCell(b, scores, in.Base, in.Reference)
-				cell.Benchmarks = append(cell.Benchmarks, bc)
-				bpgr = append(bpgr, bc.PGR)
+			if in.pgr[k] != nil && len(scores) == 0 {
+				// A PGR given directly: there are no benchmark scores.
+				cell.PGR = Known(*in.pgr[k])
+			} else {
+				bpgr := make([]Value, len(s.Benchmarks))
+				cell.Benchmarks = make([]BenchmarkCell, len(s.Benchmarks))
+				for j, b := range s.Benchmarks {
+					cell.Benchmarks[j] = benchmarkCell(b, scores, base, reference)
+					bpgr[j] = cell.Benchmarks[j].PGR
+				}
+				cell.PGR = mean(s.Benchmarks, bpgr)
 			}
-			cell.PGR = mean(s.Benchmarks, bpgr)
-			if given, ok := in.PGR[g][s.Name]; ok && len(scores) == 0 {
-				cell.PGR, cell.Benchmarks = Known(given), nil
-			}
-			row.Settings = append(row.Settings, cell)
-			names = append(names, s.Name)
-			pgrs = append(pgrs, cell.PGR)
+			row.Settings[k] = cell
+			pgrs[k] = cell.PGR
 			for b := range scores {
 				if !inTable[s.Name][b] {
-					warn("%s, %s: a score for %s, which the setting is not scored on, is ignored", g, s.Name, b)
+					warn(fmt.Sprintf("%s, %s: a score for %s, which the setting is not scored on, is ignored", g, s.Name, b))
 				}
 			}
 		}
-		for _, s := range sortedKeys(in.Students[g]) {
-			if !seen[s] {
-				warn("%s: scores for setting %s, which the table does not show, are ignored", g, s)
-			}
-		}
-		for _, s := range sortedKeys(in.PGR[g]) {
-			if !seen[s] {
-				warn("%s: a PGR for setting %s, which the table does not show, is ignored", g, s)
-			}
+		for _, w := range in.ignored {
+			warn(w)
 		}
 		row.Score = mean(names, pgrs)
-		row.Cost, row.PerDollar = costCells(in.Cost, g, row.Score)
+		row.Cost, row.PerDollar = costCells(in.cost, row.Score)
 		t.Rows = append(t.Rows, row)
 	}
-	var names []string
-	for _, r := range t.Rows {
-		names = append(names, r.Generator)
+	rowNames := make([]string, len(t.Rows))
+	for i, r := range t.Rows {
+		rowNames[i] = r.Generator
 	}
-	for i := range t.Settings {
-		var col []Value
-		for _, r := range t.Rows {
-			col = append(col, r.Settings[i].PGR)
+	col := make([]Value, len(t.Rows))
+	for k := range t.Settings {
+		for i, r := range t.Rows {
+			col[i] = r.Settings[k].PGR
 		}
-		t.Means = append(t.Means, mean(names, col))
+		t.Means = append(t.Means, mean(rowNames, col))
 	}
-	var scores []Value
-	for _, r := range t.Rows {
-		scores = append(scores, r.Score)
+	for i, r := range t.Rows {
+		col[i] = r.Score
 	}
-	t.MeanScore = mean(names, scores)
+	t.MeanScore = mean(rowNames, col)
 	t.rowIndex = make(map[string]int, len(t.Rows))
 	for i, r := range t.Rows {
 		t.rowIndex[r.Generator] = i
@@ -269,11 +319,11 @@ func score(m map[string]float64, b, whose string) Value {
 }
 
 // costCells are a generator's cost and PGR per dollar.
-func costCells(costs map[string]float64, g string, score Value) (cost, perDollar Value) {
-	c, ok := costs[g]
-	if !ok {
+func costCells(given *float64, score Value) (cost, perDollar Value) {
+	if given == nil {
 		return Missing("no cost"), Missing("no cost")
 	}
+	c := *given
 	if !finite(c) || c < 0 {
 		why := fmt.Sprintf("cost is %v", c)
 		return Missing(why), Missing(why)

@@ -75,3 +75,19 @@ func BenchmarkResultsMillion(b *testing.B) {
 		analyseFile(b, path)
 	}
 }
+
+// TestWriteBenchResults writes the benchmark's results file to
+// $AGORA_BENCH_RESULTS_FILE (AGORA_BENCH_ROWS rows, 1,000,000 by default),
+// for timing the command itself (docs/benchmarks.md); it does nothing
+// without the variable.
+func TestWriteBenchResults(t *testing.T) {
+	path := os.Getenv("AGORA_BENCH_RESULTS_FILE")
+	if path == "" {
+		t.Skip("AGORA_BENCH_RESULTS_FILE not set")
+	}
+	n := 1_000_000
+	if v := os.Getenv("AGORA_BENCH_ROWS"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	writeResults(t, path, n)
+}
