@@ -655,6 +655,7 @@ func pcaReport(v cellView, opt Options) PCAReport {
 	}
 	// The observations' rows share one array.
 	data := make([]float64, 0, len(v.order)*len(features))
+	r.Observations, r.PGR = make([]string, 0, len(v.order)), make([]float64, 0, len(v.order))
 	row := make([]float64, len(features))
 	var x [][]float64
 	for _, i := range v.order {
@@ -718,10 +719,20 @@ func costReport(v cellView, order []Setting, label func(*Cell) string, targets [
 			domains = append(domains, s.Domain)
 		}
 	}
-	// Each column's domain, looked up once.
+	// Each column's domain, looked up once; each domain's points
+	// allocated once.
 	colDomain := make([]*DomainCost, len(order))
 	for k, s := range order {
 		colDomain[k] = byDomain[s.Domain]
+	}
+	points := map[*DomainCost]int{}
+	for _, i := range v.order {
+		if c := &v.cells[i]; v.pgr[i].Valid && c.Cost != nil && *c.Cost > 0 {
+			points[colDomain[v.col[i]]]++
+		}
+	}
+	for d, n := range points {
+		d.Points = make([]CostPoint, 0, n)
 	}
 	type curveKey struct {
 		gen     string

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -153,6 +154,9 @@ func (r *resultReader) readCSV(path string, data []byte) error {
 	}
 	cr.ReuseRecord = true
 	fs := make([]field, 0, len(cols))
+	// A cell per line at most: sized once rather than grown (a cell is
+	// large, and a file can hold a million).
+	r.res.Cells = slices.Grow(r.res.Cells, bytes.Count(data, []byte{'\n'})+1)
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
