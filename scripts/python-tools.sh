@@ -52,6 +52,17 @@ if [ "${1:-}" = "-lock" ]; then
 	exit 0
 fi
 
+# One build at a time: a second caller (another checkout's tests, a
+# concurrent CI job) waits for the first and then reuses what it built
+# instead of deleting the environment under it.
+mkdir -p "$(dirname "$venv")"
+command -v flock >/dev/null 2>&1 || die "no flock in PATH (util-linux)"
+exec 9>"$venv.lock"
+if ! flock -n 9; then
+	say "another build of $venv is running; waiting for it"
+	flock 9
+fi
+
 stamp=$( (
 	echo "python $("$python" -c 'import sys; print(sys.version)')"
 	cat toolchain/constraints.txt toolchain/train.txt toolchain/eval.txt
