@@ -23,7 +23,8 @@ func wantErr(t *testing.T, err error, parts ...string) {
 }
 
 func TestPGRWorkedExample(t *testing.T) {
-	// AGORABENCH.md: MATH base 19.84, student 28.08, reference 34.60.
+	// The AgoraBench paper's MATH scores (Kim et al., 2024,
+	// arXiv:2412.03679): base 19.84, student 28.08, reference 34.60.
 	// 100 × (28.08 − 19.84) / (34.60 − 19.84) = 100 × 8.24 / 14.76 = 55.826… → 55.8
 	p, err := PGR(28.08, 19.84, 34.60)
 	if err != nil {

@@ -17,8 +17,9 @@
 // 0 means the student is no better than the base model, 100 that it closes
 // the whole gap to the reference; below 0 and above 100 are possible and
 // kept. S_Ø and S_ref are evaluated once per benchmark and shared by every
-// generator. Worked example (AGORABENCH.md): MATH base 19.84, student
-// 28.08, reference 34.60 → 100 × 8.24 / 14.76 = 55.826… ≈ 55.8.
+// generator. Worked example, with MATH scores from the AgoraBench paper
+// (Kim et al., 2024, arXiv:2412.03679): base 19.84, student 28.08,
+// reference 34.60 → 100 × 8.24 / 14.76 = 55.826… ≈ 55.8.
 //
 // A setting (a domain × a generation method, e.g. math-ig) is scored on
 // its domain's benchmarks B_s (math: GSM8K and MATH):

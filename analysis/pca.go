@@ -155,8 +155,9 @@ func (r *PCA) ComponentsFor(share float64) int {
 	return len(r.Cumulative)
 }
 
-// Importance is a feature's mean absolute loading over the top K
-// components, and that mean's share of the sum over all features.
+// Importance is a feature's loading strength, its mean absolute loading
+// over the top K components (the paper's measure with K = 5), and that
+// mean's share of the sum over all features.
 type Importance struct {
 	Feature        string  `json:"feature"`
 	MeanAbsLoading float64 `json:"mean_abs_loading"`

@@ -24,17 +24,23 @@ type Cell struct {
 	// given directly, used when there are no scores.
 	Scores map[string]float64
 	PGR    *float64
+	// NoPGR, when set, is why a cell with neither Scores nor PGR has no
+	// PGR (an imported line without one: NoPGRInFile).
+	NoPGR string
 	// Cost is what the data cost in US dollars.
 	Cost *float64
 	// ProblemSolving is the generator's own score on the setting's
-	// domain benchmarks (the mean of them), in percent.
+	// domain benchmarks (the mean of them), in percent. One generator has
+	// one per domain: Analyse carries a score given for one cell to the
+	// generator's other cells of that domain.
 	ProblemSolving *float64
 	// Features are intrinsic metrics of the data (docs/analysis.md).
 	Features map[string]float64
 	// row is the cell's row in the table, named by Analyse.
 	row string
-	// Source says where the cell came from, for messages: "state" or
-	// "FILE:LINE".
+	// Source says where the cell came from, for messages: the state, or
+	// "FILE:LINE:COL" of the line (CSV) or object (JSON) in a results
+	// file.
 	Source string
 }
 
@@ -61,8 +67,11 @@ type Dataset struct {
 
 // Options tune the analyses; the zero value is the documented default.
 type Options struct {
-	// Share is the explained variance the PCA's top components must
-	// reach (default 0.9); K, when positive, fixes their number instead.
+	// K, when positive, fixes the number of top principal components the
+	// PCA's loading strength and regression use; else Share, when
+	// positive, chooses the fewest whose explained variance reaches it
+	// (0.9 for 90%); else the paper's choice: the top PaperComponents
+	// (every component when there are fewer features).
 	Share float64
 	K     int
 	// Targets are the PGR levels for "the cheapest configuration reaching
@@ -117,12 +126,16 @@ type Regression struct {
 }
 
 // PCAReport is the PCA over the cells' intrinsic features and the
-// regression of PGR on the top components, or why there is none.
+// regression of PGR on the top components, or why there is none. K is the
+// number of top components used, chosen as Choice says (ChoiceAgoraBench,
+// ChoiceShare, ChoiceK); Share is the explained variance that chose it
+// (ChoiceShare only).
 type PCAReport struct {
 	*PCA         `json:"pca,omitempty"`
 	Observations []string     `json:"observations,omitempty"`
 	PGR          []float64    `json:"pgr,omitempty"`
 	K            int          `json:"k,omitempty"`
+	Choice       string       `json:"choice,omitempty"`
 	Share        float64      `json:"share,omitempty"`
 	Importance   []Importance `json:"importance,omitempty"`
 	Fit          *MultiFit    `json:"fit,omitempty"`
@@ -211,9 +224,6 @@ type tableRow struct {
 // keeps cells by index: each cell's setting column, row and PGR are
 // worked out once and looked up by position afterwards.
 func Analyse(ds Dataset, opt Options) (*Report, error) {
-	if opt.Share <= 0 {
-		opt.Share = 0.9
-	}
 	if opt.Targets == nil {
 		opt.Targets = []float64{25, 50}
 	}
@@ -267,6 +277,27 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 				c.Source, c.Generator, orDash(k.domain), fmtScore(*c.ProblemSolving), fmtScore(*cs[j].ProblemSolving), cs[j].Source)
 		}
 		ps[k] = i
+	}
+	// A problem-solving score is the generator's on a domain: given once
+	// (a results file's line), it holds for each of the generator's cells
+	// in that domain. solved[i] is cell i's, given or carried.
+	var solved []*float64
+	if len(ps) > 0 {
+		solved = make([]*float64, len(cs))
+		for i := range cs {
+			solved[i] = cs[i].ProblemSolving
+			if solved[i] == nil {
+				if j, ok := ps[psKey{cs[i].Generator, ds.Settings[col[i]].Domain}]; ok {
+					solved[i] = cs[j].ProblemSolving
+				}
+			}
+		}
+	}
+	solvedOf := func(i int) *float64 {
+		if solved == nil {
+			return nil
+		}
+		return solved[i]
 	}
 	// A generator with several cells for one setting (instance counts,
 	// variants, seeds) gets a row per configuration, named by what varies
@@ -383,6 +414,11 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 				in.scores[col[i]] = c.Scores
 			} else if c.PGR != nil {
 				in.pgr[col[i]] = c.PGR
+			} else if c.NoPGR != "" {
+				if in.noPGR == nil {
+					in.noPGR = make([]string, len(ds.Settings))
+				}
+				in.noPGR[col[i]] = c.NoPGR
 			}
 			if c.Cost == nil {
 				ok = false
@@ -407,6 +443,9 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 		}
 	}
 	rep := &Report{Table: table}
+	if !anyPGR(table) {
+		table.Warnings = append(table.Warnings, NoPGRWarning)
+	}
 	info := map[string]GeneratorInfo{}
 	for _, g := range ds.Generators {
 		info[g.Name] = g
@@ -454,13 +493,13 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 				continue
 			}
 			name := row.Generator + " × " + sc.Setting
-			switch c := &cs[i]; {
-			case c.ProblemSolving == nil:
+			switch ps := solvedOf(i); {
+			case ps == nil:
 				perCell.Left = append(perCell.Left, name+": no problem-solving score")
 			case !sc.PGR.Valid:
-				perCell.Left = append(perCell.Left, name+": PGR "+sc.PGR.Why)
+				perCell.Left = append(perCell.Left, name+": PGR missing: "+sc.PGR.Why)
 			default:
-				perCell.Points = append(perCell.Points, [2]float64{*c.ProblemSolving, sc.PGR.V})
+				perCell.Points = append(perCell.Points, [2]float64{*ps, sc.PGR.V})
 				perCell.Labels = append(perCell.Labels, name)
 			}
 		}
@@ -475,20 +514,22 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 	}
 	rep.ProblemSolving = []Regression{perGen, perCell}
 
-	sorted := cellView{cells: cs, order: order, row: rowOf, pgr: pgr, col: col}
+	sorted := cellView{cells: cs, order: order, row: rowOf, pgr: pgr, col: col, solved: solved}
 	rep.PCA = pcaReport(sorted, opt)
 	rep.Cost = costReport(sorted, ds.Settings, label, opt.Targets)
 	return rep, nil
 }
 
 // cellView is the cells of a Dataset in table order, with each cell's
-// row name, column and PGR (all indexed like the Dataset's cells).
+// row name, column, PGR and problem-solving score, given or carried (all
+// indexed like the Dataset's cells; solved is nil when no cell has one).
 type cellView struct {
-	cells []Cell
-	order []int
-	row   []string
-	col   []int
-	pgr   []Value
+	cells  []Cell
+	order  []int
+	row    []string
+	col    []int
+	pgr    []Value
+	solved []*float64
 }
 
 // byRank sorts rows by rank.
@@ -502,6 +543,21 @@ func (b byRank) Less(i, j int) bool { return b.rank[i] < b.rank[j] }
 func (b byRank) Swap(i, j int) {
 	b.rows[i], b.rows[j] = b.rows[j], b.rows[i]
 	b.rank[i], b.rank[j] = b.rank[j], b.rank[i]
+}
+
+// NoPGRWarning is the report's warning when no cell has a PGR: every
+// analysis of PGR is then empty.
+const NoPGRWarning = "no cell has a PGR, so nothing is ranked or regressed: give results files a pgr column (docs/analysis.md, \"Results files\"), or run agora apply until students, the base and the reference model are scored"
+
+func anyPGR(t *Table) bool {
+	for _, r := range t.Rows {
+		for _, c := range r.Settings {
+			if c.PGR.Valid {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // NoProblemSolving is the reason the problem-solving regressions give when
@@ -622,6 +678,20 @@ func compareCells(ca, cb *Cell, ra, rb int) int {
 	return cmp.Compare(ca.Seed, cb.Seed)
 }
 
+// PaperComponents is the number of top principal components the paper
+// reports, defines loading strength over and regresses PGR on.
+const PaperComponents = 5
+
+// How a PCA report's number of components was chosen (PCAReport.Choice).
+const (
+	// ChoiceAgoraBench: the paper's top PaperComponents, the default.
+	ChoiceAgoraBench = "agorabench"
+	// ChoiceShare: the fewest reaching Options.Share of the variance.
+	ChoiceShare = "share"
+	// ChoiceK: the number Options.K fixes.
+	ChoiceK = "k"
+)
+
 // pcaReport runs the PCA over the cells with every feature and a PGR.
 func pcaReport(v cellView, opt Options) PCAReport {
 	var r PCAReport
@@ -634,7 +704,7 @@ func pcaReport(v cellView, opt Options) PCAReport {
 				present[f] = true
 			}
 		}
-		if c.ProblemSolving != nil {
+		if v.solved != nil && v.solved[i] != nil {
 			anyPS = true
 		}
 	}
@@ -664,9 +734,9 @@ func pcaReport(v cellView, opt Options) PCAReport {
 		for j, f := range features {
 			x, ok := c.Features[f]
 			if f == FeatureProblemSolving {
-				ok = c.ProblemSolving != nil
+				ok = v.solved != nil && v.solved[i] != nil
 				if ok {
-					x = *c.ProblemSolving
+					x = *v.solved[i]
 				}
 			}
 			if !ok || !finite(x) {
@@ -679,7 +749,7 @@ func pcaReport(v cellView, opt Options) PCAReport {
 		case len(missing) > 0:
 			r.Left = append(r.Left, v.row[i]+" × "+c.Setting+": no "+strings.Join(missing, ", "))
 		case !p.Valid:
-			r.Left = append(r.Left, v.row[i]+" × "+c.Setting+": PGR "+p.Why)
+			r.Left = append(r.Left, v.row[i]+" × "+c.Setting+": PGR missing: "+p.Why)
 		default:
 			start := len(data)
 			data = append(data, row...)
@@ -694,10 +764,13 @@ func pcaReport(v cellView, opt Options) PCAReport {
 		return r
 	}
 	r.PCA = pca
-	r.Share = opt.Share
-	r.K = pca.ComponentsFor(opt.Share)
-	if opt.K > 0 {
-		r.K = min(opt.K, len(features))
+	switch {
+	case opt.K > 0:
+		r.Choice, r.K = ChoiceK, min(opt.K, len(features))
+	case opt.Share > 0:
+		r.Choice, r.Share, r.K = ChoiceShare, opt.Share, pca.ComponentsFor(opt.Share)
+	default:
+		r.Choice, r.K = ChoiceAgoraBench, min(PaperComponents, len(features))
 	}
 	r.Importance, _ = pca.Importance(r.K)
 	f, err := pca.RegressOnComponents(r.PGR, r.K)

@@ -174,16 +174,34 @@ func TestAnalysePCA(t *testing.T) {
 	if len(p.Left) != 1 || p.Left[0] != "z × math-ig: no instruction_difficulty, zz_custom" {
 		t.Errorf("left out %q", p.Left)
 	}
-	if p.K != 2 || p.Fit == nil {
-		t.Fatalf("k = %d, fit %v (%s)", p.K, p.Fit, p.FitError)
+	// By default AgoraBench's top 5, here every one of the 3 components:
+	// PGR on all of them is PGR on the three features (numpy.linalg.lstsq,
+	// scipy.stats.f.sf), and each feature's loading strength is its mean
+	// absolute loading over the three (numpy.linalg.eigh).
+	if p.K != 3 || p.Choice != ChoiceAgoraBench || p.Share != 0 || p.Fit == nil {
+		t.Fatalf("k = %d (%s, share %v), fit %v (%s)", p.K, p.Choice, p.Share, p.Fit, p.FitError)
 	}
-	close(t, "R²", p.Fit.R2, 0.9882492104502222, 1e-10)
-	close(t, "p", p.Fit.P, 0.0012737980289761594, 1e-8)
+	close(t, "R²", p.Fit.R2, 0.9900337087459824, 1e-10)
+	close(t, "p", p.Fit.P, 0.014912127168037548, 1e-8)
+	strength := map[string]float64{"instruction_difficulty": 0.57293995, "response_quality": 0.50837557, "zz_custom": 0.51295205}
+	for _, im := range p.Importance {
+		close(t, "loading strength of "+im.Feature, im.MeanAbsLoading, strength[im.Feature], 1e-8)
+	}
+	// -share 0.9: the fewest components reaching 90%, here 2.
+	rep, err = Analyse(ds, Options{Share: 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rep.PCA; p.K != 2 || p.Choice != ChoiceShare || p.Share != 0.9 || p.Fit == nil {
+		t.Fatalf("share 0.9: k = %d (%s), fit %v (%s)", p.K, p.Choice, p.Fit, p.FitError)
+	}
+	close(t, "R²", rep.PCA.Fit.R2, 0.9882492104502222, 1e-10)
+	close(t, "p", rep.PCA.Fit.P, 0.0012737980289761594, 1e-8)
 	rep, err = Analyse(ds, Options{K: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.PCA.K != 1 || rep.PCA.Fit == nil || rep.PCA.Fit.K != 1 {
+	if rep.PCA.K != 1 || rep.PCA.Choice != ChoiceK || rep.PCA.Fit == nil || rep.PCA.Fit.K != 1 {
 		t.Errorf("K = 1: %+v", rep.PCA)
 	}
 }
@@ -251,13 +269,13 @@ func TestReadResultsCSV(t *testing.T) {
 	}
 	c := r.Cells[0]
 	if c.Generator != "gpt-4o" || c.Instances != 10000 || *c.PGR != 20.6 || *c.Cost != 24.5 || *c.ProblemSolving != 75.5 ||
-		c.Features["response_quality"] != 3.9 || c.Features["judge2"] != 4.1 || c.Source != p+":2" {
+		c.Features["response_quality"] != 3.9 || c.Features["judge2"] != 4.1 || c.Source != p+":2:1" || c.NoPGR != "" {
 		t.Errorf("cell %+v", c)
 	}
 	if c := r.Cells[1]; *c.PGR != -1.5 || c.Cost != nil || len(c.Features) != 0 {
 		t.Errorf("cell 2 %+v", c)
 	}
-	if r.Cells[2].Source != p+":5" {
+	if r.Cells[2].Source != p+":5:1" {
 		t.Errorf("blank lines count: source %s", r.Cells[2].Source)
 	}
 	if len(r.Generators) != 2 || *r.Generators[0].PriceInput != 2.5 || *r.Generators[0].PriceOutput != 10 || r.Generators[1].PriceInput != nil {
@@ -274,11 +292,105 @@ func TestReadResultsJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Cells) != 2 || *r.Cells[0].PGR != 20.6 || r.Cells[0].Cost != nil || r.Cells[0].Features["instruction_diversity"] != 0.4 || r.Cells[1].Source != p+":3" {
+	if len(r.Cells) != 2 || *r.Cells[0].PGR != 20.6 || r.Cells[0].Cost != nil || r.Cells[0].Features["instruction_diversity"] != 0.4 || r.Cells[1].Source != p+":3:3" {
 		t.Errorf("cells %+v", r.Cells)
 	}
-	if s := r.Settings["s"]; s.Domain != "math" || s.Method != "response_generation" {
+	if s := r.Settings["s"]; s.Domain != "math" || s.Method != "response_generation" || s.Source != p+":3:48" {
 		t.Errorf("settings %+v", r.Settings)
+	}
+	if r.SettingAt["s"] != p+":3:33" || r.SettingAt["math-ig"] != p+":2:38" {
+		t.Errorf("settings named at %v", r.SettingAt)
+	}
+}
+
+// A line without a pgr value is a cell whose PGR the file does not give,
+// and the report says so rather than "no student score".
+func TestReadResultsNoPGR(t *testing.T) {
+	p := writeFile(t, "r.csv", "generator,setting,pgr,response_quality\na,math-ig,,3\na,code-ig,12,4\n")
+	r, err := ReadResults(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Cells[0].NoPGR != NoPGRInFile || r.Cells[1].NoPGR != "" {
+		t.Fatalf("cells %+v", r.Cells)
+	}
+	ds := Dataset{Settings: []Setting{{Name: "math-ig", Domain: "math", Benchmarks: []string{"gsm8k"}}, {Name: "code-ig", Domain: "code", Benchmarks: []string{"mbpp"}}},
+		Cells: r.Cells}
+	rep, err := Analyse(ds, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rep.Table.Rows[0].Settings[0]; c.PGR.Valid || c.PGR.Why != "the file gives no PGR" || c.Benchmarks != nil {
+		t.Errorf("math-ig cell %+v", c)
+	}
+	if s := rep.Table.Rows[0].Score; s.Valid || s.Why != "missing math-ig (the file gives no PGR)" {
+		t.Errorf("score %+v", s)
+	}
+	if len(rep.Table.Warnings) != 0 {
+		t.Errorf("warnings %q with a PGR in the table", rep.Table.Warnings)
+	}
+}
+
+// With no PGR anywhere the table warns.
+func TestAnalyseWarnsWithoutPGR(t *testing.T) {
+	p := writeFile(t, "r.csv", "generator,setting,response_quality\na,math-ig,3\nb,math-ig,4\n")
+	r, err := ReadResults(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := Dataset{Settings: []Setting{{Name: "math-ig", Domain: "math", Benchmarks: []string{"gsm8k"}}}, Cells: r.Cells}
+	rep, err := Analyse(ds, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Table.Warnings) != 1 || rep.Table.Warnings[0] != NoPGRWarning {
+		t.Errorf("warnings %q, want the no-PGR warning", rep.Table.Warnings)
+	}
+}
+
+// A problem-solving score given on one line of a generator and domain
+// holds for the generator's other cells of that domain: the per-cell
+// regression and the PCA keep them.
+func TestProblemSolvingCarriedToDomain(t *testing.T) {
+	ps := func(v float64) *float64 { return &v }
+	settings := []Setting{{Name: "math-ig", Domain: "math", Benchmarks: []string{"gsm8k"}}, {Name: "math-rg", Domain: "math", Benchmarks: []string{"gsm8k"}},
+		{Name: "code-ig", Domain: "code", Benchmarks: []string{"mbpp"}}}
+	var cells []Cell
+	pgr := map[string][3]float64{"a": {10, 14, 30}, "b": {20, 18, 25}, "c": {35, 31, 12}, "d": {5, 9, 40}}
+	solve := map[string][2]float64{"a": {40, 60}, "b": {55, 50}, "c": {70, 30}, "d": {30, 75}}
+	for _, g := range []string{"a", "b", "c", "d"} {
+		for i, s := range settings {
+			v := pgr[g][i]
+			c := Cell{Generator: g, Setting: s.Name, PGR: &v, Source: g + s.Name}
+			// The score is given on the first cell of each domain only.
+			switch s.Name {
+			case "math-ig":
+				c.ProblemSolving = ps(solve[g][0])
+			case "code-ig":
+				c.ProblemSolving = ps(solve[g][1])
+			}
+			cells = append(cells, c)
+		}
+	}
+	rep, err := Analyse(Dataset{Settings: settings, Cells: cells}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perCell := rep.ProblemSolving[1]
+	if perCell.Fit == nil || perCell.Fit.N != 12 || len(perCell.Left) != 0 {
+		t.Fatalf("per cell: n %v, left %q, error %q", perCell.Fit, perCell.Left, perCell.Error)
+	}
+	for i, l := range perCell.Labels {
+		if l == "a × math-rg" && perCell.Points[i][0] != 40 {
+			t.Errorf("a × math-rg problem solving %v, want math's 40", perCell.Points[i][0])
+		}
+	}
+	if g := rep.Generators[0]; !g.ProblemSolving.Valid || g.ProblemSolving.V != 50 {
+		t.Errorf("a's problem solving %+v, want (40 + 60)/2", g.ProblemSolving)
+	}
+	// The input is not changed.
+	if cells[1].ProblemSolving != nil {
+		t.Error("Analyse changed its input's cells")
 	}
 }
 
@@ -293,8 +405,8 @@ func TestReadResultsErrors(t *testing.T) {
 		{"a.csv", "generator,setting,instances\nx,math-ig,1.5\n", `:2:11: instances: "1.5" is not a whole number`},
 		{"a.csv", "generator,setting,cost_usd\nx,math-ig,-1\n", `:2:11: cost_usd: -1: a cost cannot be negative`},
 		{"a.csv", "generator,setting\n,math-ig\n", `:2:1: the result has no generator`},
-		{"a.csv", "generator,setting,price_input\nx,a,1\nx,b,2\n", `:3:1: price_input of x is 2 here but 1 at`},
-		{"a.csv", "generator,setting,domain,method\nx,s,math,instance_generation\ny,s,code,instance_generation\n", `:3:1: setting s: domain "code"`},
+		{"a.csv", "generator,setting,price_input\nx,a,1\nx,b,2\n", `a.csv:3:5: price_input of x is 2 here but 1 at `},
+		{"a.csv", "generator,setting,domain,method\nx,s,math,instance_generation\ny,s,code,instance_generation\n", `a.csv:3:5: setting s: domain "code"`},
 		{"a.csv", "generator,setting\nx,\"a\n", `:2:6: extraneous or missing " in quoted-field`},
 		{"a.csv", "", `empty results file`},
 		{"a.csv", "generator,setting,feature_\n", `:1:19: column "feature_" names no feature`},

@@ -25,13 +25,21 @@ type Results struct {
 	// Generators holds the prices the file gives, in the order the
 	// generators first appear.
 	Generators []GeneratorInfo
+	// SettingAt is where each setting is first named: "FILE:LINE:COL"
+	// of its setting field.
+	SettingAt map[string]string
 }
 
-// ResultSetting is what a results file says of a setting.
+// ResultSetting is what a results file says of a setting; Source is
+// "FILE:LINE:COL" of the field that first said it (domain, else method),
+// MethodSource that of the method field.
 type ResultSetting struct {
-	Domain, Method string
-	Source         string
+	Domain, Method       string
+	Source, MethodSource string
 }
+
+// NoPGRInFile is why an imported cell without a pgr value has no PGR.
+const NoPGRInFile = "the file gives no PGR"
 
 // The columns of a results file.
 const (
@@ -87,7 +95,7 @@ func ReadResults(path string) (*Results, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read results: %w", err)
 	}
-	r := &resultReader{res: &Results{Path: path, Settings: map[string]ResultSetting{}}, prices: map[string]*priceSeen{}}
+	r := &resultReader{res: &Results{Path: path, Settings: map[string]ResultSetting{}, SettingAt: map[string]string{}}, prices: map[string]*priceSeen{}}
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".csv":
 		err = r.readCSV(path, data)
@@ -120,7 +128,12 @@ type sourced struct {
 type priceSeen struct{ in, out sourced }
 
 func posErr(path string, line, col int, format string, args ...any) error {
-	return fmt.Errorf("%s:%d:%d: %s", path, line, col, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%s: %s", pos(path, line, col), fmt.Sprintf(format, args...))
+}
+
+// pos is "FILE:LINE:COL".
+func pos(path string, line, col int) string {
+	return path + ":" + strconv.Itoa(line) + ":" + strconv.Itoa(col)
 }
 
 func (r *resultReader) readCSV(path string, data []byte) error {
@@ -435,9 +448,11 @@ func lineCol(data []byte, off int) (int, int) {
 
 // row turns one result into a cell.
 func (r *resultReader) row(path string, line, col int, fs []field) error {
-	c := Cell{Source: path + ":" + strconv.Itoa(line), Features: map[string]float64{}}
+	c := Cell{Source: pos(path, line, col), Features: map[string]float64{}}
 	var domain, method string
+	var settingAt, givenAt, methodAt string
 	var priceIn, priceOut *float64
+	var priceInAt, priceOutAt string
 	for _, f := range fs {
 		at := func(format string, args ...any) error {
 			return posErr(path, f.line, f.col, "%s: %s", f.name, fmt.Sprintf(format, args...))
@@ -451,10 +466,17 @@ func (r *resultReader) row(path string, line, col int, fs []field) error {
 				c.Generator = f.text
 			case colSetting:
 				c.Setting = f.text
+				settingAt = pos(path, f.line, f.col)
 			case colDomain:
 				domain = f.text
+				if domain != "" {
+					givenAt = pos(path, f.line, f.col)
+				}
 			case colMethod:
 				method = f.text
+				if method != "" {
+					methodAt = pos(path, f.line, f.col)
+				}
 			case colVariant:
 				c.Variant = f.text
 			}
@@ -501,9 +523,9 @@ func (r *resultReader) row(path string, line, col int, fs []field) error {
 				return at("%s: a price cannot be negative", f.text)
 			}
 			if f.name == colPriceInput {
-				priceIn = &v
+				priceIn, priceInAt = &v, pos(path, f.line, f.col)
 			} else {
-				priceOut = &v
+				priceOut, priceOutAt = &v, pos(path, f.line, f.col)
 			}
 		default:
 			c.Features[strings.TrimPrefix(f.name, FeaturePrefix)] = v
@@ -515,14 +537,23 @@ func (r *resultReader) row(path string, line, col int, fs []field) error {
 	if c.Setting == "" {
 		return posErr(path, line, col, "the result has no setting")
 	}
+	if c.PGR == nil {
+		c.NoPGR = NoPGRInFile
+	}
+	if _, ok := r.res.SettingAt[c.Setting]; !ok {
+		r.res.SettingAt[c.Setting] = settingAt
+	}
+	if givenAt == "" {
+		givenAt = methodAt
+	}
 	if domain != "" || method != "" {
 		prev, ok := r.res.Settings[c.Setting]
 		if ok && (prev.Domain != domain || prev.Method != method) {
-			return posErr(path, line, col, "setting %s: domain %q and method %q differ from %q and %q at %s",
-				c.Setting, domain, method, prev.Domain, prev.Method, prev.Source)
+			return fmt.Errorf("%s: setting %s: domain %q and method %q differ from %q and %q at %s",
+				givenAt, c.Setting, domain, method, prev.Domain, prev.Method, prev.Source)
 		}
 		if !ok {
-			r.res.Settings[c.Setting] = ResultSetting{Domain: domain, Method: method, Source: c.Source}
+			r.res.Settings[c.Setting] = ResultSetting{Domain: domain, Method: method, Source: givenAt, MethodSource: methodAt}
 		}
 	}
 	p := r.prices[c.Generator]
@@ -534,17 +565,18 @@ func (r *resultReader) row(path string, line, col int, fs []field) error {
 	for _, pr := range []struct {
 		name string
 		v    *float64
+		at   string
 		seen *sourced
-	}{{colPriceInput, priceIn, &p.in}, {colPriceOutput, priceOut, &p.out}} {
+	}{{colPriceInput, priceIn, priceInAt, &p.in}, {colPriceOutput, priceOut, priceOutAt, &p.out}} {
 		if pr.v == nil {
 			continue
 		}
 		if pr.seen.v != nil && *pr.seen.v != *pr.v {
-			return posErr(path, line, col, "%s of %s is %s here but %s at %s", pr.name, c.Generator,
+			return fmt.Errorf("%s: %s of %s is %s here but %s at %s", pr.at, pr.name, c.Generator,
 				fmtScore(*pr.v), fmtScore(*pr.seen.v), pr.seen.src)
 		}
 		if pr.seen.v == nil {
-			*pr.seen = sourced{pr.v, c.Source}
+			*pr.seen = sourced{pr.v, pr.at}
 		}
 	}
 	r.res.Cells = append(r.res.Cells, c)

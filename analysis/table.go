@@ -128,12 +128,15 @@ func NewTable(in Input) (*Table, error) {
 }
 
 // rowInput is one row of a table: its name; per setting, in the table's
-// order, the student's scores or a PGR given directly (nil when none);
-// its cost; and warnings about its data that the table does not show.
+// order, the student's scores or a PGR given directly (nil when none),
+// and, when given, why a setting with neither has no PGR (noPGR, nil
+// when no setting has a reason); its cost; and warnings about its data
+// that the table does not show.
 type rowInput struct {
 	name    string
 	scores  []map[string]float64
 	pgr     []*float64
+	noPGR   []string
 	cost    *float64
 	ignored []string
 }
@@ -208,6 +211,9 @@ func newTable(settings []Setting, base, reference map[string]float64, rows []row
 			if in.pgr[k] != nil && len(scores) == 0 {
 				// A PGR given directly: there are no benchmark scores.
 				cell.PGR = Known(*in.pgr[k])
+			} else if in.noPGR != nil && in.noPGR[k] != "" && len(scores) == 0 {
+				// Neither, and a reason for it (a results file's line).
+				cell.PGR = Missing(in.noPGR[k])
 			} else {
 				bpgr := make([]Value, len(s.Benchmarks))
 				cell.Benchmarks = make([]BenchmarkCell, len(s.Benchmarks))

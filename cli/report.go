@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -62,12 +63,12 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var results listFlag
 	targets := floatsFlag{25, 50}
 	var opt analysis.Options
-	fs := newFlags("report", "report [SPEC] [-format markdown|csv|json] [-results FILE.csv|FILE.json]... [-html DIR]", stderr)
+	fs := newFlags("report", "report [SPEC] [-format markdown|csv|json] [-results FILE.csv|FILE.json]... [-html DIR] [-k N | -share S]", stderr)
 	fs.StringVar(&format, "format", "markdown", "output `format`: markdown, csv or json")
 	fs.Var(&results, "results", "import results from `FILE` (.csv or .json; docs/analysis.md); repeatable")
 	fs.StringVar(&htmlDir, "html", "", "also write a self-contained HTML report with plots to `DIR`/index.html")
-	fs.IntVar(&opt.K, "k", 0, "number of principal components to regress PGR on (default: the fewest explaining -share)")
-	fs.Float64Var(&opt.Share, "share", 0.9, "explained variance the top principal components must reach")
+	fs.IntVar(&opt.K, "k", 0, "number of top principal components for the loading strength and the regression (default 5, AgoraBench's)")
+	fs.Float64Var(&opt.Share, "share", 0, "instead of -k: the fewest top principal components whose explained variance reaches this `share` (e.g. 0.9)")
 	fs.Var(&targets, "targets", "PGR `levels` for the cheapest configuration reaching each, comma-separated")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -85,12 +86,18 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "agora report: unknown format %q (want markdown, csv or json)\n", format)
 		return ExitError
 	}
-	if !(opt.Share > 0 && opt.Share <= 1) { // NaN too
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["share"] && !(opt.Share > 0 && opt.Share <= 1) { // NaN too
 		fmt.Fprintf(stderr, "agora report: -share %v: want a share above 0 and at most 1 (0.9 for 90%%)\n", opt.Share)
 		return ExitError
 	}
 	if opt.K < 0 {
-		fmt.Fprintf(stderr, "agora report: -k %d: want a positive number of components (0 for the default)\n", opt.K)
+		fmt.Fprintf(stderr, "agora report: -k %d: want a positive number of components (0 for the default, 5)\n", opt.K)
+		return ExitError
+	}
+	if set["share"] && opt.K > 0 {
+		fmt.Fprintln(stderr, "agora report: -k and -share both choose the number of principal components: give one")
 		return ExitError
 	}
 	opt.Targets = targets
@@ -115,6 +122,9 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		fmt.Fprintf(stderr, "agora report: %v\n", err)
 		return ExitError
+	}
+	if slices.Contains(rep.Table.Warnings, analysis.NoPGRWarning) {
+		fmt.Fprintf(stderr, "agora report: warning: %s\n", analysis.NoPGRWarning)
 	}
 	if htmlDir != "" {
 		if err := report.WriteHTML(htmlDir, rep); err != nil {
@@ -339,12 +349,8 @@ func addResults(ds *analysis.Dataset, exp *spec.Experiment, path string) error {
 		return len(spec.BuiltinSettings())
 	}
 	sort.SliceStable(fresh, func(a, b int) bool { return rank(fresh[a]) < rank(fresh[b]) })
-	firstLine := map[string]string{}
-	for i := len(r.Cells) - 1; i >= 0; i-- {
-		firstLine[r.Cells[i].Setting] = r.Cells[i].Source
-	}
 	for _, name := range fresh {
-		s, err := resolveSetting(exp, name, r.Settings[name], firstLine[name])
+		s, err := resolveSetting(exp, name, r.Settings[name], r.SettingAt[name])
 		if err != nil {
 			return err
 		}
@@ -397,7 +403,7 @@ func resolveSetting(exp *spec.Experiment, name string, given analysis.ResultSett
 			spec.DomainMath, spec.DomainCode, spec.DomainInstruction)
 	}
 	if !slices.Contains([]string{spec.MethodInstance, spec.MethodResponse, spec.MethodQuality}, given.Method) {
-		return analysis.Setting{}, fmt.Errorf("%s: setting %s: unknown method %q (want %s, %s or %s)", given.Source, name, given.Method,
+		return analysis.Setting{}, fmt.Errorf("%s: setting %s: unknown method %q (want %s, %s or %s)", given.MethodSource, name, given.Method,
 			spec.MethodInstance, spec.MethodResponse, spec.MethodQuality)
 	}
 	bs, _ := spec.BuiltinSetting(b)

@@ -152,7 +152,7 @@ func TestReportPGR(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	if code := cli.Main([]string{"report", path, "-results", results}, &out, &errb); code != 1 ||
-		!strings.Contains(errb.String(), results+":2: generator a, setting math-rg is given twice (also at agora's state)") {
+		!strings.Contains(errb.String(), results+":2:1: generator a, setting math-rg is given twice (also at agora's state)") {
 		t.Errorf("clash: exit %d, stderr %q", code, errb.String())
 	}
 

@@ -21,14 +21,15 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return template.HTML(template.HTMLEscapeString(v.Format(prec)))
 	},
-	"num":   num,
-	"pct":   pct,
-	"pval":  pval,
-	"price": price,
-	"fnum":  fnum,
-	"svg":   func(s string) template.HTML { return template.HTML(s) }, // rendered by gonum/plot from our own data
-	"fit":   FitLine,
-	"add":   func(a, b int) int { return a + b },
+	"num":    num,
+	"pct":    pct,
+	"pval":   pval,
+	"price":  price,
+	"fnum":   fnum,
+	"svg":    func(s string) template.HTML { return template.HTML(s) }, // rendered by gonum/plot from our own data
+	"fit":    FitLine,
+	"choice": Choice,
+	"add":    func(a, b int) int { return a + b },
 	"loading": func(r analysis.PCAReport, feature string, c int) string {
 		return num(r.Loadings[indexOf(r.Features, feature)][c], 3)
 	},

@@ -370,7 +370,7 @@ func scalingFigure(setting string, curves []analysis.Curve, gens map[string]int)
 }
 
 // screeFigure is the explained variance per component (bars) and its
-// running total (line), with the share the top components must reach.
+// running total (line), with the share of the top components used.
 func screeFigure(r analysis.PCAReport) (*figure, error) {
 	p := newPlot("PCA: variance explained per component", "principal component", "variance explained (%)")
 	vals := make(plotter.Values, len(r.Explained))
@@ -391,21 +391,29 @@ func screeFigure(r analysis.PCAReport) (*figure, error) {
 		return nil, err
 	}
 	l.Color, s.GlyphStyle.Color, s.GlyphStyle.Radius = colorOf(1), colorOf(1), vg.Points(3)
-	th, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: 100 * r.Share}, {X: float64(len(names)) - 0.5, Y: 100 * r.Share}})
+	p.Add(bc, l, s)
+	legend := []legendEntry{
+		{Label: "per component", Color: hexColor(colorOf(0))},
+		{Label: "cumulative", Color: hexColor(colorOf(1))},
+	}
+	// The line marks what chose the components: the share they reach,
+	// or the cumulative share of the top K.
+	at, label := 100*r.Cumulative[r.K-1], fmt.Sprintf("%.0f%%: the top %d component(s) used (%s)", 100*r.Cumulative[r.K-1], r.K, Choice(r))
+	if r.Choice == analysis.ChoiceShare {
+		at, label = 100*r.Share, fmt.Sprintf("%.0f%%: the top %d component(s) reach it", 100*r.Share, r.ComponentsFor(r.Share))
+	}
+	th, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: at}, {X: float64(len(names)) - 0.5, Y: at}})
 	if err != nil {
 		return nil, err
 	}
 	th.Color, th.Dashes = color.Gray{0x66}, []vg.Length{vg.Points(4), vg.Points(3)}
-	p.Add(bc, l, s, th)
+	p.Add(th)
+	legend = append(legend, legendEntry{Label: label, Color: "#666666", Dashed: true})
 	p.NominalX(names...)
 	p.X.Min, p.X.Max = -0.5, float64(len(names))-0.5
 	p.Y.Min, p.Y.Max = 0, 105
 	svg, err := render(p, plotWidth, plotHeight)
-	return &figure{SVG: svg, Legend: []legendEntry{
-		{Label: "per component", Color: hexColor(colorOf(0))},
-		{Label: "cumulative", Color: hexColor(colorOf(1))},
-		{Label: fmt.Sprintf("%.0f%%: the top %d component(s) reach it", 100*r.Share, r.ComponentsFor(r.Share)), Color: "#666666", Dashed: true},
-	}}, err
+	return &figure{SVG: svg, Legend: legend}, err
 }
 
 // loadingsFigure is each feature's loading on each of the top components:

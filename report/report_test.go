@@ -67,7 +67,7 @@ func TestHTML(t *testing.T) {
 		t.Error("no missing value with its reason")
 	}
 	for _, want := range []string{
-		"large-api", "small-api (n=50000)", "Pareto frontier", "PC1", "mean |loading|",
+		"large-api", "small-api (n=50000)", "Pareto frontier", "PC1", "loading strength",
 		num(rep.PCA.Fit.R2, 3), FitLine(rep.ProblemSolving[0].Fit),
 		"0.055 / 0.055", // a cheap price is not rounded to zero
 	} {

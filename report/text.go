@@ -103,12 +103,12 @@ func writePCA(b *strings.Builder, p analysis.PCAReport) {
 	for c := range p.Eigenvalues {
 		fmt.Fprintf(b, "| PC%d | %s | %s%% | %s%% |\n", c+1, num(p.Eigenvalues[c], 3), num(100*p.Explained[c], 1), num(100*p.Cumulative[c], 1))
 	}
-	fmt.Fprintf(b, "\nLoadings of the top %d component(s) (%s of the variance; unit eigenvectors):\n\n", p.K, pct(p.Cumulative[p.K-1]))
+	fmt.Fprintf(b, "\nLoadings of the top %d component(s) (%s; %s of the variance; unit eigenvectors):\n\n", p.K, md(Choice(p)), pct(p.Cumulative[p.K-1]))
 	b.WriteString("| feature |")
 	for c := 0; c < p.K; c++ {
 		fmt.Fprintf(b, " PC%d |", c+1)
 	}
-	b.WriteString(" mean abs. loading | share |\n|---|")
+	b.WriteString(" loading strength | share |\n|---|")
 	for c := 0; c < p.K; c++ {
 		b.WriteString("---:|")
 	}
@@ -133,6 +133,20 @@ func writePCA(b *strings.Builder, p analysis.PCAReport) {
 		b.WriteString("Not computed: " + md(p.FitError) + "\n")
 	}
 	writeLeft(b, p.Left)
+}
+
+// Choice says how the PCA's number of components was chosen.
+func Choice(p analysis.PCAReport) string {
+	switch p.Choice {
+	case analysis.ChoiceShare:
+		return fmt.Sprintf("the fewest reaching %s of the variance, -share", pct(p.Share))
+	case analysis.ChoiceK:
+		return "-k"
+	}
+	if p.K < analysis.PaperComponents {
+		return fmt.Sprintf("all of them: AgoraBench's top %d, with only %d features", analysis.PaperComponents, len(p.Features))
+	}
+	return fmt.Sprintf("AgoraBench's top %d", analysis.PaperComponents)
 }
 
 func writeLeft(b *strings.Builder, left []string) {
