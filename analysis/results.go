@@ -450,10 +450,11 @@ func lineCol(data []byte, off int) (int, int) {
 func (r *resultReader) row(path string, line, col int, fs []field) error {
 	c := Cell{Source: pos(path, line, col), Features: map[string]float64{}}
 	var domain, method string
-	var settingAt, givenAt, methodAt string
+	// Where fields are, formatted only when a message or a first mention
+	// needs it (a file may have a million lines).
+	var settingAt, givenAt, methodAt, priceInAt, priceOutAt *field
 	var priceIn, priceOut *float64
-	var priceInAt, priceOutAt string
-	for _, f := range fs {
+	for i, f := range fs {
 		at := func(format string, args ...any) error {
 			return posErr(path, f.line, f.col, "%s: %s", f.name, fmt.Sprintf(format, args...))
 		}
@@ -466,16 +467,16 @@ func (r *resultReader) row(path string, line, col int, fs []field) error {
 				c.Generator = f.text
 			case colSetting:
 				c.Setting = f.text
-				settingAt = pos(path, f.line, f.col)
+				settingAt = &fs[i]
 			case colDomain:
 				domain = f.text
 				if domain != "" {
-					givenAt = pos(path, f.line, f.col)
+					givenAt = &fs[i]
 				}
 			case colMethod:
 				method = f.text
 				if method != "" {
-					methodAt = pos(path, f.line, f.col)
+					methodAt = &fs[i]
 				}
 			case colVariant:
 				c.Variant = f.text
@@ -523,9 +524,9 @@ func (r *resultReader) row(path string, line, col int, fs []field) error {
 				return at("%s: a price cannot be negative", f.text)
 			}
 			if f.name == colPriceInput {
-				priceIn, priceInAt = &v, pos(path, f.line, f.col)
+				priceIn, priceInAt = &v, &fs[i]
 			} else {
-				priceOut, priceOutAt = &v, pos(path, f.line, f.col)
+				priceOut, priceOutAt = &v, &fs[i]
 			}
 		default:
 			c.Features[strings.TrimPrefix(f.name, FeaturePrefix)] = v
@@ -540,20 +541,26 @@ func (r *resultReader) row(path string, line, col int, fs []field) error {
 	if c.PGR == nil {
 		c.NoPGR = NoPGRInFile
 	}
-	if _, ok := r.res.SettingAt[c.Setting]; !ok {
-		r.res.SettingAt[c.Setting] = settingAt
+	where := func(f *field) string {
+		if f == nil {
+			return pos(path, line, col)
+		}
+		return pos(path, f.line, f.col)
 	}
-	if givenAt == "" {
+	if _, ok := r.res.SettingAt[c.Setting]; !ok {
+		r.res.SettingAt[c.Setting] = where(settingAt)
+	}
+	if givenAt == nil {
 		givenAt = methodAt
 	}
 	if domain != "" || method != "" {
 		prev, ok := r.res.Settings[c.Setting]
 		if ok && (prev.Domain != domain || prev.Method != method) {
 			return fmt.Errorf("%s: setting %s: domain %q and method %q differ from %q and %q at %s",
-				givenAt, c.Setting, domain, method, prev.Domain, prev.Method, prev.Source)
+				where(givenAt), c.Setting, domain, method, prev.Domain, prev.Method, prev.Source)
 		}
 		if !ok {
-			r.res.Settings[c.Setting] = ResultSetting{Domain: domain, Method: method, Source: givenAt, MethodSource: methodAt}
+			r.res.Settings[c.Setting] = ResultSetting{Domain: domain, Method: method, Source: where(givenAt), MethodSource: where(methodAt)}
 		}
 	}
 	p := r.prices[c.Generator]
@@ -565,18 +572,18 @@ func (r *resultReader) row(path string, line, col int, fs []field) error {
 	for _, pr := range []struct {
 		name string
 		v    *float64
-		at   string
+		at   *field
 		seen *sourced
 	}{{colPriceInput, priceIn, priceInAt, &p.in}, {colPriceOutput, priceOut, priceOutAt, &p.out}} {
 		if pr.v == nil {
 			continue
 		}
 		if pr.seen.v != nil && *pr.seen.v != *pr.v {
-			return fmt.Errorf("%s: %s of %s is %s here but %s at %s", pr.at, pr.name, c.Generator,
+			return fmt.Errorf("%s: %s of %s is %s here but %s at %s", where(pr.at), pr.name, c.Generator,
 				fmtScore(*pr.v), fmtScore(*pr.seen.v), pr.seen.src)
 		}
 		if pr.seen.v == nil {
-			*pr.seen = sourced{pr.v, pr.at}
+			*pr.seen = sourced{pr.v, where(pr.at)}
 		}
 	}
 	r.res.Cells = append(r.res.Cells, c)
