@@ -441,7 +441,7 @@ func cueProgram(tb testing.TB, exp *spec.Experiment, g benchGrid) string {
 		}
 		if p := gen.Price; p != nil {
 			o.Price = &price{Input: p.Input, Output: p.Output, Mult: 1}
-			if gen.Provider.OpenAI != nil && gen.Provider.OpenAI.Batch {
+			if gen.Provider.OpenAI != nil && gen.Provider.OpenAI.Batch.On {
 				o.Price.Mult = 1 - p.BatchDiscount
 			}
 		}

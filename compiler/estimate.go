@@ -52,7 +52,7 @@ func (c *compiler) estimateGenerate(g *spec.Generator, s *spec.Setting, cl cell,
 	}
 	if p := g.Price; p != nil {
 		mult := 1.0
-		if o := g.Provider.OpenAI; o != nil && o.Batch {
+		if o := g.Provider.OpenAI; o != nil && o.Batch.On {
 			mult = 1 - p.BatchDiscount
 		}
 		e.USD = usd(e.InputTokens, e.OutputTokens, p.Input, p.Output) * mult

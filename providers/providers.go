@@ -39,7 +39,7 @@ func New(t Tuning) func(g *spec.Generator) (engine.Provider, error) {
 		switch {
 		case g.Provider.OpenAI != nil:
 			o := g.Provider.OpenAI
-			if o.Batch {
+			if o.Batch.On {
 				return nil, fmt.Errorf("generator %s: batch: true asks for the provider's batch API, which this version of agora does not implement yet (it would send requests one by one at the full price); set batch: false", g.Name)
 			}
 			c, err := api.New(api.Config{Name: g.Name, BaseURL: o.BaseURL, APIKeyEnv: o.APIKeyEnv, Model: g.Model,

@@ -149,6 +149,15 @@ func (l *loader) completeGenerator(name string, g *Generator) {
 		if u, err := url.Parse(o.BaseURL); err == nil && u.User != nil {
 			l.at(append(p, cue.Str("openai"), cue.Str("base_url")), "base_url must not carry credentials: put the key in the environment variable named by api_key_env (the URL is not shown)")
 		}
+		if b := o.Batch; b.On {
+			bp := append(p, cue.Str("openai"), cue.Str("batch"))
+			if d, err := time.ParseDuration(b.Poll); err != nil || d <= 0 {
+				l.at(append(bp, cue.Str("poll")), "poll %q is not a positive duration such as \"30s\" or \"5m\"", b.Poll)
+			}
+			if d, err := time.ParseDuration(b.SyncAfter); b.SyncAfter != "" && (err != nil || d <= 0) {
+				l.at(append(bp, cue.Str("sync_after")), "sync_after %q is not a positive duration such as \"30h\"", b.SyncAfter)
+			}
+		}
 	}
 	if g.Provider.VLLM == nil && g.Price == nil {
 		l.at(sel("generators", name), "missing price: a generator reached through an API needs price: {input: …, output: …} in dollars per 1M tokens so the plan can be costed (use 0 for a free endpoint)")

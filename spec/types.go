@@ -1,6 +1,10 @@
 package spec
 
-import "time"
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+)
 
 // Experiment is a validated spec, with every default and built-in applied.
 type Experiment struct {
@@ -93,7 +97,105 @@ func (p Provider) Kind() string {
 type OpenAI struct {
 	BaseURL   string `json:"base_url"`
 	APIKeyEnv string `json:"api_key_env"`
-	Batch     bool   `json:"batch"`
+	Batch     Batch  `json:"batch"`
+}
+
+// Batch is an OpenAI-compatible generator's batch mode: `batch: true`, or
+// a block of settings (docs/batch.md). The zero value is off.
+type Batch struct {
+	On bool `json:"-"`
+	// Window is the completion window asked of the provider ("24h").
+	Window string `json:"window,omitempty"`
+	// MaxRequests and MaxBytes bound one batch's input file.
+	MaxRequests int   `json:"max_requests,omitempty"`
+	MaxBytes    int64 `json:"max_bytes,omitempty"`
+	// MaxEnqueuedTokens bounds the prompt tokens of the generator's
+	// batches in flight at once; 0: no bound.
+	MaxEnqueuedTokens int64 `json:"max_enqueued_tokens,omitempty"`
+	// Poll is the time between two looks at a batch in flight.
+	Poll string `json:"poll,omitempty"`
+	// SyncAfter, when set, sends requests that failed or expired in a
+	// batch synchronously once the step has waited this long.
+	SyncAfter string `json:"sync_after,omitempty"`
+}
+
+// The OpenAI Batch API's limits per batch (openai-go's BatchNewParams: up
+// to 50,000 requests and 200 MB per input file) and its completion window.
+const (
+	BatchMaxRequests = 50000
+	BatchMaxBytes    = 200000000
+	BatchWindow      = "24h"
+	BatchPoll        = "30s"
+)
+
+// UnmarshalJSON reads `true`, `false` or a block (which means on).
+func (b *Batch) UnmarshalJSON(data []byte) error {
+	switch string(bytes.TrimSpace(data)) {
+	case "true":
+		*b = Batch{On: true}
+	case "false", "null":
+		*b = Batch{}
+	default:
+		type plain Batch
+		var p plain
+		if err := json.Unmarshal(data, &p); err != nil {
+			return err
+		}
+		*b = Batch(p)
+		b.On = true
+	}
+	b.withDefaults()
+	return nil
+}
+
+// MarshalJSON writes false when off, else the block with its defaults.
+func (b Batch) MarshalJSON() ([]byte, error) {
+	if !b.On {
+		return []byte("false"), nil
+	}
+	type plain Batch
+	return json.Marshal(plain(b))
+}
+
+func (b *Batch) withDefaults() {
+	if !b.On {
+		return
+	}
+	if b.Window == "" {
+		b.Window = BatchWindow
+	}
+	if b.MaxRequests <= 0 {
+		b.MaxRequests = BatchMaxRequests
+	}
+	if b.MaxBytes <= 0 {
+		b.MaxBytes = BatchMaxBytes
+	}
+	if b.Poll == "" {
+		b.Poll = BatchPoll
+	}
+}
+
+// WindowDuration is the completion window as a duration (24 hours when
+// it cannot be read).
+func (b Batch) WindowDuration() time.Duration {
+	if d, err := time.ParseDuration(b.Window); err == nil && d > 0 {
+		return d
+	}
+	return 24 * time.Hour
+}
+
+// PollInterval is Poll as a duration (30 s when it cannot be read).
+func (b Batch) PollInterval() time.Duration {
+	if d, err := time.ParseDuration(b.Poll); err == nil && d > 0 {
+		return d
+	}
+	return 30 * time.Second
+}
+
+// SyncAfterDuration is SyncAfter as a duration; 0 when unset.
+func (b Batch) SyncAfterDuration() time.Duration {
+	d, _ := time.ParseDuration(b.SyncAfter)
+	return max(d, 0)
 }
 
 // VLLM is a model served locally by vLLM.
