@@ -167,13 +167,15 @@ type Response struct {
 // Client makes chat completions for one generator. It is safe for
 // concurrent use; its limits are shared by all its callers.
 type Client struct {
-	cfg    Config
-	key    string
-	base   string // BaseURL without a trailing slash
-	shown  string // base as messages show it: without user info or query
-	oc     openai.Client
-	models openai.ModelService
-	httpc  *http.Client
+	cfg     Config
+	key     string
+	base    string // BaseURL without a trailing slash
+	shown   string // base as messages show it: without user info or query
+	oc      openai.Client
+	models  openai.ModelService
+	files   openai.FileService  // the Batch API's input and result files (batch.go)
+	batches openai.BatchService // the Batch API (batch.go)
+	httpc   *http.Client
 
 	// prefix is the request body up to the messages (see wire.go).
 	prefix       []byte
@@ -268,6 +270,8 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.oc = openai.Client{Options: opts}
 	c.models = openai.NewModelService(opts...)
+	c.files = openai.NewFileService(opts...)
+	c.batches = openai.NewBatchService(opts...)
 	return c, nil
 }
 

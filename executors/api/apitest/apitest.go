@@ -307,6 +307,7 @@ type Server struct {
 	ids           atomic.Int64
 	conns         atomic.Int64
 	metrics       metricCounters
+	batch         batchAPI // batch.go
 }
 
 // New starts a server; Close stops it.
@@ -339,6 +340,7 @@ func New(opts Options) *Server {
 	mux.HandleFunc("GET /v1/models", s.listModels)
 	mux.HandleFunc("POST /v1/embeddings", s.embeddings)
 	mux.HandleFunc("POST /v1/completions", s.completions)
+	s.batchRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "unknown_url",
 			fmt.Sprintf("Unknown request URL: %s %s.", r.Method, r.URL.Path))
