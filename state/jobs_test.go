@@ -93,7 +93,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err := s.BeginStep(ctx, StepInfo{ID: "g", Kind: "generate", Address: "generate.x"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.wdb.Exec("DROP TABLE jobs; DROP TABLE scores; DROP TABLE judgements; DROP TABLE embeddings; DROP TABLE item_values; DROP TABLE metrics; PRAGMA user_version = 1"); err != nil {
+	if _, err := s.wdb.Exec("DROP TABLE jobs; DROP TABLE scores; DROP TABLE judgements; DROP TABLE embeddings; DROP TABLE item_values; DROP TABLE metrics; DROP TABLE batches; PRAGMA user_version = 1"); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

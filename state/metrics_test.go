@@ -92,7 +92,7 @@ func TestMigrateFromVersion2(t *testing.T) {
 	if err := s.RecordScore(ctx, "e", "gsm8k", "base", 50); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.wdb.Exec("DROP TABLE judgements; DROP TABLE embeddings; DROP TABLE item_values; DROP TABLE metrics; " + dropJobRuns + " PRAGMA user_version = 2"); err != nil {
+	if _, err := s.wdb.Exec("DROP TABLE judgements; DROP TABLE embeddings; DROP TABLE item_values; DROP TABLE metrics; DROP TABLE batches; " + dropJobRuns + " PRAGMA user_version = 2"); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -57,7 +57,7 @@ const DBFile = "state.db"
 var ErrClosed = errors.New("state is closed")
 
 // schemaVersion is the PRAGMA user_version this binary writes and reads.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // migrations[i] brings the schema from version i to i+1.
 var migrations = []string{
@@ -145,6 +145,9 @@ var migrations = []string{
 	// (a requeued Slurm job restarts its clock: earlier runs' GPU-hours
 	// and elapsed time are kept apart from the current run's).
 	migrationOutcomes,
+	// 5: the batches of generate steps sent through a batch API
+	// (batches.go).
+	migrationBatches,
 }
 
 const migrationOutcomes = `CREATE TABLE steps_v4 (

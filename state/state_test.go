@@ -48,7 +48,7 @@ func TestOpenCreatesSchema(t *testing.T) {
 		t.Errorf("path %s", s.Path())
 	}
 	for pragma, want := range map[string]string{
-		"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "user_version": "4",
+		"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "user_version": "5",
 	} {
 		var got string
 		if err := s.wdb.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
@@ -99,7 +99,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	}
 	s.Close()
 	_, err := Open(context.Background(), dir)
-	if err == nil || !strings.Contains(err.Error(), "schema version 99 is newer than this agora knows (4): upgrade agora") {
+	if err == nil || !strings.Contains(err.Error(), "schema version 99 is newer than this agora knows (5): upgrade agora") {
 		t.Fatalf("got %v", err)
 	}
 }
