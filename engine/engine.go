@@ -220,7 +220,9 @@ type Engine struct {
 	jobs    JobStore
 	scores  ScoreStore
 	metrics MetricStore
-	ledger  *Ledger
+	// batchStore is nil when the state keeps no batches (batch.go).
+	batchStore BatchStore
+	ledger     *Ledger
 	opts    Options
 	prog    *progress
 	soft    context.Context // ends when sending must stop
@@ -238,6 +240,9 @@ type Engine struct {
 	staleErr  error
 	poller    *poller // Slurm jobs; created on first use
 	gpuHeld   float64 // GPU-hours reserved by jobs in flight
+	// enqueued holds the prompt tokens of each generator's batches in
+	// flight, by batch key (batch.go).
+	enqueued map[string]map[string]int64
 }
 
 // New prepares an apply of p, compiled from exp, against store. spent and
@@ -265,6 +270,7 @@ func New(exp *spec.Experiment, p *plan.Plan, store Store, spent float64, spentBy
 		prog:      newProgress(opts.Progress, opts.TTY, opts.Interval, exp.Budgets.USD),
 	}
 	e.metrics, _ = store.(MetricStore)
+	e.batchStore, _ = store.(BatchStore)
 	e.prog.spent = func() float64 {
 		total, _ := e.ledger.Spent("")
 		return total

@@ -72,6 +72,9 @@ func (r *generateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if bp, ok := prov.(BatchProvider); ok {
+		return r.runBatches(ctx, s, g, task, bp) // batch.go
+	}
 	accepted, err := e.gens.AcceptedSlots(ctx, s.ID)
 	if err != nil {
 		return "", fmt.Errorf("read state: %w", err)

@@ -352,3 +352,52 @@ func overshot(err error) bool {
 	var be *BudgetError
 	return errors.As(err, &be) && be.Overshoot > 0
 }
+
+// ReservePrefix reserves amounts (dollars, for generator gen) in order,
+// as many as fit now, without waiting: a batch takes the requests the
+// budgets can cover, and the rest wait for a later batch. It returns the
+// reservations made, a prefix of amounts, possibly none. When not even
+// the first fits and nothing is reserved by anyone, nothing ever will: it
+// returns the *BudgetError of the first.
+func (l *Ledger) ReservePrefix(gen string, amounts []float64) ([]*Reservation, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*Reservation
+	lim, hasGen := l.perGen[gen]
+	for _, a := range amounts {
+		n := toNanoUp(a)
+		if (l.limit > 0 && !fits(l.spent+l.reserved, n, l.limit)) || (hasGen && !fits(l.spentBy[gen]+l.resBy[gen], n, lim)) {
+			break
+		}
+		l.reserved += n
+		l.resBy[gen] += n
+		out = append(out, &Reservation{l: l, gen: gen, amount: n})
+	}
+	if len(out) > 0 || len(amounts) == 0 || l.reserved > 0 {
+		return out, nil
+	}
+	a := amounts[0]
+	if l.limit > 0 && !fits(l.spent, toNanoUp(a), l.limit) {
+		return nil, &BudgetError{Budget: "usd", Limit: fromNano(l.limit), Spent: fromNano(l.spent), Requested: a}
+	}
+	return nil, &BudgetError{Budget: "usd:" + gen, Limit: fromNano(lim), Spent: fromNano(l.spentBy[gen]), Requested: a}
+}
+
+// Hold reserves amount for gen whether or not it fits: requests already
+// submitted (a batch a killed apply left at the provider) are paid for
+// whatever the budget says now, and hold it until they are settled.
+func (l *Ledger) Hold(gen string, amount float64) *Reservation {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := toNanoUp(amount)
+	l.reserved += n
+	l.resBy[gen] += n
+	return &Reservation{l: l, gen: gen, amount: n}
+}
+
+// Changed is closed at the next settlement.
+func (l *Ledger) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
+}

@@ -42,6 +42,76 @@ type stepProgress struct {
 	// executor is set for a train or evaluate step: its line shows the
 	// job's executor and elapsed time instead of request counters.
 	executor string
+	// batches are the step's batches in flight, by key: the provider's
+	// status and counts (batch.go).
+	batches map[string]batchProgress
+}
+
+type batchProgress struct {
+	status                   string
+	total, completed, failed int
+}
+
+// batchState shows a batch's provider status and counts.
+func (sp *stepProgress) batchState(key, status string, total, completed, failed int) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.batches == nil {
+		sp.batches = map[string]batchProgress{}
+	}
+	sp.batches[key] = batchProgress{status, total, completed, failed}
+}
+
+// batchDone removes a batch whose results are recorded.
+func (sp *stepProgress) batchDone(key string) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	delete(sp.batches, key)
+}
+
+// batchLine sums the batches in flight by status: "batches: 2
+// in_progress 340/1000 (3 failed), 1 validating 0/500"; "" when none.
+func (sp *stepProgress) batchLine() string {
+	if len(sp.batches) == 0 {
+		return ""
+	}
+	type sum struct{ n, total, completed, failed int }
+	by := map[string]*sum{}
+	var order []string
+	for _, st := range []string{"preparing", "validating", "in_progress", "finalizing", "cancelling", "completed", "expired", "cancelled", "failed"} {
+		order = append(order, st)
+	}
+	for _, b := range sp.batches {
+		x := by[b.status]
+		if x == nil {
+			x = &sum{}
+			by[b.status] = x
+			known := false
+			for _, o := range order {
+				known = known || o == b.status
+			}
+			if !known {
+				order = append(order, b.status)
+			}
+		}
+		x.n++
+		x.total += b.total
+		x.completed += b.completed
+		x.failed += b.failed
+	}
+	var parts []string
+	for _, st := range order {
+		x := by[st]
+		if x == nil {
+			continue
+		}
+		p := fmt.Sprintf("%d %s %d/%d", x.n, st, x.completed, x.total)
+		if x.failed > 0 {
+			p += fmt.Sprintf(" (%d failed)", x.failed)
+		}
+		parts = append(parts, p)
+	}
+	return "  batches: " + strings.Join(parts, ", ")
 }
 
 func newProgress(w io.Writer, tty bool, interval time.Duration, limit float64) *progress {
@@ -162,7 +232,7 @@ func (sp *stepProgress) line(now time.Time) string {
 		eta = "done"
 	}
 	return fmt.Sprintf("%s  %d/%d  %.1f req/s  %.0f tok/s  $%.2f  rejects %d  ETA %s",
-		sp.address, sp.accepted, sp.total, rps, tps, sp.cost, sp.rejected, eta)
+		sp.address, sp.accepted, sp.total, rps, tps, sp.cost, sp.rejected, eta) + sp.batchLine()
 }
 
 func (p *progress) draw() {

@@ -31,6 +31,9 @@ type Tuning struct {
 	Plugins *host.Host
 	// VLLM configures the servers of generators with provider: vllm.
 	VLLM VLLM
+	// BatchPoll, when > 0, replaces the batch mode's poll interval;
+	// BatchCancelWait bounds the wait for a cancelled batch to end.
+	BatchPoll, BatchCancelWait time.Duration
 }
 
 // New returns a function building the provider of a generator.
@@ -39,14 +42,14 @@ func New(t Tuning) func(g *spec.Generator) (engine.Provider, error) {
 		switch {
 		case g.Provider.OpenAI != nil:
 			o := g.Provider.OpenAI
-			if o.Batch.On {
-				return nil, fmt.Errorf("generator %s: batch: true asks for the provider's batch API, which this version of agora does not implement yet (it would send requests one by one at the full price); set batch: false", g.Name)
-			}
 			c, err := api.New(api.Config{Name: g.Name, BaseURL: o.BaseURL, APIKeyEnv: o.APIKeyEnv, Model: g.Model,
 				Limits: g.Limits, Sampling: g.Sampling, AttemptTimeout: t.AttemptTimeout, MaxRetries: t.MaxRetries,
 				OutageAfter: t.OutageAfter, BackoffBase: t.BackoffBase, BackoffMax: t.BackoffMax})
 			if err != nil {
 				return nil, err // names the generator already
+			}
+			if o.Batch.On {
+				return newAPIBatchProvider(c, g, t), nil // batch.go
 			}
 			return apiProvider{c}, nil
 		case g.Provider.VLLM != nil && g.Provider.VLLM.Batch:

@@ -1,0 +1,231 @@
+package engine_test
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agorabench/agora/engine"
+	"github.com/agorabench/agora/executors/api/apitest"
+	"github.com/agorabench/agora/internal/syncbuf"
+	"github.com/agorabench/agora/providers"
+	"github.com/agorabench/agora/spec"
+	"github.com/agorabench/agora/state"
+)
+
+// batchFixture is a fixture whose generator is in batch mode at half
+// price, polled every few milliseconds.
+func batchFixture(t *testing.T, o fixtureOpts, b spec.Batch) *fixture {
+	t.Helper()
+	f := newFixture(t, o)
+	g := f.exp.Generators["g"]
+	b.On = true
+	if b.Window == "" {
+		b.Window = "24h"
+	}
+	g.Provider.OpenAI.Batch = b
+	g.Price.BatchDiscount = 0.5
+	return f
+}
+
+func (f *fixture) applyBatch(ctx context.Context, set func(*engine.Options)) (*engine.Result, *state.Store) {
+	f.t.Helper()
+	return f.applyWith(ctx, func(o *engine.Options) {
+		o.Providers = providers.New(providers.Tuning{BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond,
+			AttemptTimeout: 10 * time.Second, BatchPoll: 5 * time.Millisecond, BatchCancelWait: 5 * time.Second})
+		if set != nil {
+			set(o)
+		}
+	})
+}
+
+// batchCost is what the server's batches billed, at the batch price.
+func (f *fixture) batchCost() float64 {
+	st := f.srv.BatchStats()
+	return (float64(st.PromptTokens)*2 + float64(st.CompletionTokens)*8) / 2 / 1e6
+}
+
+// checkOnce checks that every slot of the generate step is accepted
+// exactly once and that no request was paid twice.
+func (f *fixture) checkOnce(store *state.Store) {
+	f.t.Helper()
+	gen := f.generateStep()
+	slots := map[int]int{}
+	if err := store.Accepted(context.Background(), gen.ID, func(g state.Generation) error {
+		slots[g.Slot]++
+		return nil
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+	for slot := 0; slot < gen.Instances; slot++ {
+		if slots[slot] != 1 {
+			f.t.Errorf("slot %d accepted %d times", slot, slots[slot])
+		}
+	}
+	for id, n := range f.srv.BatchStats().PerCustomID {
+		if n != 1 {
+			f.t.Errorf("request %s paid %d times", id, n)
+		}
+	}
+}
+
+// TestBatchApply: a step larger than max_requests goes in several
+// batches, through slow validation, failed lines, truncated completions
+// (rejected, asked again in a later batch) and 5xx on download; every
+// instance is recorded once at the batch price, equal to the server's
+// tally, and the progress shows the batches.
+func TestBatchApply(t *testing.T) {
+	f := batchFixture(t, fixtureOpts{instances: 120, concurrency: 8, faults: apitest.Faults{Truncated: 0.05}},
+		spec.Batch{MaxRequests: 50})
+	f.srv.SetBatch(apitest.BatchOptions{Validation: 30 * time.Millisecond, LineDelay: time.Millisecond, FailEvery: 9, DownloadErrors: 2})
+	var progress syncbuf.Buffer
+	f.progress = &progress
+	res, store := f.applyBatch(context.Background(), nil)
+	gen := f.generateStep()
+	if len(res.Done) != 1 || res.Done[0] != gen.Address {
+		t.Fatalf("apply: %+v %v", res, res.Err())
+	}
+	f.checkOnce(store)
+	bst := f.srv.BatchStats()
+	t.Logf("batch stats %+v", bst)
+	if bst.Batches < 4 || bst.Failed == 0 || f.srv.Stats().Outcomes[apitest.OutcomeTruncated] == 0 {
+		t.Errorf("batch stats %+v, outcomes %v: not every fault was exercised", bst, f.srv.Stats().Outcomes)
+	}
+	if st := f.srv.Stats(); st.Served != int64(bst.Served) {
+		t.Errorf("%d responses served, %d of them in batches: a request went synchronously", st.Served, bst.Served)
+	}
+	if got, want := recordedCost(t, store), f.batchCost(); math.Abs(got-want) > 1e-9 || want == 0 {
+		t.Errorf("recorded %.9f, server tally at the batch price %.9f", got, want)
+	}
+	batches, err := store.Batches(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range batches {
+		if !b.Done || b.BatchID == "" || b.FileID == "" || b.Status != "completed" {
+			t.Errorf("batch %+v", b)
+		}
+		if len(b.Lines) > 50 {
+			t.Errorf("batch of %d lines, max_requests is 50", len(b.Lines))
+		}
+	}
+	if !strings.Contains(progress.String(), "batches: ") {
+		t.Errorf("progress never showed the batches:\n%s", progress.String())
+	}
+}
+
+// TestBatchExpiry: lines a batch could not run in its window are sent
+// again in a new batch; with sync_after passed, synchronously at the full
+// price.
+func TestBatchExpiry(t *testing.T) {
+	f := batchFixture(t, fixtureOpts{instances: 40, concurrency: 8}, spec.Batch{})
+	f.srv.SetBatch(apitest.BatchOptions{ExpireAfter: 25})
+	res, store := f.applyBatch(context.Background(), nil)
+	if err := res.Err(); err != nil || len(res.Done) != 1 {
+		t.Fatalf("apply: %v", err)
+	}
+	f.checkOnce(store)
+	if st := f.srv.BatchStats(); st.Expired == 0 || st.Batches < 2 {
+		t.Errorf("stats %+v", st)
+	}
+	if got, want := recordedCost(t, store), f.batchCost(); math.Abs(got-want) > 1e-9 {
+		t.Errorf("recorded %.9f, server tally at the batch price %.9f", got, want)
+	}
+
+	g := batchFixture(t, fixtureOpts{instances: 40, concurrency: 8}, spec.Batch{SyncAfter: "1ns"})
+	g.srv.SetBatch(apitest.BatchOptions{ExpireAfter: 25})
+	res, store = g.applyBatch(context.Background(), func(o *engine.Options) {})
+	if err := res.Err(); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	g.checkOnce(store)
+	bst, st := g.srv.BatchStats(), g.srv.Stats()
+	if bst.Batches != 1 || st.Served-int64(bst.Served) < 15 {
+		t.Errorf("batches %d, %d served synchronously: want the expired lines sent synchronously", bst.Batches, st.Served-int64(bst.Served))
+	}
+	syncCost := (float64(st.PromptTokens-bst.PromptTokens)*2 + float64(st.CompletionTokens-bst.CompletionTokens)*8) / 1e6
+	if got, want := recordedCost(t, store), g.batchCost()+syncCost; math.Abs(got-want) > 1e-9 {
+		t.Errorf("recorded %.9f, server tally %.9f (batch) + %.9f (sync)", got, g.batchCost(), syncCost)
+	}
+}
+
+// TestBatchBudgetSplits: a budget below the worst case of the whole step
+// splits it: each batch reserves the worst case of its requests, so the
+// spend never passes the budget, and later batches take what the settled
+// ones left.
+func TestBatchBudgetSplits(t *testing.T) {
+	twin := batchFixture(t, fixtureOpts{instances: 60, concurrency: 8}, spec.Batch{})
+	res, _ := twin.applyBatch(context.Background(), nil)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	full := twin.batchCost()
+
+	f := batchFixture(t, fixtureOpts{instances: 60, concurrency: 8}, spec.Batch{})
+	f.exp.Budgets.USD = full * 1.5 // well below the worst case (every completion at max_tokens)
+	res, store := f.applyBatch(context.Background(), nil)
+	if err := res.Err(); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	f.checkOnce(store)
+	spent := recordedCost(t, store)
+	if spent > f.exp.Budgets.USD || math.Abs(spent-f.batchCost()) > 1e-9 {
+		t.Errorf("spent %.9f of %.9f, tally %.9f", spent, f.exp.Budgets.USD, f.batchCost())
+	}
+	if n := f.srv.BatchStats().Batches; n < 2 {
+		t.Errorf("%d batch: the step was not split", n)
+	}
+
+	// A budget too small for all: it stops, never over.
+	h := batchFixture(t, fixtureOpts{instances: 60, concurrency: 8}, spec.Batch{})
+	h.exp.Budgets.USD = full / 2
+	res, store = h.applyBatch(context.Background(), nil)
+	if res.Budget == nil {
+		t.Fatalf("want a budget stop: %+v %v", res, res.Err())
+	}
+	if spent := recordedCost(t, store); spent > h.exp.Budgets.USD || math.Abs(spent-h.batchCost()) > 1e-9 {
+		t.Errorf("spent %.9f of %.9f, tally %.9f", spent, h.exp.Budgets.USD, h.batchCost())
+	}
+}
+
+// TestBatchCancel: the first stop sends no new batch and waits for those
+// at the provider; cancelling the context cancels them at the provider and
+// records what they completed; the next apply completes paying nothing
+// twice.
+func TestBatchCancel(t *testing.T) {
+	f := batchFixture(t, fixtureOpts{instances: 60, concurrency: 8}, spec.Batch{MaxRequests: 30})
+	f.srv.SetBatch(apitest.BatchOptions{LineDelay: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := make(chan struct{})
+	go func() {
+		for f.srv.BatchStats().Served < 10 {
+			time.Sleep(time.Millisecond)
+		}
+		close(stop)
+		cancel()
+	}()
+	res, store := f.applyBatch(ctx, func(o *engine.Options) { o.Stop = stop })
+	if !res.Stopped {
+		t.Fatalf("want stopped: %+v", res)
+	}
+	bst := f.srv.BatchStats()
+	t.Logf("cancelled: %+v; server batches %v", bst, f.srv.BatchStatus())
+	if bst.Cancels == 0 {
+		t.Errorf("no batch was cancelled at the provider: %+v", bst)
+	}
+	if got, want := recordedCost(t, store), f.batchCost(); math.Abs(got-want) > 1e-9 {
+		t.Errorf("recorded %.9f, tally %.9f: a cancelled batch's completions were lost", got, want)
+	}
+	store.Close()
+	f.srv.SetBatch(apitest.BatchOptions{})
+	res, store = f.applyBatch(context.Background(), nil)
+	if err := res.Err(); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	f.checkOnce(store)
+	if got, want := recordedCost(t, store), f.batchCost(); math.Abs(got-want) > 1e-9 {
+		t.Errorf("recorded %.9f, tally %.9f", got, want)
+	}
+}
