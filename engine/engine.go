@@ -223,9 +223,9 @@ type Engine struct {
 	// batchStore is nil when the state keeps no batches (batch.go).
 	batchStore BatchStore
 	ledger     *Ledger
-	opts    Options
-	prog    *progress
-	soft    context.Context // ends when sending must stop
+	opts       Options
+	prog       *progress
+	soft       context.Context // ends when sending must stop
 	// noSend closes at the first interrupt or budget crossing (bounds.go).
 	sendOnce sync.Once
 	noSend   <-chan struct{}
