@@ -56,10 +56,28 @@ type jobStatus struct {
 	Log        string  `json:"log,omitempty"`
 }
 
+// batchStatus is one provider-side batch in agora status -json.
+type batchStatus struct {
+	Step      string `json:"step"`
+	Key       string `json:"key"`
+	ID        string `json:"id,omitempty"`
+	File      string `json:"input_file,omitempty"`
+	State     string `json:"state"`
+	Requests  int    `json:"requests"`
+	Completed int    `json:"completed"`
+	Failed    int    `json:"failed"`
+	// ReservedUSD is the worst case of its requests at the batch price.
+	ReservedUSD float64 `json:"reserved_usd"`
+	// Recorded: every line's result is in the state.
+	Recorded bool   `json:"recorded"`
+	Message  string `json:"message,omitempty"`
+}
+
 // statusReport is agora status -json.
 type statusReport struct {
-	Steps          []stepStatus `json:"steps"`
-	Jobs           []jobStatus  `json:"jobs"`
+	Steps          []stepStatus  `json:"steps"`
+	Jobs           []jobStatus   `json:"jobs"`
+	Batches        []batchStatus `json:"batches,omitempty"`
 	SpentUSD       float64      `json:"spent_usd"`
 	BudgetUSD      float64      `json:"budget_usd,omitempty"`
 	GPUHours       float64      `json:"gpu_hours"`
@@ -129,6 +147,23 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		for _, j := range rep.Jobs {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%.4f\t%s\n", j.Step, j.Executor, j.ID, j.Attempt, j.State, j.Runs,
 				elapsedWord(j.ElapsedSec), j.GPUHours, j.Log)
+		}
+		tw.Flush()
+	}
+	if len(rep.Batches) > 0 {
+		fmt.Fprintln(stdout, "\nBatches")
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "STEP\tBATCH\tSTATE\tREQUESTS\tCOMPLETED\tFAILED\tRESERVED\tRESULTS")
+		for _, b := range rep.Batches {
+			id := b.ID
+			if id == "" {
+				id = "(not created) " + b.Key
+			}
+			results := "recorded"
+			if !b.Recorded {
+				results = "to collect"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", b.Step, id, b.State, b.Requests, b.Completed, b.Failed, plan.Dollars(b.ReservedUSD), results)
 		}
 		tw.Flush()
 	}
@@ -205,6 +240,18 @@ func readStatus(ctx context.Context, exp *spec.Experiment, store *state.Store) (
 		rep.GPUHours += j.GPUHours
 		rep.Jobs = append(rep.Jobs, jobStatus{Step: a, Executor: j.Executor, ID: j.JobID, Attempt: j.Attempt, State: j.Status, Runs: j.Runs,
 			ElapsedSec: j.Elapsed.Seconds(), GPUHours: j.GPUHours, Log: jobLog(dir, j)})
+	}
+	batches, err := store.Batches(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, b := range batches {
+		a := address[b.StepID]
+		if a == "" {
+			a = b.StepID
+		}
+		rep.Batches = append(rep.Batches, batchStatus{Step: a, Key: b.Key, ID: b.BatchID, File: b.FileID, State: b.Status,
+			Requests: len(b.Lines), Completed: b.Completed, Failed: b.Failed, ReservedUSD: b.ReservedUSD, Recorded: b.Done, Message: b.Message})
 	}
 	return rep, steps, nil
 }

@@ -58,6 +58,10 @@ func (c *compiler) estimateGenerate(g *spec.Generator, s *spec.Setting, cl cell,
 		e.USD = usd(e.InputTokens, e.OutputTokens, p.Input, p.Output) * mult
 		e.WorstUSD = usd(e.InputTokens, requests*int64(g.Sampling.MaxTokens), p.Input, p.Output) * mult
 	}
+	if o := g.Provider.OpenAI; o != nil && o.Batch.On {
+		e.BatchWindow = o.Batch.Window
+		e.Batches = (requests + int64(o.Batch.MaxRequests) - 1) / int64(max(o.Batch.MaxRequests, 1))
+	}
 	if v := g.Provider.VLLM; v != nil {
 		wall := float64(e.OutputTokens)/(v.ThroughputTokensPerS*float64(v.Replicas))/3600 + serverOverheadHours
 		e.GPUHours = wall * float64(v.GPUs*v.Replicas)

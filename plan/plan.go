@@ -106,6 +106,12 @@ type Estimate struct {
 	// Tokenizer says how prompt tokens were counted: a tiktoken encoding
 	// name or "heuristic".
 	Tokenizer string `json:"tokenizer,omitempty"`
+	// Batches is the number of provider-side batches a generate step in
+	// batch mode sends at least (its requests over max_requests), and
+	// BatchWindow the completion window it asks for: the step's expected
+	// latency (docs/batch.md).
+	Batches     int64  `json:"batches,omitempty"`
+	BatchWindow string `json:"batch_window,omitempty"`
 }
 
 // Add accumulates o into e.

@@ -122,6 +122,9 @@ func stepCost(s Step) string {
 	if e.GPUHours > 0 {
 		parts = append(parts, fmt.Sprintf("%.1f GPU-h", e.GPUHours))
 	}
+	if e.BatchWindow != "" {
+		parts = append(parts, fmt.Sprintf("%d batch%s at the batch price, results within %s", e.Batches, map[bool]string{true: "", false: "es"}[e.Batches == 1], e.BatchWindow))
+	}
 	return strings.Join(parts, ", ")
 }
 
