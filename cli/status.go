@@ -78,10 +78,10 @@ type statusReport struct {
 	Steps          []stepStatus  `json:"steps"`
 	Jobs           []jobStatus   `json:"jobs"`
 	Batches        []batchStatus `json:"batches,omitempty"`
-	SpentUSD       float64      `json:"spent_usd"`
-	BudgetUSD      float64      `json:"budget_usd,omitempty"`
-	GPUHours       float64      `json:"gpu_hours"`
-	BudgetGPUHours float64      `json:"budget_gpu_hours,omitempty"`
+	SpentUSD       float64       `json:"spent_usd"`
+	BudgetUSD      float64       `json:"budget_usd,omitempty"`
+	GPUHours       float64       `json:"gpu_hours"`
+	BudgetGPUHours float64       `json:"budget_gpu_hours,omitempty"`
 	// LiveApply is true while an apply holds the state's lock.
 	LiveApply bool `json:"live_apply"`
 }
