@@ -223,6 +223,9 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.hook(PhaseCreate, req.InputFileID)
+	if r.Context().Err() != nil {
+		return // the client went away before its creation was handled
+	}
 	b := &s.batch
 	b.mu.Lock()
 	f := b.files[req.InputFileID]

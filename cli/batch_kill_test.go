@@ -1,0 +1,227 @@
+//go:build unix
+
+package cli_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agorabench/agora/executors/api/apitest"
+	"github.com/agorabench/agora/state"
+)
+
+// TestBatchSurvivesKill9 runs the real agora binary on a generator in
+// batch mode against the stand-in Batch API and kills it with SIGKILL at
+// each phase of a batch: its file uploaded (the answer not yet read), its
+// creation sent (not yet handled), its batch created (the answer not yet
+// read: only the metadata finds it), the batch in progress, and its
+// results downloading. Each apply resumes the same batch; the last one
+// completes. Every instance is recorded exactly once, no request is run
+// twice at the provider, one batch exists per batch in the state, and the
+// recorded spend equals the server's tally at the batch price.
+func TestBatchSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds agora and runs it as a subprocess")
+	}
+	bin := buildAgora(t)
+	const n = 40
+	dir := t.TempDir()
+	var seeds strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&seeds, `{"instruction": "What is %d + %d?", "response": "%d"}`+"\n", i, i+7, 2*i+7)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "seed.jsonl"), []byte(seeds.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	answered := map[string]int{}
+	srv := apitest.New(apitest.Options{Responder: func(r apitest.ChatRequest) string {
+		q := r.Messages[len(r.Messages)-1].Content
+		mu.Lock()
+		k := answered[q]
+		answered[q]++
+		mu.Unlock()
+		if k == 0 && len(q)%5 == 0 {
+			return "This needs more thought than I can give it.\n[END]" // no [RESULT]: rejected, asked again
+		}
+		return "Adding the two numbers step by step gives the sum.\n[RESULT] 7 [/RESULT]\n[END]"
+	}})
+	t.Cleanup(srv.Close)
+	src := fmt.Sprintf(`
+generators: g: {
+	provider: openai: {base_url: %q, api_key_env: %q, batch: {poll: "20ms"}}
+	model: %q
+	price: {input: 2, output: 8, batch_discount: 0.5}
+	sampling: max_tokens: 300
+}
+settings: s: {
+	domain: "math"
+	method: "response_generation"
+	seed_data: path: "seed.jsonl"
+	instances: %d
+	benchmarks: ["gsm8k"]
+}
+budgets: usd: 100
+`, srv.URL(), crashKeyEnv, apitest.DefaultModel, n)
+	if err := os.WriteFile(filepath.Join(dir, "agora.cue"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	command := func(args ...string) (*exec.Cmd, *crashOutput) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), crashKeyEnv+"="+srv.APIKey())
+		out := &crashOutput{}
+		cmd.Stdout, cmd.Stderr = &out.stdout, &out.stderr
+		return cmd, out
+	}
+
+	for _, phase := range []apitest.BatchPhase{apitest.PhaseUploaded, apitest.PhaseCreate, apitest.PhaseCreated, apitest.PhasePoll, apitest.PhaseDownload} {
+		hit, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		srv.SetBatch(apitest.BatchOptions{LineDelay: 5 * time.Millisecond, Hook: func(p apitest.BatchPhase, id string) {
+			if p != phase {
+				return
+			}
+			fired := false
+			once.Do(func() { fired = true; close(hit) })
+			if fired {
+				<-release // the kill comes meanwhile
+			}
+		}})
+		cmd, out := command("apply", "-auto-approve", "agora.cue")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case <-hit:
+			cmd.Process.Signal(syscall.SIGKILL)
+		case err := <-exited:
+			t.Fatalf("kill at %s: agora exited first (%v)\nstdout:\n%s\nstderr:\n%s", phase, err, out.stdout.String(), out.stderr.String())
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("kill at %s: not reached in 60s\nstderr:\n%s", phase, out.stderr.String())
+		}
+		err := <-exited
+		close(release)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("kill at %s: agora did not die of SIGKILL: %v", phase, err)
+		}
+		st, err := state.Open(context.Background(), filepath.Join(dir, ".agora"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs, err := st.Batches(context.Background())
+		st.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		for _, b := range bs {
+			seen = append(seen, fmt.Sprintf("%s file=%q batch=%q %s", b.Key, b.FileID, b.BatchID, b.Status))
+		}
+		t.Logf("killed at %s: state %v; server %v", phase, seen, srv.BatchStatus())
+		if phase == apitest.PhaseCreated && (len(bs) != 1 || bs[0].BatchID != "" || srv.BatchStats().Batches != 1) {
+			t.Fatalf("killed at %s: want a batch the server made and the state does not know the id of", phase)
+		}
+		code, stdout, stderr := runIn(t, command, "status", "agora.cue")
+		if code != 0 || !strings.Contains(stdout, "Batches") {
+			t.Fatalf("status after kill at %s: exit %d\n%s\n%s", phase, code, stdout, stderr)
+		}
+	}
+	srv.SetBatch(apitest.BatchOptions{})
+	code, stdout, stderr := runIn(t, command, "apply", "-auto-approve", "agora.cue")
+	if code != 4 || !strings.Contains(stdout, "Apply finished: 1 step done in this run.") {
+		t.Fatalf("final apply: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	srv.WaitBatches()
+
+	st, err := state.Open(context.Background(), filepath.Join(dir, ".agora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	bs, err := st.Batches(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := 0
+	for _, b := range bs {
+		if b.BatchID != "" {
+			created++
+		}
+		if !b.Done {
+			t.Errorf("batch %+v not recorded", b)
+		}
+	}
+	bst := srv.BatchStats()
+	if bst.Batches != created || created < 2 {
+		t.Errorf("the server made %d batches, the state knows %d (want one each, and a second batch for the rejected)", bst.Batches, created)
+	}
+	for id, k := range bst.PerCustomID {
+		if k != 1 {
+			t.Errorf("request %s run %d times", id, k)
+		}
+	}
+	stepID := ""
+	steps, _ := st.Steps(context.Background())
+	for _, s := range steps {
+		if s.Kind == "generate" {
+			stepID = s.ID
+		}
+	}
+	slots := map[int]int{}
+	st.Accepted(context.Background(), stepID, func(g state.Generation) error { slots[g.Slot]++; return nil })
+	for i := 0; i < n; i++ {
+		if slots[i] != 1 {
+			t.Errorf("slot %d accepted %d times", i, slots[i])
+		}
+	}
+	spent, _, _ := st.Spend(context.Background())
+	tally := (float64(bst.PromptTokens)*2 + float64(bst.CompletionTokens)*8) / 2 / 1e6
+	if math.Abs(spent-tally) > 1e-9 || tally == 0 {
+		t.Errorf("recorded %.9f, the server's tally at the batch price %.9f", spent, tally)
+	}
+	if srv.Stats().Served != int64(bst.Served) {
+		t.Errorf("%d served, %d in batches", srv.Stats().Served, bst.Served)
+	}
+}
+
+// runIn runs agora through command to its end.
+func runIn(t *testing.T, command func(...string) (*exec.Cmd, *crashOutput), args ...string) (int, string, string) {
+	t.Helper()
+	cmd, out := command(args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("agora %s did not finish in 60s\nstderr:\n%s", strings.Join(args, " "), out.stderr.String())
+	}
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.stdout.String(), out.stderr.String()
+}
