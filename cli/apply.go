@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -229,6 +230,9 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	// The engine, once made: on the second interrupt, batches at a
+	// provider are cancelled there before agora quits.
+	var running atomic.Pointer[engine.Engine]
 	go func() {
 		n := 0
 		for range sigs {
@@ -236,6 +240,17 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			if n == 1 {
 				fmt.Fprintln(stderr, "\nStopping: no new requests; waiting for those in flight to be recorded (interrupt again to quit at once)")
 				close(stop)
+				continue
+			}
+			if e := running.Load(); n == 2 && e != nil && e.BatchesInFlight() > 0 {
+				// Batches are cancelled at the provider and what they
+				// completed is recorded before apply returns.
+				k := e.BatchesInFlight()
+				fmt.Fprintf(stderr, "Cancelling %d batch%s at the provider and recording what %s completed (interrupt again to quit at once)\n",
+					k, map[bool]string{true: "", false: "es"}[k == 1], map[bool]string{true: "it", false: "they"}[k == 1])
+				local.KillAll()
+				vllm.KillAll()
+				cancel()
 				continue
 			}
 			fmt.Fprintln(stderr, "Quitting; run agora apply again to resume")
@@ -264,6 +279,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Progress:    stderr,
 		TTY:         isTerminal(stderr),
 	})
+	running.Store(eng)
 	res, err := eng.Apply(hard)
 	if err != nil {
 		fmt.Fprintf(stderr, "agora apply: %v\n", err)

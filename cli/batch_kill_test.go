@@ -35,55 +35,7 @@ func TestBatchSurvivesKill9(t *testing.T) {
 	}
 	bin := buildAgora(t)
 	const n = 40
-	dir := t.TempDir()
-	var seeds strings.Builder
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&seeds, `{"instruction": "What is %d + %d?", "response": "%d"}`+"\n", i, i+7, 2*i+7)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "seed.jsonl"), []byte(seeds.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	answered := map[string]int{}
-	srv := apitest.New(apitest.Options{Responder: func(r apitest.ChatRequest) string {
-		q := r.Messages[len(r.Messages)-1].Content
-		mu.Lock()
-		k := answered[q]
-		answered[q]++
-		mu.Unlock()
-		if k == 0 && len(q)%5 == 0 {
-			return "This needs more thought than I can give it.\n[END]" // no [RESULT]: rejected, asked again
-		}
-		return "Adding the two numbers step by step gives the sum.\n[RESULT] 7 [/RESULT]\n[END]"
-	}})
-	t.Cleanup(srv.Close)
-	src := fmt.Sprintf(`
-generators: g: {
-	provider: openai: {base_url: %q, api_key_env: %q, batch: {poll: "20ms"}}
-	model: %q
-	price: {input: 2, output: 8, batch_discount: 0.5}
-	sampling: max_tokens: 300
-}
-settings: s: {
-	domain: "math"
-	method: "response_generation"
-	seed_data: path: "seed.jsonl"
-	instances: %d
-	benchmarks: ["gsm8k"]
-}
-budgets: usd: 100
-`, srv.URL(), crashKeyEnv, apitest.DefaultModel, n)
-	if err := os.WriteFile(filepath.Join(dir, "agora.cue"), []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	command := func(args ...string) (*exec.Cmd, *crashOutput) {
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), crashKeyEnv+"="+srv.APIKey())
-		out := &crashOutput{}
-		cmd.Stdout, cmd.Stderr = &out.stdout, &out.stderr
-		return cmd, out
-	}
+	srv, dir, command := batchHarness(t, bin, n)
 
 	for _, phase := range []apitest.BatchPhase{apitest.PhaseUploaded, apitest.PhaseCreate, apitest.PhaseCreated, apitest.PhasePoll, apitest.PhaseDownload} {
 		hit, release := make(chan struct{}), make(chan struct{})
@@ -224,4 +176,150 @@ func runIn(t *testing.T, command func(...string) (*exec.Cmd, *crashOutput), args
 		t.Fatal(err)
 	}
 	return code, out.stdout.String(), out.stderr.String()
+}
+
+// batchHarness writes a spec of n instances whose generator is in batch
+// mode against a stand-in server that rejects the first answer to one
+// prompt in five; command runs agora in its directory.
+func batchHarness(t *testing.T, bin string, n int) (*apitest.Server, string, func(...string) (*exec.Cmd, *crashOutput)) {
+	dir := t.TempDir()
+	var seeds strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&seeds, `{"instruction": "What is %d + %d?", "response": "%d"}`+"\n", i, i+7, 2*i+7)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "seed.jsonl"), []byte(seeds.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	answered := map[string]int{}
+	srv := apitest.New(apitest.Options{Responder: func(r apitest.ChatRequest) string {
+		q := r.Messages[len(r.Messages)-1].Content
+		mu.Lock()
+		k := answered[q]
+		answered[q]++
+		mu.Unlock()
+		if k == 0 && len(q)%5 == 0 {
+			return "This needs more thought than I can give it.\n[END]" // no [RESULT]: rejected, asked again
+		}
+		return "Adding the two numbers step by step gives the sum.\n[RESULT] 7 [/RESULT]\n[END]"
+	}})
+	t.Cleanup(srv.Close)
+	src := fmt.Sprintf(`
+generators: g: {
+	provider: openai: {base_url: %q, api_key_env: %q, batch: {poll: "20ms"}}
+	model: %q
+	price: {input: 2, output: 8, batch_discount: 0.5}
+	sampling: max_tokens: 300
+}
+settings: s: {
+	domain: "math"
+	method: "response_generation"
+	seed_data: path: "seed.jsonl"
+	instances: %d
+	benchmarks: ["gsm8k"]
+}
+budgets: usd: 100
+`, srv.URL(), crashKeyEnv, apitest.DefaultModel, n)
+	if err := os.WriteFile(filepath.Join(dir, "agora.cue"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	command := func(args ...string) (*exec.Cmd, *crashOutput) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), crashKeyEnv+"="+srv.APIKey())
+		out := &crashOutput{}
+		cmd.Stdout, cmd.Stderr = &out.stdout, &out.stderr
+		return cmd, out
+	}
+
+	return srv, dir, command
+}
+
+// TestBatchInterruptTwice: the first interrupt sends no new batch and
+// waits for the one at the provider; the second cancels it there and
+// records what it completed before agora exits 130. The next apply
+// completes without paying for anything twice.
+func TestBatchInterruptTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds agora and runs it as a subprocess")
+	}
+	bin := buildAgora(t)
+	const n = 40
+	srv, dir, command := batchHarness(t, bin, n)
+	polled := make(chan struct{})
+	var once sync.Once
+	srv.SetBatch(apitest.BatchOptions{LineDelay: 50 * time.Millisecond, Hook: func(p apitest.BatchPhase, id string) {
+		if p == apitest.PhasePoll && srv.BatchStats().Served >= 5 {
+			once.Do(func() { close(polled) })
+		}
+	}})
+	cmd, out := command("apply", "-auto-approve", "agora.cue")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-polled:
+	case err := <-exited:
+		t.Fatalf("agora exited first (%v)\n%s", err, out.stderr.String())
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the batch never ran\n%s", out.stderr.String())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if !out.stderr.WaitFor("Stopping: no new requests", 10*time.Second) {
+		t.Fatalf("no stop message:\n%s", out.stderr.String())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	var err error
+	select {
+	case err = <-exited:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("agora did not exit after the second interrupt\n%s", out.stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v, want 130\nstderr:\n%s", err, out.stderr.String())
+	}
+	if !strings.Contains(out.stderr.String(), "Cancelling 1 batch at the provider") {
+		t.Errorf("stderr:\n%s", out.stderr.String())
+	}
+	bst := srv.BatchStats()
+	if bst.Cancels != 1 || bst.Served >= n {
+		t.Fatalf("server: %+v", bst)
+	}
+	st, err := state.Open(context.Background(), filepath.Join(dir, ".agora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, _ := st.Batches(context.Background())
+	spent, _, _ := st.Spend(context.Background())
+	st.Close()
+	tally := (float64(bst.PromptTokens)*2 + float64(bst.CompletionTokens)*8) / 2 / 1e6
+	if len(bs) != 1 || !bs[0].Done || bs[0].Status != "cancelled" || math.Abs(spent-tally) > 1e-9 {
+		t.Fatalf("state: %+v, spent %.9f, tally %.9f", bs, spent, tally)
+	}
+	srv.SetBatch(apitest.BatchOptions{})
+	code, stdout, stderr := runIn(t, command, "apply", "-auto-approve", "agora.cue")
+	if code != 4 || !strings.Contains(stdout, "1 step done") {
+		t.Fatalf("resume: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	bst = srv.BatchStats()
+	for id, k := range bst.PerCustomID {
+		if k != 1 {
+			t.Errorf("request %s run %d times", id, k)
+		}
+	}
+	st, err = state.Open(context.Background(), filepath.Join(dir, ".agora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	spent, _, _ = st.Spend(context.Background())
+	tally = (float64(bst.PromptTokens)*2 + float64(bst.CompletionTokens)*8) / 2 / 1e6
+	if math.Abs(spent-tally) > 1e-9 {
+		t.Errorf("recorded %.9f, tally %.9f", spent, tally)
+	}
 }

@@ -263,7 +263,7 @@ func (r *generateRunner) runBatches(ctx context.Context, s plan.Step, g *spec.Ge
 		}
 		b.cancelAll()
 	}
-	noSend, done := e.noMoreSending(), ctx.Done()
+	noSend, done, crossed := e.noMoreSending(), ctx.Done(), e.ledger.Crossed()
 	givenUp := map[int]bool{}
 	swept := false
 	for {
@@ -356,6 +356,12 @@ func (r *generateRunner) runBatches(ctx context.Context, s plan.Step, g *spec.Ge
 				stopping = true
 			}
 		case <-budgetWait:
+		case <-crossed:
+			// A budget crossed (by this step or another): cancel the
+			// batches at the provider and record what they completed.
+			crossed = nil
+			stopping = true
+			b.cancelAll()
 		case <-noSend:
 			stopping, noSend = true, nil
 		case <-done:
@@ -501,6 +507,8 @@ func lineLen(b []byte) int {
 // for it by key when an earlier creation may have made it), poll until it
 // ends, and record its lines. It reports on b.events.
 func (b *batchRun) follow(ctx context.Context, rec state.Batch, res map[string]*Reservation, lookFirst bool, jsonl ...[]byte) {
+	b.e.batchFlight.Add(1)
+	defer b.e.batchFlight.Add(-1)
 	ev := b.followBatch(ctx, rec, res, lookFirst, jsonl...)
 	ev.key = rec.Key
 	for _, r := range res {
@@ -798,6 +806,11 @@ func (b *batchRun) syncRetry(ctx context.Context, lines []state.BatchLine) (exha
 	wg.Wait()
 	return exhausted, why, err
 }
+
+// BatchesInFlight is the number of batches this apply follows at a
+// provider: cancelling Apply's context cancels them there and records
+// what they completed before Apply returns.
+func (e *Engine) BatchesInFlight() int { return int(e.batchFlight.Load()) }
 
 // enqueuedRoom is how many prompt tokens generator gen may still enqueue
 // under limit (-1: no limit).

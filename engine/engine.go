@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agorabench/agora/executors/slurm"
@@ -243,6 +244,8 @@ type Engine struct {
 	// enqueued holds the prompt tokens of each generator's batches in
 	// flight, by batch key (batch.go).
 	enqueued map[string]map[string]int64
+	// batchFlight counts the batches followed at a provider.
+	batchFlight atomic.Int64
 }
 
 // New prepares an apply of p, compiled from exp, against store. spent and
