@@ -116,9 +116,8 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		specPath = saved.Spec.File
 	}
-	exp, err := spec.Load(specPath)
-	if err != nil {
-		printLoadError(stderr, specPath, err)
+	exp, ok := loadSpec(ctx, specPath, stderr)
+	if !ok {
 		return ExitError
 	}
 	if saved != nil && saved.Spec.Digest != exp.Source.Digest {

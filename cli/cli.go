@@ -225,9 +225,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.preflight {
 		bw.Flush()
-		exp, err := spec.Load(o.spec)
-		if err != nil {
-			printLoadError(stderr, o.spec, err)
+		exp, ok := loadSpec(ctx, o.spec, stderr)
+		if !ok {
 			return ExitError
 		}
 		if !runPreflight(ctx, "plan", exp, p, stderr) {
@@ -253,9 +252,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // nil plan and the exit code on failure.
 // With pluginTokens, plugins that count tokens count the prompts.
 func compile(ctx context.Context, path string, pluginTokens bool, stderr io.Writer) (*plan.Plan, int) {
-	exp, err := spec.Load(path)
-	if err != nil {
-		printLoadError(stderr, path, err)
+	exp, ok := loadSpec(ctx, path, stderr)
+	if !ok {
 		return nil, ExitError
 	}
 	var opts compiler.Options

@@ -99,21 +99,16 @@ func runPlugins(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			fmt.Fprintf(stdout, "  protocol  %d: incompatible, this agora speaks %d\n", ve.Plugin, ve.Host)
 			continue
 		case err != nil:
-			msg, _, _ := strings.Cut(err.Error(), "\n")
-			fmt.Fprintf(stdout, "  error     %s\n", msg)
+			// The first line, and the end of the plugin's stderr if the
+			// message carries it, indented under it.
+			fmt.Fprintf(stdout, "  error     %s\n", strings.ReplaceAll(err.Error(), "\n", "\n          "))
 			continue
 		}
 		d := p.Description()
 		fmt.Fprintf(stdout, "  protocol  %d\n", p.Version())
-		var caps []string
-		if d.CountTokens {
-			caps = append(caps, "token counting")
-		}
-		if d.Embeddings {
-			caps = append(caps, "embeddings")
-		}
-		if len(caps) > 0 {
-			fmt.Fprintf(stdout, "  offers    %s\n", strings.Join(caps, ", "))
+		fmt.Fprintf(stdout, "  offers    %s\n", capabilities(d))
+		if d.Unavailable != "" {
+			fmt.Fprintf(stdout, "  status    cannot serve requests: %s\n", d.Unavailable)
 		}
 		models := append([]host.Model(nil), d.Models...)
 		sort.Slice(models, func(i, j int) bool { return models[i].ID < models[j].ID })
@@ -178,14 +173,8 @@ func runPluginsVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 		printLoadError(stderr, path, err)
 		return ExitError
 	}
-	names := make([]string, 0, len(exp.Generators))
-	for n, g := range exp.Generators {
-		if g.Provider.Plugin != "" {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	if len(names) == 0 {
+	uses := pluginUses(exp)
+	if len(uses) == 0 {
 		fmt.Fprintf(stdout, "%s has no plugin generators.\n", path)
 		return ExitOK
 	}
@@ -193,58 +182,153 @@ func runPluginsVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 	h := host.New(host.Options{Dirs: dirs, StartTimeout: 10 * time.Second})
 	defer h.Close()
 	failed, unpinned := 0, 0
-	for _, n := range names {
-		g := exp.Generators[n]
-		pl := g.Provider.Plugin
-		p, err := host.Find(pl, dirs)
+	for _, u := range uses {
+		line, pinned, err := verifyPlugin(ctx, h, dirs, u)
 		if err != nil {
 			failed++
-			fmt.Fprintf(stderr, "generator %s: %v\n", n, err)
+			fmt.Fprintf(stderr, "%s: %s\n", u.label, err)
 			continue
 		}
-		sum, err := host.Checksum(p)
-		if err != nil {
-			failed++
-			fmt.Fprintf(stderr, "generator %s: plugin %s: %v\n", n, pl, err)
-			continue
-		}
-		pin := g.Provider.SHA256
-		if pin != "" && pin != sum {
-			failed++
-			fmt.Fprintf(stderr, "generator %s: %v\n", n, &host.ChecksumError{Name: pl, Path: p, Got: sum, Want: pin})
-			continue
-		}
-		// The pin holds (or there is none): start the plugin to check the
-		// protocol and the model.
-		pg, err := h.Open(ctx, pl, pin)
-		if err != nil {
-			failed++
-			fmt.Fprintf(stderr, "generator %s: %s\n", n, err)
-			continue
-		}
-		served := ""
-		if d := pg.Description(); len(d.Models) > 0 {
-			if _, ok := d.Model(g.Model); ok {
-				served = ", serves " + g.Model
-			} else {
-				served = ", does not list " + g.Model
-			}
-		}
-		if pin == "" {
+		if !pinned {
 			unpinned++
-			fmt.Fprintf(stdout, "generator %s: plugin %s (%s): not pinned (protocol %d%s); to pin it: sha256: %q\n", n, pl, p, pg.Version(), served, sum)
-			continue
 		}
-		fmt.Fprintf(stdout, "generator %s: plugin %s (%s): sha256 matches the pin (protocol %d%s)\n", n, pl, p, pg.Version(), served)
+		fmt.Fprintf(stdout, "%s: %s\n", u.label, line)
 	}
 	if failed > 0 {
-		fmt.Fprintf(stderr, "agora plugins verify: %d of %d plugin generator%s failed\n", failed, len(names), plural(len(names)))
+		fmt.Fprintf(stderr, "agora plugins verify: %d of %d plugin generator%s failed\n", failed, len(uses), plural(len(uses)))
 		return ExitError
 	}
 	if unpinned > 0 {
 		fmt.Fprintf(stdout, "%d plugin generator%s not pinned: agora runs whatever binary it finds.\n", unpinned, plural(unpinned))
 	}
 	return ExitOK
+}
+
+// pluginUse is a generator (or a metric's model declared in place) that
+// runs through a plugin, and what the spec needs of it.
+type pluginUse struct {
+	label string // "generator NAME" or "metrics.judge"
+	g     *spec.Generator
+	// embeddings: the diversity metric embeds with it.
+	embeddings bool
+}
+
+// pluginUses lists exp's plugin generators by name, then the metrics'
+// plugin models declared in place.
+func pluginUses(exp *spec.Experiment) []pluginUse {
+	var names []string
+	for n, g := range exp.Generators {
+		if g.Provider.Plugin != "" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	var out []pluginUse
+	for _, n := range names {
+		out = append(out, pluginUse{label: "generator " + n, g: exp.Generators[n]})
+	}
+	if m := exp.Metrics; m != nil {
+		var div *spec.Generator
+		if m.Diversity != nil {
+			div = m.Diversity.Gen
+		}
+		for _, mm := range []struct {
+			name string
+			g    *spec.Generator
+		}{{"judge", judgeGen(m)}, {"diversity", div}} {
+			if mm.g == nil || mm.g.Provider.Plugin == "" {
+				continue
+			}
+			found := false
+			for i := range out {
+				if out[i].g == mm.g {
+					found = true
+					out[i].embeddings = out[i].embeddings || mm.g == div
+				}
+			}
+			if !found {
+				out = append(out, pluginUse{label: "metrics." + mm.name, g: mm.g, embeddings: mm.g == div})
+			}
+		}
+	}
+	return out
+}
+
+func judgeGen(m *spec.Metrics) *spec.Generator {
+	if m.Judge == nil {
+		return nil
+	}
+	return m.Judge.Gen
+}
+
+// verifyPlugin checks one plugin use as apply will: the plugin found, its
+// checksum equal to the pin, the protocol version, the plugin able to
+// serve (describe's unavailable), its health service serving, the model
+// listed, a price (the spec's or the plugin's), and embeddings when the
+// diversity metric needs them. It returns the line to print, or the
+// first problem.
+func verifyPlugin(ctx context.Context, h *host.Host, dirs []string, u pluginUse) (string, bool, error) {
+	g := u.g
+	pl := g.Provider.Plugin
+	p, err := host.Find(pl, dirs)
+	if err != nil {
+		return "", false, err
+	}
+	sum, err := host.Checksum(p)
+	if err != nil {
+		return "", false, fmt.Errorf("plugin %s: %v", pl, err)
+	}
+	pin := g.Provider.SHA256
+	if pin != "" && !strings.EqualFold(pin, sum) {
+		return "", false, &host.ChecksumError{Name: pl, Path: p, Got: sum, Want: pin}
+	}
+	// The pin holds (or there is none): start the plugin as apply does.
+	c, err := h.Client(ctx, host.Config{Generator: g.Name, Plugin: pl, SHA256: pin, Model: g.Model, Price: g.Price,
+		Limits: g.Limits, Sampling: g.Sampling})
+	if err != nil {
+		return "", false, errors.New(strings.TrimPrefix(err.Error(), "generator "+g.Name+": "))
+	}
+	pg := c.Plugin()
+	if err := pg.Ping(); err != nil {
+		return "", false, err
+	}
+	if err := c.Check(ctx); err != nil {
+		return "", false, errors.New(strings.TrimPrefix(err.Error(), "generator "+g.Name+": "))
+	}
+	d := pg.Description()
+	notes := []string{fmt.Sprintf("protocol %d", pg.Version())}
+	if len(d.Models) > 0 {
+		notes = append(notes, "serves "+g.Model)
+	}
+	if g.Price == nil {
+		m, _ := d.Model(g.Model)
+		if m.InputPrice == 0 && m.OutputPrice == 0 {
+			return "", false, fmt.Errorf("missing price: plugin %s advertises no price for model %s; set price: {input: …, output: …} in dollars per 1M tokens", pl, g.Model)
+		}
+		notes = append(notes, fmt.Sprintf("priced by the plugin at $%g in / $%g out per 1M tokens", m.InputPrice, m.OutputPrice))
+	}
+	if u.embeddings {
+		if !d.Embeddings {
+			return "", false, fmt.Errorf("metrics.diversity embeds with this model, and plugin %s (%s) serves no embeddings", pl, p)
+		}
+		notes = append(notes, "embeddings")
+	}
+	if pin == "" {
+		return fmt.Sprintf("plugin %s (%s): not pinned (%s); to pin it: sha256: %q", pl, p, strings.Join(notes, ", "), sum), false, nil
+	}
+	return fmt.Sprintf("plugin %s (%s): sha256 matches the pin (%s)", pl, p, strings.Join(notes, ", ")), true, nil
+}
+
+// capabilities is the offers line of agora plugins.
+func capabilities(d host.Description) string {
+	caps := []string{"completions"}
+	if d.CountTokens {
+		caps = append(caps, "token counting")
+	}
+	if d.Embeddings {
+		caps = append(caps, "embeddings")
+	}
+	return strings.Join(caps, ", ")
 }
 
 // pluginCounter starts exp's plugin generators' plugins and returns a

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,7 @@ func removePluginCache() {
 		os.RemoveAll(pluginCache)
 		pluginCache, pluginBuilt = "", map[string]bool{}
 	}
+	pySDK.Remove()
 }
 
 // cmdBuildPlugin implements "buildplugin DIR NAME...", which puts the
@@ -64,6 +66,52 @@ func cmdBuildPlugin(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(err)
 		ts.Check(os.WriteFile(filepath.Join(dir, "agora-provider-"+n), b, 0o755))
 	}
+}
+
+// The Python SDK, built and installed once per test binary for "pyplugin".
+var (
+	pySDK    plugintest.PythonSDK
+	pySDKErr error
+	pySDKSet bool
+)
+
+// cmdPyPlugin implements "pyplugin DIR", which puts the Python SDK's test
+// plugin (plugins/plugintest/python/agora-provider-pyfake) in DIR, run by
+// the pinned tools environment ($AGORA_TOOLS_VENV) with the SDK's wheel
+// installed beside it. Scripts using it begin with "[!pysdk] skip": the
+// condition pysdk holds when $AGORA_TOOLS_VENV is set, and is an error
+// under CI=true when it is not.
+func cmdPyPlugin(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: pyplugin DIR")
+	}
+	venv := os.Getenv("AGORA_TOOLS_VENV")
+	if venv == "" {
+		ts.Fatalf("pyplugin: AGORA_TOOLS_VENV is not set (guard the script with [!pysdk] skip)")
+	}
+	pluginMu.Lock()
+	if !pySDKSet {
+		pySDK, pySDKErr = plugintest.InstallPythonSDK(venv)
+		pySDKSet = true
+	}
+	pluginMu.Unlock()
+	if pySDKErr != nil {
+		ts.Fatalf("pyplugin: %v", pySDKErr)
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	ts.Check(pySDK.Install(filepath.Join("..", "plugins", "plugintest", "python", "agora-provider-pyfake"), dir))
+}
+
+// condPySDK is the script condition pysdk.
+func condPySDK() (bool, error) {
+	if os.Getenv("AGORA_TOOLS_VENV") != "" {
+		return true, nil
+	}
+	if os.Getenv("CI") == "true" {
+		return false, errors.New("CI=true and AGORA_TOOLS_VENV is not set (scripts/test.sh builds it with scripts/python-tools.sh)")
+	}
+	return false, nil
 }
 
 // cmdStubAnthropic implements "stubanthropic", which starts the Anthropic

@@ -170,6 +170,9 @@ func gatherReport(ctx context.Context, specPath string, specGiven bool, files []
 		if err != nil {
 			return nil, err
 		}
+		// Plugin generators priced by their plugins: the report shows
+		// the price when the plugin can tell it, and goes on without.
+		pluginPrices(ctx, e)
 		exp = e
 		dir := stateDir(exp)
 		if err := state.Check(dir); err != nil {

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,12 @@ func TestScripts(t *testing.T) {
 			env.Setenv("AGORA_SKIP_TOOLS_CHECK", "1")
 			return nil
 		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "pysdk" {
+				return condPySDK()
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitCode,
 			"stubapi":  cmdStubAPI,
@@ -71,6 +78,7 @@ func TestScripts(t *testing.T) {
 			// plugins_test.go: real plugin binaries and the Anthropic stand-in.
 			"buildplugin":   cmdBuildPlugin,
 			"stubanthropic": cmdStubAnthropic,
+			"pyplugin":      cmdPyPlugin, // the Python SDK's test plugin
 		},
 	})
 }

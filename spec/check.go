@@ -159,7 +159,9 @@ func (l *loader) completeGenerator(name string, g *Generator) {
 			}
 		}
 	}
-	if g.Provider.VLLM == nil && g.Price == nil {
+	// A plugin generator without a price takes the one its plugin
+	// advertises (cli's pluginPrices), or fails there.
+	if g.Provider.VLLM == nil && g.Provider.Plugin == "" && g.Price == nil {
 		l.at(sel("generators", name), "missing price: a generator reached through an API needs price: {input: …, output: …} in dollars per 1M tokens so the plan can be costed (use 0 for a free endpoint)")
 	}
 	if v := g.Provider.VLLM; v != nil && v.GPUs < v.TensorParallel {

@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -68,13 +69,19 @@ var (
 )
 
 // Describe lists the models the key can use (GET /v1/models) with the
-// known prices. Without a key it fails: the plugin cannot work. When the
-// list cannot be had it describes no models (agora then checks none) and
-// logs why.
+// known prices. Without a key it describes the models whose prices it
+// knows and says it cannot serve (agora lists it, and refuses to run
+// through it). When the list cannot be had it describes no models (agora
+// then checks none) and logs why.
 func (p *Provider) Describe(ctx context.Context) (sdk.Description, error) {
 	d := sdk.Description{Name: "anthropic"}
 	if p.Key == "" {
-		return d, errors.New(noKey)
+		d.Unavailable = noKey
+		for id, pr := range prices {
+			d.Models = append(d.Models, sdk.Model{ID: id, InputPrice: pr[0], OutputPrice: pr[1]})
+		}
+		sort.Slice(d.Models, func(i, j int) bool { return d.Models[i].ID < d.Models[j].ID })
+		return d, nil
 	}
 	ids, err := p.listModels(ctx)
 	if err != nil {

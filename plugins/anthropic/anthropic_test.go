@@ -124,10 +124,12 @@ func TestDescribeAndCount(t *testing.T) {
 	if m := d.Models[1]; m.InputPrice != 0 {
 		t.Errorf("unknown model priced %+v", m)
 	}
-	// Without a key the plugin cannot work: it says so at the start.
-	if _, err := (&anthropic.Provider{BaseURL: s.URL(), HTTP: &http.Client{}}).Describe(context.Background()); err == nil ||
-		err.Error() != "environment variable ANTHROPIC_API_KEY is not set: it must hold the API key" {
-		t.Errorf("describe without a key: %v", err)
+	// Without a key the plugin cannot work: it says so, and describes
+	// the models it knows the prices of, for agora plugins.
+	d, err = (&anthropic.Provider{BaseURL: s.URL(), HTTP: &http.Client{}}).Describe(context.Background())
+	if err != nil || d.Unavailable != "environment variable ANTHROPIC_API_KEY is not set: it must hold the API key" || len(d.Models) != 6 ||
+		d.Models[0].ID != "claude-3-5-haiku-latest" || d.Models[0].InputPrice != 0.8 {
+		t.Errorf("describe without a key: %+v %v", d, err)
 	}
 	// When the list cannot be had: no models, so that agora checks none.
 	d, err = (&anthropic.Provider{BaseURL: "http://127.0.0.1:1", Key: "k", HTTP: &http.Client{}}).Describe(context.Background())

@@ -23,6 +23,9 @@ type Description struct {
 	Name                    string
 	Models                  []Model
 	CountTokens, Embeddings bool
+	// Unavailable is why the plugin cannot serve requests now (a key that
+	// is not set); empty when it can.
+	Unavailable string
 }
 
 // Model is one model a plugin serves; zero prices and limits are unknown.
@@ -43,7 +46,8 @@ func (d Description) Model(id string) (Model, bool) {
 }
 
 func describe(d *pb.DescribeResponse) Description {
-	out := Description{Name: d.GetName(), CountTokens: d.GetCapabilities().GetCountTokens(), Embeddings: d.GetCapabilities().GetEmbeddings()}
+	out := Description{Name: d.GetName(), CountTokens: d.GetCapabilities().GetCountTokens(), Embeddings: d.GetCapabilities().GetEmbeddings(),
+		Unavailable: d.GetUnavailable()}
 	for _, m := range d.GetModels() {
 		out.Models = append(out.Models, Model{ID: m.GetId(),
 			InputPrice: m.GetPrice().GetInputPerMtok(), OutputPrice: m.GetPrice().GetOutputPerMtok(),
@@ -106,6 +110,9 @@ func (h *Host) Client(ctx context.Context, cfg Config) (*Client, error) {
 	p, err := h.Open(ctx, cfg.Plugin, cfg.SHA256)
 	if err != nil {
 		return nil, fmt.Errorf("generator %s: %w", cfg.Generator, err)
+	}
+	if u := p.Description().Unavailable; u != "" {
+		return nil, fmt.Errorf("generator %s: plugin %s cannot serve requests: %s", cfg.Generator, cfg.Plugin, h.redact.String(u))
 	}
 	rc := cfg.Retry
 	rc.Concurrency, rc.RPM, rc.TPM = cfg.Limits.Concurrency, cfg.Limits.RPM, cfg.Limits.TPM

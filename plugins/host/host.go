@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -179,6 +180,18 @@ func (p *Plugin) start(ctx context.Context) error {
 	h := p.host
 	cmd := exec.Command(p.Path)
 	setProcAttr(cmd)
+	tlsConfig, certPEM, err := clientTLS(time.Now())
+	if err != nil {
+		return fmt.Errorf("plugin %s: %v", p.Name, err)
+	}
+	// The environment is agora's, with PLUGIN_CLIENT_CERT ours
+	// (go-plugin adds the handshake's variables after it).
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PLUGIN_CLIENT_CERT=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "PLUGIN_CLIENT_CERT="+string(certPEM))
 	stderr := newTail()
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig: plugin.HandshakeConfig{
@@ -191,9 +204,12 @@ func (p *Plugin) start(ctx context.Context) error {
 		},
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		Logger:           h.opts.Logger.Named("plugin"),
-		Stderr:           stderr,
+		// go-plugin's AutoMTLS, with agora's own client certificate
+		// (clientTLS says why).
+		TLSConfig:   tlsConfig,
+		SkipHostEnv: true,
+		Logger:      h.opts.Logger.Named("plugin"),
+		Stderr:      stderr,
 		// What a Go plugin prints to os.Stdout or os.Stderr once served
 		// arrives over go-plugin's stdio stream: into the log too.
 		SyncStdout:   &lineLogger{log: h.opts.Logger.Named("plugin").Named(filepath.Base(p.Path)).Named("stdout"), redact: h.redact},
@@ -225,7 +241,20 @@ func (p *Plugin) start(ctx context.Context) error {
 			}
 			return fail(ve)
 		}
+		// Kill waits for the plugin's stderr to be read to its end.
+		c.Kill()
 		msg := err.Error()
+		// go-plugin's own text for a missing handshake line is a page of
+		// guesses: say what happened.
+		if rest, ok := strings.CutPrefix(msg, "Unrecognized remote plugin message: "); ok {
+			if first, _, _ := strings.Cut(rest, "\n"); first == "" {
+				msg = "it exited without printing the handshake line on stdout (docs/plugins.md)"
+			} else {
+				msg = fmt.Sprintf("its first line on stdout is not a handshake line (docs/plugins.md): %q", first)
+			}
+		} else if msg == "plugin exited before we could connect" {
+			msg = "it exited without printing the handshake line on stdout (docs/plugins.md)"
+		}
 		if t := stderr.summary(); t != "" {
 			msg += "; the end of its stderr:\n" + t
 		}
@@ -366,7 +395,7 @@ func (l *lineLogger) Write(b []byte) (int, error) {
 }
 
 // tail keeps the end of a plugin's stderr: its last lines, and the start
-// of its last panic (or fatal error) with a few lines after it, which a
+// of its last panic (or fatal error, Go's or Python's) with a few lines after it, which a
 // dump of every goroutine would push out of the last lines.
 type tail struct {
 	mu      sync.Mutex
@@ -413,7 +442,7 @@ func (t *tail) line(l string) {
 		t.lines = t.lines[len(t.lines)-tailLines:]
 	}
 	switch {
-	case strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:"):
+	case strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") || strings.HasPrefix(l, "Fatal Python error:"):
 		if len(t.crash) == 0 || len(t.crash) >= crashLines || !strings.HasPrefix(t.crash[0], "panic:") {
 			t.crash = []string{l}
 		} else {
@@ -437,6 +466,24 @@ func (t *tail) summary() string {
 		return ""
 	}
 	return "  " + strings.Join(lines, "\n  ")
+}
+
+// Ping asks the plugin's gRPC health service whether it is serving.
+func (p *Plugin) Ping() error {
+	p.mu.Lock()
+	inst := p.inst
+	p.mu.Unlock()
+	if inst == nil {
+		return fmt.Errorf("plugin %s is not running", p.Name)
+	}
+	rpcc, err := inst.client.Client()
+	if err != nil {
+		return fmt.Errorf("plugin %s: %v", p.Name, err)
+	}
+	if err := rpcc.Ping(); err != nil {
+		return fmt.Errorf("plugin %s: health check: %s", p.Name, grpcMessage(err))
+	}
+	return nil
 }
 
 // PID is the process id of the plugin's current process; 0 when none.

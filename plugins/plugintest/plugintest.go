@@ -1,7 +1,8 @@
 // Package plugintest builds plugin binaries for tests, and holds the test
 // plugins themselves: fake (an echo provider that panics, hangs or rate
 // limits on request), future (a provider speaking protocol version 2) and,
-// in python/, pyecho (a provider written in Python).
+// in python/, pyfake (the same as fake, written with the Python SDK, which
+// python.go builds and installs for the tests).
 package plugintest
 
 import (

@@ -53,6 +53,11 @@ type Embedder interface {
 type Description struct {
 	Name   string
 	Models []Model
+	// Unavailable says why the provider cannot serve requests now (a key
+	// that is not set, say); empty when it can. agora lists the plugin
+	// but refuses to run a generator through it, with this reason.
+	// Describe should succeed without credentials.
+	Unavailable string
 }
 
 // Model is one model the provider serves. Prices are US dollars per
@@ -231,7 +236,7 @@ func (s *server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.Descr
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
-	out := &pb.DescribeResponse{Name: d.Name, Capabilities: &pb.Capabilities{}}
+	out := &pb.DescribeResponse{Name: d.Name, Unavailable: d.Unavailable, Capabilities: &pb.Capabilities{}}
 	_, out.Capabilities.CountTokens = s.impl.(TokenCounter)
 	_, out.Capabilities.Embeddings = s.impl.(Embedder)
 	for _, m := range d.Models {

@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/agorabench/agora/plugins/host"
+	"github.com/agorabench/agora/spec"
+)
+
+// loadSpec loads a spec for planning or applying it: spec.Load, then the
+// prices plugin generators leave to their plugins (pluginPrices).
+func loadSpec(ctx context.Context, path string, stderr io.Writer) (*spec.Experiment, bool) {
+	exp, err := spec.Load(path)
+	if err != nil {
+		printLoadError(stderr, path, err)
+		return nil, false
+	}
+	if problems := pluginPrices(ctx, exp); len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p)
+		}
+		fmt.Fprintf(stderr, "agora: %s has %d error%s\n", path, len(problems), plural(len(problems)))
+		return nil, false
+	}
+	return exp, true
+}
+
+// pluginPrices fills in the price of each plugin generator whose spec
+// gives none with the price its plugin advertises for the generator's
+// model (docs/plugins.md): the plan and the budgets then use it exactly as
+// a spec's price. It starts those plugins alone (their pins checked),
+// asks each for its description once, and ends them before returning.
+// It returns one positioned message per generator left without a price.
+func pluginPrices(ctx context.Context, exp *spec.Experiment) []string {
+	var names []string
+	for n, g := range exp.Generators {
+		if g.Provider.Plugin != "" && g.Price == nil {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	sort.Strings(names)
+	h := host.New(host.Options{Dirs: host.SearchPath(exp.Source.Dir), StartTimeout: 30 * time.Second})
+	defer h.Close()
+	var problems []string
+	for _, n := range names {
+		g := exp.Generators[n]
+		pos := exp.Source.Locate("generators", n)
+		p, err := h.Open(ctx, g.Provider.Plugin, g.Provider.SHA256)
+		if err != nil {
+			msg, _, _ := strings.Cut(err.Error(), "\n")
+			problems = append(problems, fmt.Sprintf("%s: generators.%s: missing price, and its plugin could not be asked for one: %s; set price: {input: …, output: …}", pos, n, msg))
+			continue
+		}
+		m, ok := p.Description().Model(g.Model)
+		if !ok || (m.InputPrice == 0 && m.OutputPrice == 0) {
+			problems = append(problems, fmt.Sprintf("%s: generators.%s: missing price: plugin %s advertises no price for model %s; set price: {input: …, output: …} in dollars per 1M tokens", pos, n, g.Provider.Plugin, g.Model))
+			continue
+		}
+		g.Price = &spec.Price{Input: m.InputPrice, Output: m.OutputPrice}
+	}
+	return problems
+}

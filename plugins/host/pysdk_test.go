@@ -1,0 +1,351 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agorabench/agora/executors/retry"
+	"github.com/agorabench/agora/internal/syncbuf"
+	"github.com/agorabench/agora/plugins/host"
+	"github.com/agorabench/agora/plugins/plugintest"
+	"github.com/agorabench/agora/spec"
+)
+
+// The Python SDK (plugins/sdk/python) runs on the pinned tools
+// environment ($AGORA_TOOLS_VENV, scripts/python-tools.sh), whose grpcio,
+// protobuf and cryptography are the SDK's pins: CI installs nothing more
+// for it. The tests build the SDK's wheel offline from the checkout,
+// install it in a scratch directory and run plugins written with it
+// through the host: real processes, real gRPC with AutoMTLS.
+
+var (
+	pySDKOnce sync.Once
+	pySDKEnv  plugintest.PythonSDK
+	pySDKErr  error
+)
+
+// pySDK builds and installs the SDK once per test binary, or skips (fails
+// under CI=true) without the tools environment.
+func pySDK(t *testing.T) plugintest.PythonSDK {
+	t.Helper()
+	venv := os.Getenv("AGORA_TOOLS_VENV")
+	if venv == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true and AGORA_TOOLS_VENV is not set (scripts/test.sh builds it with scripts/python-tools.sh)")
+		}
+		t.Skip("AGORA_TOOLS_VENV is not set: no Python environment for the Python SDK (scripts/python-tools.sh)")
+	}
+	pySDKOnce.Do(func() { pySDKEnv, pySDKErr = plugintest.InstallPythonSDK(venv) })
+	if pySDKErr != nil {
+		t.Fatal(pySDKErr)
+	}
+	return pySDKEnv
+}
+
+// pyHost is a host whose search path holds the Python test plugin pyfake.
+func pyHost(t *testing.T) (*host.Host, *syncbuf.Buffer, host.Config) {
+	t.Helper()
+	sdk := pySDK(t)
+	dir := t.TempDir()
+	if err := sdk.Install(filepath.Join("..", "plugintest", "python", "agora-provider-pyfake"), dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PYFAKE_MARK", filepath.Join(t.TempDir(), "mark"))
+	h, log := newHostIn(t, dir)
+	return h, log, host.Config{Generator: "g", Plugin: "pyfake", Model: "fake-py", Sampling: spec.Sampling{MaxTokens: 100},
+		Retry: retry.Config{AttemptTimeout: 5 * time.Second, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxRetries: 3}}
+}
+
+func TestPySDKPinsAreTheToolchain(t *testing.T) {
+	pins, err := plugintest.PythonSDKPins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("../../toolchain/constraints.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pins {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(p) + `$`).Match(b) {
+			t.Errorf("the SDK pins %s, toolchain/constraints.txt does not: the tests would run it with other versions", p)
+		}
+	}
+	if len(pins) != 3 {
+		t.Errorf("pins %v", pins)
+	}
+}
+
+func TestPySDKCompleteDescribe(t *testing.T) {
+	h, log, cfg := pyHost(t)
+	temp, seed := 0.5, 7
+	cfg.Sampling.Temperature, cfg.Sampling.Seed, cfg.Sampling.Stop = &temp, &seed, []string{"END"}
+	cfg.Sampling.Extra = map[string]any{"top_k": 40}
+	c, err := h.Client(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, log.String())
+	}
+	if err := c.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p := c.Plugin()
+	d := p.Description()
+	if p.Version() != 1 || d.Name != "pyfake" || !d.CountTokens || !d.Embeddings || d.Unavailable != "" || len(d.Models) != 2 {
+		t.Errorf("version %d description %+v", p.Version(), d)
+	}
+	if m, _ := d.Model("fake-py"); m.InputPrice != 1.5 || m.OutputPrice != 3 || m.RPM != 6000 || m.Concurrency != 16 {
+		t.Errorf("model %+v", m)
+	}
+	if err := p.Ping(); err != nil {
+		t.Errorf("health: %v", err)
+	}
+	r, err := c.Complete(context.Background(), user("from Go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "echo: from Go extra=[('top_k', 40)] temperature=0.5 seed=7 stop=['END']"
+	if r.Text != want || r.FinishReason != "stop" || r.Model != "fake-py-py" || r.ID != "py-1" || r.PromptTokens != 5 || r.Attempts != 1 {
+		t.Errorf("response %+v", r)
+	}
+	n, ok, err := p.CountTokens(context.Background(), "fake-py", []host.Message{{Role: "user", Content: "three little words"}})
+	if err != nil || !ok || n != 3 {
+		t.Errorf("count tokens %d %v %v", n, ok, err)
+	}
+	vs, tokens, err := c.Embed(context.Background(), []string{"ab", "abcd"})
+	if err != nil || len(vs) != 2 || vs[0][0] != 2 || vs[1][0] != 4 || tokens != 2 {
+		t.Errorf("embed %v %d %v", vs, tokens, err)
+	}
+	// The SDK's logging lands in the host's log with its level and keys.
+	if !log.WaitFor("[INFO]  plugin.agora-provider-pyfake: completing:", 2*time.Second) ||
+		!regexp.MustCompile(`completing: .*messages=2`).MatchString(log.String()) {
+		t.Errorf("the plugin's log line is not in the host's log:\n%s", log.String())
+	}
+	// Shutdown: agora's Close asks the plugin to exit, which it does at
+	// once (no kill two seconds later).
+	pid := p.PID()
+	start := time.Now()
+	h.Close()
+	waitGone(t, pid, 5*time.Second)
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("the plugin took %v to stop: Shutdown not served?", d)
+	}
+	if strings.Contains(log.String(), "plugin failed to exit gracefully") {
+		t.Errorf("killed rather than shut down:\n%s", log.String())
+	}
+}
+
+// TestPySDKErrors: the SDK's typed errors reach agora as what they are.
+func TestPySDKErrors(t *testing.T) {
+	h, _, cfg := pyHost(t)
+	c, err := h.Client(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r, err := c.Complete(context.Background(), user("RATELIMIT"))
+	if err != nil || r.Attempts != 2 || c.Stats().Retries.RateLimited != 1 {
+		t.Errorf("rate limited once: %+v %v, stats %+v", r, err, c.Stats())
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("retried after %v, before the plugin's retry-after of 50ms", d)
+	}
+	r, err = c.Complete(context.Background(), user("RETRY"))
+	if err != nil || r.Attempts != 2 || r.Text != "echo: RETRY" {
+		t.Errorf("retryable once: %+v %v", r, err)
+	}
+	for msg, want := range map[string]string{
+		"PERMANENT": "generator g: plugin pyfake: pyfake: this request can never succeed",
+		"BUG":       "generator g: plugin pyfake: KeyError: 'missing'",
+	} {
+		_, err := c.Complete(context.Background(), user(msg))
+		var e *host.Error
+		if !errors.As(err, &e) || !e.Permanent || e.Attempts != 1 || err.Error() != want {
+			t.Errorf("%s: %v (%+v), want %q", msg, err, e, want)
+		}
+	}
+	if _, _, err := c.Embed(context.Background(), []string{"RATELIMIT"}); err != nil || c.Stats().Retries.RateLimited != 2 {
+		t.Errorf("embed rate limited once: %v, stats %+v", err, c.Stats())
+	}
+	_, _, err = c.Embed(context.Background(), []string{"PERMANENT"})
+	var e *host.Error
+	if !errors.As(err, &e) || !e.Permanent || e.Attempts != 1 || err.Error() != "generator g: plugin pyfake: pyfake: cannot embed this" {
+		t.Errorf("embed permanent: %v", err)
+	}
+}
+
+func TestPySDKHangCutOff(t *testing.T) {
+	h, _, cfg := pyHost(t)
+	cfg.Retry.AttemptTimeout = 300 * time.Millisecond
+	cfg.Retry.MaxRetries = 1
+	c, err := h.Client(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = c.Complete(context.Background(), user("HANG"))
+	var e *host.Error
+	if !errors.As(err, &e) || !e.Outage || e.Attempts != 2 || !strings.Contains(err.Error(), "attempt timed out after 300ms") {
+		t.Fatalf("err %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a hung plugin held the call %v", d)
+	}
+	if _, err := c.Complete(context.Background(), user("hi")); err != nil {
+		t.Fatalf("the plugin is unusable after a hung request: %v", err)
+	}
+}
+
+func TestPySDKCrash(t *testing.T) {
+	h, log, cfg := pyHost(t)
+	c, err := h.Client(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Complete(context.Background(), user("PANIC-ONCE"))
+	if err != nil || r.Attempts != 2 || c.Stats().Retries.Connection != 1 {
+		t.Fatalf("the request after the restart: %+v %v, stats %+v", r, err, c.Stats())
+	}
+	if !strings.Contains(log.String(), "restarting plugin after a crash") {
+		t.Errorf("no restart in the log:\n%s", log.String())
+	}
+	_, err = c.Complete(context.Background(), user("PANIC"))
+	var e *host.Error
+	if !errors.As(err, &e) || !e.Permanent || !strings.Contains(err.Error(), "crashed twice; the end of its stderr:\n  Fatal Python error: Aborted") {
+		t.Fatalf("second crash: %v", err)
+	}
+}
+
+func TestPySDKUnavailable(t *testing.T) {
+	h, _, cfg := pyHost(t)
+	t.Setenv("PYFAKE_UNAVAILABLE", "environment variable PYFAKE_KEY is not set")
+	_, err := h.Client(context.Background(), cfg)
+	if err == nil || err.Error() != "generator g: plugin pyfake cannot serve requests: environment variable PYFAKE_KEY is not set" {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// TestPySDKWatchesParent starts a Python plugin without the host's
+// parent-death signal and kills its parent: the SDK's own watch ends it.
+func TestPySDKWatchesParent(t *testing.T) {
+	sdk := pySDK(t)
+	dir := t.TempDir()
+	if err := sdk.Install(filepath.Join("..", "plugintest", "python", "agora-provider-pyfake"), dir); err != nil {
+		t.Fatal(err)
+	}
+	cmd, pid := startHelper(t, "HOST_TEST_MIDDLE="+filepath.Join(dir, "agora-provider-pyfake"))
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	waitGone(t, pid, 5*time.Second)
+}
+
+// TestPySDKByHand: run without agora, a plugin says what it is and exits 1.
+func TestPySDKByHand(t *testing.T) {
+	sdk := pySDK(t)
+	dir := t.TempDir()
+	if err := sdk.Install(filepath.Join("..", "plugintest", "python", "agora-provider-pyfake"), dir); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(dir, "agora-provider-pyfake"))
+	cmd.Env = append(os.Environ(), "AGORA_PLUGIN=")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.HasPrefix(string(out), "This is an agora provider plugin: agora starts it") {
+		t.Errorf("exit %v, output %q", err, out)
+	}
+}
+
+// TestPySDKDocExample runs the Python provider of docs/plugins.md, which
+// is examples/agora-provider-ollama word for word, against a stand-in
+// Ollama server.
+func TestPySDKDocExample(t *testing.T) {
+	sdk := pySDK(t)
+	example := filepath.Join("..", "sdk", "python", "examples", "agora-provider-ollama")
+	code, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/plugins.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```python\n"+string(code)+"```\n") {
+		t.Errorf("docs/plugins.md does not show %s as it is", example)
+	}
+	if n := strings.Count(string(code), "\n"); n > 35 {
+		t.Errorf("the example is %d lines, the docs promise about 30", n)
+	}
+	var got map[string]any
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" || r.URL.Path != "/api/chat" {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewDecoder(r.Body).Decode(&got)
+		if status != http.StatusOK {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(status)
+			fmt.Fprint(w, `{"error":"busy"}`)
+			status = http.StatusOK
+			return
+		}
+		fmt.Fprint(w, `{"model":"llama3.2:3b","message":{"role":"assistant","content":"Hello!"},"done_reason":"stop","prompt_eval_count":12,"eval_count":3}`)
+	}))
+	defer srv.Close()
+	t.Setenv("OLLAMA_HOST", srv.URL)
+	dir := t.TempDir()
+	if err := sdk.Install(example, dir); err != nil {
+		t.Fatal(err)
+	}
+	h, log := newHostIn(t, dir)
+	temp := 0.7
+	c, err := h.Client(context.Background(), host.Config{Generator: "local", Plugin: "ollama", Model: "llama3.2:3b",
+		Sampling: spec.Sampling{MaxTokens: 64, Temperature: &temp},
+		Retry:    retry.Config{BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond}})
+	if err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, log.String())
+	}
+	status = http.StatusTooManyRequests
+	r, err := c.Complete(context.Background(), user("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Text != "Hello!" || r.FinishReason != "stop" || r.Model != "llama3.2:3b" || r.PromptTokens != 12 || r.CompletionTokens != 3 ||
+		r.Attempts != 2 || c.Stats().Retries.RateLimited != 1 {
+		t.Errorf("response %+v, stats %+v", r, c.Stats())
+	}
+	msgs, _ := json.Marshal(got["messages"])
+	if string(msgs) != `[{"content":"be brief","role":"system"},{"content":"hi","role":"user"}]` || got["model"] != "llama3.2:3b" ||
+		fmt.Sprint(got["options"]) != "map[num_predict:64 temperature:0.7]" {
+		t.Errorf("request %v", got)
+	}
+	srv.Close() // connection refused: retryable, then an outage
+	_, err = c.Complete(context.Background(), user("hi"))
+	var e *host.Error
+	if !errors.As(err, &e) || e.Permanent || e.Attempts < 2 {
+		t.Errorf("with the server gone: %v (%+v)", err, e)
+	}
+}
+
+// newHostIn is a host searching dir, logging at debug into a buffer.
+func newHostIn(t *testing.T, dir string) (*host.Host, *syncbuf.Buffer) {
+	t.Helper()
+	log := &syncbuf.Buffer{}
+	h := host.New(host.Options{Dirs: []string{dir}, Logger: hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Debug})})
+	t.Cleanup(h.Close)
+	return h, log
+}
