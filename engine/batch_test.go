@@ -229,3 +229,44 @@ func TestBatchCancel(t *testing.T) {
 		t.Errorf("recorded %.9f, tally %.9f", got, want)
 	}
 }
+
+// TestBatchCostPerInstance is the benchmark of docs/benchmarks.md: the
+// same plan (200 instances, one in twenty completions truncated and asked
+// again) applied synchronously and in batch mode at a 50% batch discount;
+// it reports the recorded cost per accepted instance of each, and checks
+// that batch mode costs half, within the spread of the completions'
+// lengths.
+func TestBatchCostPerInstance(t *testing.T) {
+	const n = 200
+	o := fixtureOpts{instances: n, concurrency: 16, faults: apitest.Faults{Truncated: 0.05}}
+	syncF := newFixture(t, o)
+	syncF.exp.Generators["g"].Price.BatchDiscount = 0.5 // priced, not used: batch is off
+	t0 := time.Now()
+	res, syncStore := syncF.apply(context.Background(), nil)
+	syncTime := time.Since(t0)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	batchF := batchFixture(t, o, spec.Batch{})
+	t0 = time.Now()
+	res, batchStore := batchF.applyBatch(context.Background(), nil)
+	batchTime := time.Since(t0)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	per := func(f *fixture, store *state.Store) (float64, int) {
+		st, _, err := store.Step(context.Background(), f.generateStep().ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return recordedCost(t, store) / float64(st.Accepted), st.Accepted + st.Rejected
+	}
+	s, sreq := per(syncF, syncStore)
+	b, breq := per(batchF, batchStore)
+	t.Logf("sync:  $%.6f per instance (%d requests, %s)", s, sreq, syncTime.Round(time.Millisecond))
+	t.Logf("batch: $%.6f per instance (%d requests in %d batches, %s)", b, breq, batchF.srv.BatchStats().Batches, batchTime.Round(time.Millisecond))
+	t.Logf("batch / sync = %.3f", b/s)
+	if r := b / s; r < 0.45 || r > 0.55 {
+		t.Errorf("batch costs %.3f of sync, want about 0.5", r)
+	}
+}
