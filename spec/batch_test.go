@@ -49,7 +49,7 @@ func TestBatchErrors(t *testing.T) {
 		`batch: {window: "1d"}`:         "window",
 		`batch: {poll: "soon"}`:         `poll "soon" is not a positive duration`,
 		`batch: {sync_after: "-1h"}`:    `sync_after "-1h" is not a positive duration`,
-		`batch: {max_bytes: 300000000}`: "max_bytes",
+		`batch: {max_bytes: 300000000}`: "max_bytes 300000000 is not between 1024 and 200000000",
 	} {
 		ds := diagnose(t, `
 generators: g: {provider: openai: {`+src+`}, model: "gpt-4o-mini", price: {input: 1, output: 2}}

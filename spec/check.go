@@ -151,6 +151,18 @@ func (l *loader) completeGenerator(name string, g *Generator) {
 		}
 		if b := o.Batch; b.On {
 			bp := append(p, cue.Str("openai"), cue.Str("batch"))
+			if !batchWindowRE.MatchString(b.Window) {
+				l.at(append(bp, cue.Str("window")), "window %q is not a number of hours such as \"24h\" (OpenAI accepts 24h)", b.Window)
+			}
+			if b.MaxRequests < 1 || b.MaxRequests > BatchMaxRequests {
+				l.at(append(bp, cue.Str("max_requests")), "max_requests %d is not between 1 and %d, the requests OpenAI takes in one batch", b.MaxRequests, BatchMaxRequests)
+			}
+			if b.MaxBytes < 1024 || b.MaxBytes > BatchMaxBytes {
+				l.at(append(bp, cue.Str("max_bytes")), "max_bytes %d is not between 1024 and %d, the size of a batch's input file OpenAI takes (200 MB)", b.MaxBytes, BatchMaxBytes)
+			}
+			if b.MaxEnqueuedTokens < 0 {
+				l.at(append(bp, cue.Str("max_enqueued_tokens")), "max_enqueued_tokens %d is not a positive number of tokens", b.MaxEnqueuedTokens)
+			}
 			if d, err := time.ParseDuration(b.Poll); err != nil || d <= 0 {
 				l.at(append(bp, cue.Str("poll")), "poll %q is not a positive duration such as \"30s\" or \"5m\"", b.Poll)
 			}
@@ -182,6 +194,9 @@ func (l *loader) completeGenerator(name string, g *Generator) {
 		}
 	}
 }
+
+// batchWindowRE is a completion window: a whole number of hours.
+var batchWindowRE = regexp.MustCompile(`^[1-9][0-9]*h$`)
 
 func (l *loader) completeBenchmarks(exp *Experiment) {
 	ev := &exp.Evaluation
