@@ -49,6 +49,12 @@ type JudgeInputs struct {
 	Sample   int         `json:"sample"`
 	Seed     int         `json:"seed"`
 	Attempts int         `json:"attempts"`
+	// Suffix is the judge's ("_2" for judge_2), added to its features'
+	// names; System is how its template's system message is sent, when
+	// the template has one. Both are left out when empty, so that the
+	// steps of a spec with one agora-template judge keep their IDs.
+	Suffix string `json:"suffix,omitempty"`
+	System string `json:"system,omitempty"`
 }
 
 // DiversityInputs are a diversity step's canonical inputs.
@@ -104,17 +110,27 @@ func (c *compiler) metricSteps(s *spec.Setting, cl cell, genID string) {
 	}
 	suffix := fmt.Sprintf("%s.%s.n%d.%s.s%d", cl.Generator, cl.Setting, cl.Instances, cl.Variant, cl.Seed)
 	step := func(kind, executor string, e plan.Estimate, in any) plan.Step {
+		name := kind
+		if j, ok := in.(JudgeInputs); ok {
+			name += j.Suffix
+		}
 		return plan.Step{
-			Address: kind + "." + suffix, Kind: kind, Needs: []string{genID},
+			Address: name + "." + suffix, Kind: kind, Needs: []string{genID},
 			Generator: cl.Generator, Setting: cl.Setting, Instances: cl.Instances, Variant: cl.Variant, Seed: intPtr(cl.Seed),
 			Executor: executor, Estimate: e, Inputs: c.canonical(in),
 		}
 	}
 	item := itemTokens(s)
-	if j := m.Judge; j != nil && j.Gen != nil {
+	for _, j := range m.Judges() {
+		if j.Gen == nil || j.Prompt == nil {
+			continue
+		}
 		n := sampled(cl.Instances, j.Sample)
-		in := JudgeInputs{Kind: plan.KindJudge, Data: genID, Judge: modelOf(j.Gen, true), Rubric: metrics.RubricDigest(),
-			Domain: s.Domain, Aspects: j.Aspects, Sample: j.Sample, Seed: j.Seed, Attempts: j.Attempts}
+		in := JudgeInputs{Kind: plan.KindJudge, Data: genID, Judge: modelOf(j.Gen, true), Rubric: j.Prompt.Digest(),
+			Domain: s.Domain, Aspects: j.Aspects, Sample: j.Sample, Seed: j.Seed, Attempts: j.Attempts, Suffix: j.Suffix}
+		if sys, _, _ := j.Prompt.Messages(spec.AspectDifficulty, s.Domain, "", ""); sys != "" {
+			in.System = j.System
+		}
 		c.add(step(plan.KindJudge, executorOf(j.Gen), c.estimateJudge(j, s, n, item), in), cl.Generator)
 	}
 	if d := m.Diversity; d != nil && d.Gen != nil {
@@ -166,7 +182,10 @@ func (c *compiler) estimateJudge(j *spec.JudgeMetric, s *spec.Setting, n int, it
 	g := j.Gen
 	var e plan.Estimate
 	for _, a := range j.Aspects {
-		text, _ := metrics.JudgePrompt(a, s.Domain, "", "")
+		sys, text, _ := j.Prompt.Messages(a, s.Domain, "", "")
+		if sys != "" {
+			text = sys + "\n" + text
+		}
 		static, method := c.tok.Count(g.Model, text)
 		per := int64(static + judgeOverheadTokens)
 		if a == spec.AspectDifficulty {

@@ -192,3 +192,57 @@ func TestRewardBuiltinInputs(t *testing.T) {
 		t.Errorf("command inputs %s (id %s, built-in %s)", withCmd.Inputs, withCmd.ID, builtin.ID)
 	}
 }
+
+// TestSecondJudge: judge_2 adds its own steps (judge_2.…), with its
+// suffix, template digest and system-message choice among the inputs,
+// estimated on its own template; the first judge's steps keep their IDs.
+func TestSecondJudge(t *testing.T) {
+	src := strings.Replace(metricsSpec, "	diversity:", `	judge_2: {provider: openai: {}, model: "prom", price: {input: 1, output: 1}, template: "prometheus", system: "prepend", sample: 200}
+	diversity:`, 1)
+	one, two := compileSrc(t, metricsSpec, ""), compileSrc(t, src, "")
+	got := addresses(stepsOf(two, plan.KindJudge))
+	want := []string{"judge.api.math-ig.n1000.free-form.s42", "judge_2.api.math-ig.n1000.free-form.s42",
+		"judge.api.if-rg.n1000.free-form.s42", "judge_2.api.if-rg.n1000.free-form.s42"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("judge steps %v, want %v", got, want)
+	}
+	first := "judge.api.math-ig.n1000.free-form.s42"
+	if step(t, one, first).ID != step(t, two, first).ID {
+		t.Error("adding judge_2 changed judge's step ID")
+	}
+	j2 := step(t, two, "judge_2.api.math-ig.n1000.free-form.s42")
+	var in JudgeInputs
+	if err := json.Unmarshal(j2.Inputs, &in); err != nil {
+		t.Fatal(err)
+	}
+	prom, _ := metrics.BuiltinJudgeTemplate(metrics.TemplatePrometheus)
+	if in.Suffix != "_2" || in.System != "prepend" || in.Rubric != prom.Digest() || in.Judge.Model != "prom" || j2.Executor != "api" {
+		t.Errorf("judge_2 inputs %s", j2.Inputs)
+	}
+	if strings.Contains(string(step(t, one, first).Inputs), "suffix") {
+		t.Errorf("judge's inputs name a suffix: %s", step(t, one, first).Inputs)
+	}
+	// The estimate counts the Prometheus layout's own text: system and
+	// user message, 16 tokens of overhead, the item.
+	tok := &tokens.Counter{}
+	var wantIn int64
+	for _, a := range []string{"instruction_difficulty", "response_quality"} {
+		sys, user, _ := prom.Messages(a, "math", "", "")
+		n, _ := tok.Count("prom", sys+"\n"+user)
+		item := int64(400)
+		if a == "instruction_difficulty" {
+			item /= 2
+		}
+		wantIn += 200 * (int64(n) + 16 + item)
+	}
+	if e := j2.Estimate; e.InputTokens != wantIn || e.Requests != 400 || e.OutputTokens != 400*300 {
+		t.Errorf("judge_2 estimate %+v, want %d input tokens", e, wantIn)
+	}
+	// A changed template or system choice is a new step.
+	for _, change := range [][2]string{{`template: "prometheus", system: "prepend"`, `template: "prometheus"`}, {`template: "prometheus", `, ``}} {
+		p := compileSrc(t, strings.Replace(src, change[0], change[1], 1), "")
+		if step(t, p, "judge_2.api.math-ig.n1000.free-form.s42").ID == j2.ID {
+			t.Errorf("%q → %q kept judge_2's step ID", change[0], change[1])
+		}
+	}
+}

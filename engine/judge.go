@@ -21,6 +21,8 @@ type judgeInputs struct {
 	Sample   int      `json:"sample"`
 	Seed     int      `json:"seed"`
 	Attempts int      `json:"attempts"`
+	Suffix   string   `json:"suffix"`
+	System   string   `json:"system"`
 }
 
 type judgeRunner struct{ metricRunner }
@@ -43,10 +45,11 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	if err := json.Unmarshal(s.Inputs, &in); err != nil {
 		return "", fmt.Errorf("judge inputs: %w", err)
 	}
-	var g *spec.Generator
-	if m := e.exp.Metrics; m != nil && m.Judge != nil {
-		g = m.Judge.Gen
+	j := e.exp.Metrics.JudgeBySuffix(in.Suffix)
+	if j == nil || j.Gen == nil || j.Prompt == nil {
+		return "", fmt.Errorf("the spec has no metrics.judge%s: plan again", in.Suffix)
 	}
+	g := j.Gen
 	ms, err := r.store()
 	if err != nil {
 		return "", err
@@ -117,11 +120,11 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	err = r.parallel(ctx, len(todo), g.Limits.Concurrency, func(i int) error {
 		k := todo[i]
 		it := bySlot[k.slot]
-		prompt, err := metrics.JudgePrompt(k.aspect, in.Domain, it.instruction, it.response)
+		sys, prompt, err := j.Prompt.Messages(k.aspect, in.Domain, it.instruction, it.response)
 		if err != nil {
 			return err
 		}
-		msgs := []Message{{Role: "user", Content: prompt}}
+		msgs := judgeMessages(sys, prompt, in.System)
 		mu.Lock()
 		done := last[k]
 		mu.Unlock()
@@ -201,14 +204,28 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 			}
 		}
 		if len(xs) == 0 {
-			return "", fmt.Errorf("judge %s: no readable %s judgement (last: %s)", g.Name, a, lastWhy)
+			return "", fmt.Errorf("judge %s: no readable %s judgement (last: %s)", g.Name, a+in.Suffix, lastWhy)
 		}
 		sum, err := metrics.SummarizeScores(xs)
 		if err != nil {
 			return "", err
 		}
 		detail, _ := json.Marshal(judgeDetail{Model: g.Model, Distribution: sum.Distribution, SD: sum.SD, Unreadable: unreadable[a], GivenUp: givenUp[a]})
-		results = append(results, state.Metric{Name: a, Value: sum.Mean, N: sum.N, Low: &sum.Low, High: &sum.High, Detail: string(detail)})
+		results = append(results, state.Metric{Name: a + in.Suffix, Value: sum.Mean, N: sum.N, Low: &sum.Low, High: &sum.High, Detail: string(detail)})
 	}
 	return r.finish(ctx, ms, s, "", results)
+}
+
+// judgeMessages lays a template's messages out: the system message as
+// one (spec.SystemMessage), or at the top of the user message
+// (spec.SystemPrepend) for a judge whose chat template has no system
+// role.
+func judgeMessages(system, user, how string) []Message {
+	switch {
+	case system == "":
+		return []Message{{Role: "user", Content: user}}
+	case how == spec.SystemPrepend:
+		return []Message{{Role: "user", Content: system + "\n\n" + user}}
+	}
+	return []Message{{Role: "system", Content: system}, {Role: "user", Content: user}}
 }

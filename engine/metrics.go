@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -241,12 +242,24 @@ func metricServerGen(exp *spec.Experiment, s plan.Step) *spec.Generator {
 	}
 	var g *spec.Generator
 	switch {
-	case s.Kind == plan.KindJudge && m.Judge != nil:
-		g = m.Judge.Gen
+	case s.Kind == plan.KindJudge:
+		if j := m.JudgeBySuffix(judgeSuffix(s)); j != nil {
+			g = j.Gen
+		}
 	case s.Kind == plan.KindDiversity && m.Diversity != nil:
 		g = m.Diversity.Gen
 	case s.Kind == plan.KindPerplexity && m.Perplexity != nil:
 		g = m.Perplexity.Gen
 	}
 	return g
+}
+
+// judgeSuffix is the suffix of the judge a judge step calls ("" for
+// metrics.judge, "_2" for metrics.judge_2), from its inputs.
+func judgeSuffix(s plan.Step) string {
+	var in struct {
+		Suffix string `json:"suffix"`
+	}
+	_ = json.Unmarshal(s.Inputs, &in)
+	return in.Suffix
 }

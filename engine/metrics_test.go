@@ -681,3 +681,78 @@ func TestJudgeResume(t *testing.T) {
 		t.Errorf("response_quality %+v", m)
 	}
 }
+
+// TestTwoJudges: judge (agora's template) and judge_2 (the Prometheus
+// layout with its system message, on another server) score the same
+// sample; each records its own features, judge_2's under the _2 names,
+// and each server sees only its own judge's prompts.
+func TestTwoJudges(t *testing.T) {
+	js := judgeServer(t, apitest.Faults{})
+	var mu sync.Mutex
+	var bad []string
+	prom := apitest.New(apitest.Options{Models: []string{"prom-model"}, Seed: 4, Responder: func(r apitest.ChatRequest) string {
+		p := r.Messages[len(r.Messages)-1].Content
+		mu.Lock()
+		defer mu.Unlock()
+		if len(r.Messages) != 2 || r.Messages[0].Role != "system" || !strings.HasPrefix(p, "###Task Description:") || !strings.HasSuffix(p, "###Feedback: ") {
+			bad = append(bad, fmt.Sprintf("%+v", r.Messages))
+			return "?"
+		}
+		i := seedNumber(t, p)
+		if strings.Contains(p, "How difficult is this instruction") {
+			return fmt.Sprintf("Feedback: easy. [RESULT] %d", i%3+1)
+		}
+		return fmt.Sprintf("Feedback: fine. [RESULT] %d", (i+1)%5+1)
+	}})
+	t.Cleanup(prom.Close)
+	f := newFixture(t, fixtureOpts{instances: 10, concurrency: 4, extra: fmt.Sprintf(`metrics: {
+	judge: {provider: openai: {base_url: %q, api_key_env: %q}, model: "judge-model", price: {input: 5, output: 15}, sample: 6}
+	judge_2: {provider: openai: {base_url: %q, api_key_env: %q}, model: "prom-model", price: {input: 1, output: 1}, sample: 6, template: "prometheus"}
+}`, js.URL(), keyEnv, prom.URL(), keyEnv)})
+	res, store := f.apply(context.Background(), nil)
+	var j1, j2 plan.Step
+	for _, s := range f.plan.Steps {
+		switch {
+		case strings.HasPrefix(s.Address, "judge."):
+			j1 = s
+		case strings.HasPrefix(s.Address, "judge_2."):
+			j2 = s
+		}
+	}
+	if !contains(res.Done, j1.Address) || !contains(res.Done, j2.Address) {
+		t.Fatalf("apply: %+v", res)
+	}
+	if len(bad) > 0 {
+		t.Fatalf("judge_2 was sent %d requests not in the Prometheus layout, e.g. %s", len(bad), bad[0])
+	}
+	items := sampled(t, store, f.generateStep(), 6, 0)
+	want := map[string][]float64{}
+	var retried int64 // judgeServer's first judgement of i%4 == 0 is unreadable
+	for _, it := range items {
+		i := seedNumber(t, it.Instruction)
+		if i%4 == 0 {
+			retried += 2
+		}
+		want["instruction_difficulty"] = append(want["instruction_difficulty"], float64(i%5+1))
+		want["response_quality"] = append(want["response_quality"], float64((i+2)%5+1))
+		want["instruction_difficulty_2"] = append(want["instruction_difficulty_2"], float64(i%3+1))
+		want["response_quality_2"] = append(want["response_quality_2"], float64((i+1)%5+1))
+	}
+	got1, got2 := metricsOf(t, store, j1.ID), metricsOf(t, store, j2.ID)
+	if len(got1) != 2 || len(got2) != 2 {
+		t.Fatalf("judge's metrics %v, judge_2's %v", got1, got2)
+	}
+	for name, xs := range want {
+		got := got1
+		if strings.HasSuffix(name, "_2") {
+			got = got2
+		}
+		w, _ := metrics.Summarize(xs)
+		if m, ok := got[name]; !ok || m.N != 6 || math.Abs(m.Value-w.Mean) > 1e-12 || !strings.Contains(m.Detail, `"model":`) {
+			t.Errorf("%s = %+v, want mean %v", name, m, w.Mean)
+		}
+	}
+	if js.Stats().Requests != 12+retried || prom.Stats().Requests != 12 {
+		t.Errorf("requests: judge %d, judge_2 %d; want %d and 12", js.Stats().Requests, prom.Stats().Requests, 12+retried)
+	}
+}

@@ -17,6 +17,7 @@
 package offline
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -189,8 +190,12 @@ func Needs(exp *spec.Experiment, p *plan.Plan) []Artefact {
 				add(a, "benchmark "+s.Benchmark)
 			}
 		case plan.KindJudge:
-			if m := exp.Metrics; m != nil && m.Judge != nil {
-				served(m.Judge.Gen, "metrics.judge")
+			var in struct {
+				Suffix string `json:"suffix"`
+			}
+			_ = json.Unmarshal(s.Inputs, &in)
+			if j := exp.Metrics.JudgeBySuffix(in.Suffix); j != nil {
+				served(j.Gen, "metrics.judge"+in.Suffix)
 			}
 		case plan.KindDiversity:
 			if m := exp.Metrics; m != nil && m.Diversity != nil {

@@ -10,6 +10,7 @@ package preflight
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -102,8 +103,12 @@ func Run(ctx context.Context, exp *spec.Experiment, p *plan.Plan, o Options) *Re
 				judges = append(judges, s.Benchmark)
 			}
 		case plan.KindJudge:
-			if m := exp.Metrics; m != nil && m.Judge != nil && m.Judge.Gen != nil {
-				c.generator(ctx, m.Judge.Gen, []string{"metrics", "judge"})
+			var in struct {
+				Suffix string `json:"suffix"`
+			}
+			_ = json.Unmarshal(s.Inputs, &in)
+			if j := exp.Metrics.JudgeBySuffix(in.Suffix); j != nil && j.Gen != nil {
+				c.generator(ctx, j.Gen, []string{"metrics", "judge" + in.Suffix})
 			}
 		case plan.KindDiversity, plan.KindPerplexity:
 			// Their models are checked when their servers start.

@@ -1,16 +1,24 @@
 package spec
 
 import (
+	"errors"
+	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"cuelang.org/go/cue"
+
+	"github.com/agorabench/agora/metrics"
 )
 
 // Metrics are the intrinsic measures computed for every generated data set
 // (docs/metrics.md); each is optional.
 type Metrics struct {
 	Judge      *JudgeMetric      `json:"judge,omitempty"`
+	Judge2     *JudgeMetric      `json:"judge_2,omitempty"`
 	Diversity  *DiversityMetric  `json:"diversity,omitempty"`
 	Perplexity *PerplexityMetric `json:"perplexity,omitempty"`
 	Reward     *RewardMetric     `json:"reward,omitempty"`
@@ -27,6 +35,7 @@ const (
 // collide with one.
 const (
 	JudgeModelName      = "metrics/judge"
+	Judge2ModelName     = "metrics/judge_2"
 	DiversityModelName  = "metrics/diversity"
 	PerplexityModelName = "metrics/perplexity"
 )
@@ -44,10 +53,49 @@ type JudgeMetric struct {
 	Seed         int           `json:"seed"`
 	Attempts     int           `json:"attempts"`
 	OutputTokens int           `json:"output_tokens"`
+	Template     string        `json:"template"`
+	TemplateFile string        `json:"template_file,omitempty"`
+	System       string        `json:"system"`
 
 	// Gen is the judge: the named generator or the one declared in place
-	// (named JudgeModelName), filled in by Load.
+	// (named JudgeModelName or Judge2ModelName), filled in by Load.
 	Gen *Generator `json:"-"`
+	// Suffix is what the judge's features, step addresses and spec field
+	// add to "judge": "" for judge, "_2" for judge_2 (set by Load).
+	Suffix string `json:"-"`
+	// Prompt renders the judge's messages: the built-in template or the
+	// file's, read and checked by Load.
+	Prompt *metrics.JudgeTemplate `json:"-"`
+}
+
+// How a judge template's system message is sent (JudgeMetric.System).
+const (
+	SystemMessage = "message"
+	SystemPrepend = "prepend"
+)
+
+// Judges lists the judges declared, judge before judge_2.
+func (m *Metrics) Judges() []*JudgeMetric {
+	if m == nil {
+		return nil
+	}
+	var out []*JudgeMetric
+	for _, j := range []*JudgeMetric{m.Judge, m.Judge2} {
+		if j != nil {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// JudgeBySuffix is the judge whose Suffix is suffix, nil if none.
+func (m *Metrics) JudgeBySuffix(suffix string) *JudgeMetric {
+	for _, j := range m.Judges() {
+		if j.Suffix == suffix {
+			return j
+		}
+	}
+	return nil
 }
 
 // JudgeSampling is the decoding of a judge declared in place.
@@ -109,11 +157,20 @@ func (l *loader) completeMetrics(exp *Experiment) {
 	if m == nil {
 		return
 	}
-	if j := m.Judge; j != nil {
-		at := sel("metrics", "judge")
+	for _, jd := range []struct {
+		j            *JudgeMetric
+		field, model string
+	}{{m.Judge, "judge", JudgeModelName}, {m.Judge2, "judge_2", Judge2ModelName}} {
+		j := jd.j
+		if j == nil {
+			continue
+		}
+		j.Suffix = strings.TrimPrefix(jd.field, "judge")
+		at := sel("metrics", jd.field)
 		samp := Sampling{Temperature: &j.Sampling.Temperature, TopP: j.Sampling.TopP, MaxTokens: j.Sampling.MaxTokens,
 			Seed: j.Sampling.Seed, Extra: j.Sampling.Extra}
-		j.Gen = l.metricModel(exp, at, JudgeModelName, j.Generator, j.Provider, j.Model, j.Price, j.Limits, samp, true)
+		j.Gen = l.metricModel(exp, at, jd.model, j.Generator, j.Provider, j.Model, j.Price, j.Limits, samp, true)
+		l.judgeTemplate(j, at)
 		if j.Generator != "" && l.user.LookupPath(cue.MakePath(append(at, cue.Str("sampling"))...)).Exists() {
 			l.at(append(at, cue.Str("sampling")), "sampling applies to a judge declared in place; judge %q samples as its generator does", j.Generator)
 		}
@@ -127,6 +184,10 @@ func (l *loader) completeMetrics(exp *Experiment) {
 		if len(j.Aspects) == 0 {
 			l.at(append(at, cue.Str("aspects")), "no aspects: list instruction_difficulty, response_quality or both")
 		}
+	}
+	if j, j2 := m.Judge, m.Judge2; j != nil && j2 != nil && j.Gen != nil && j2.Gen != nil && j.Prompt != nil && j2.Prompt != nil &&
+		j.Generator != "" && j.Generator == j2.Generator && j.Prompt.Digest() == j2.Prompt.Digest() {
+		l.at(sel("metrics", "judge_2", "generator"), "judge_2 is generator %q with the same template as judge: its scores would repeat judge's; name another model or template (the paper's second judge is Prometheus-2 with template: \"prometheus\")", j2.Generator)
 	}
 	if d := m.Diversity; d != nil {
 		d.Gen = l.metricModel(exp, sel("metrics", "diversity"), DiversityModelName, d.Generator, d.Provider, d.Model, d.Price, d.Limits,
@@ -152,6 +213,44 @@ func (l *loader) completeMetrics(exp *Experiment) {
 			l.at(append(at, cue.Str("slurm")), "slurm options apply only with executor: \"slurm\" (executor is %q)", r.Executor)
 		}
 	}
+}
+
+// judgeTemplate loads a judge's template: the built-in one it names or
+// the file of template_file, checked for every aspect and domain.
+func (l *loader) judgeTemplate(j *JudgeMetric, at []cue.Selector) {
+	if j.TemplateFile == "" {
+		t, err := metrics.BuiltinJudgeTemplate(j.Template)
+		if err != nil {
+			l.at(append(at, cue.Str("template")), "%v", err)
+			return
+		}
+		j.Prompt = t
+		return
+	}
+	fat := append(append([]cue.Selector(nil), at...), cue.Str("template_file"))
+	if l.user.LookupPath(cue.MakePath(append(at, cue.Str("template"))...)).Exists() {
+		l.at(fat, "set template (a built-in one) or template_file (your own), not both")
+		return
+	}
+	full := j.TemplateFile
+	if !filepath.IsAbs(full) {
+		full = filepath.Join(l.dir, full)
+	}
+	b, err := os.ReadFile(full)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			l.at(fat, "judge template file %s does not exist", full)
+		} else {
+			l.at(fat, "read judge template: %v", err)
+		}
+		return
+	}
+	t, err := metrics.ParseJudgeTemplate(j.TemplateFile, string(b))
+	if err != nil {
+		l.at(fat, "%v", err)
+		return
+	}
+	j.Prompt = t
 }
 
 // metricModel returns the generator a metric calls: the named one, or one

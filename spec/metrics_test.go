@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -48,4 +50,64 @@ metrics: perplexity: {provider: openai: {base_url: "http://127.0.0.1:8000/v1"}, 
 	if g := exp.Metrics.Perplexity.Gen; g == nil || g.Price == nil || g.Price.Input != 0.2 {
 		t.Errorf("perplexity model %+v", g)
 	}
+}
+
+// TestTwoJudges: judge_2 is a second judge with its own suffix, model
+// and template; a template file is read beside the spec and checked.
+func TestTwoJudges(t *testing.T) {
+	exp := loadFiles(t, map[string]string{"judge.tmpl": "Rate: {{.Instruction}}{{if .Quality}} / {{.Response}}{{end}}\n[RESULT] n"}, `
+generators: {
+	g: {provider: openai: {}, model: "m", price: {input: 1, output: 1}}
+	gpt: {provider: openai: {}, model: "gpt-4o", price: {input: 2.5, output: 10}}
+}
+settings: "math-ig": {}
+grid: generators: ["g"]
+metrics: {
+	judge: {generator: "gpt", template_file: "judge.tmpl"}
+	judge_2: {provider: vllm: {}, model: "prometheus-eval/prometheus-8x7b-v2.0", template: "prometheus", system: "prepend"}
+}
+`)
+	m := exp.Metrics
+	js := m.Judges()
+	if len(js) != 2 || js[0] != m.Judge || js[1] != m.Judge2 || m.Judge.Suffix != "" || m.Judge2.Suffix != "_2" {
+		t.Fatalf("judges %+v", js)
+	}
+	if m.JudgeBySuffix("_2") != m.Judge2 || m.JudgeBySuffix("_3") != nil {
+		t.Error("JudgeBySuffix")
+	}
+	if g := m.Judge2.Gen; g == nil || g.Name != Judge2ModelName || g.Model != "prometheus-eval/prometheus-8x7b-v2.0" {
+		t.Errorf("judge_2 model %+v", g)
+	}
+	if m.Judge.Prompt == nil || m.Judge.Prompt.Name != "judge.tmpl" || m.Judge2.Prompt == nil || m.Judge2.Prompt.Name != "prometheus" || m.Judge2.System != SystemPrepend {
+		t.Errorf("templates %+v %+v", m.Judge.Prompt, m.Judge2.Prompt)
+	}
+	_, user, err := m.Judge.Prompt.Messages(AspectQuality, "math", "1+1?", "2")
+	if err != nil || user != "Rate: 1+1? / 2\n[RESULT] n" {
+		t.Errorf("file template: %q %v", user, err)
+	}
+	// One judge: its template is agora's.
+	exp = load(t, `
+generators: g: {provider: openai: {}, model: "m", price: {input: 1, output: 1}}
+settings: "math-ig": {}
+metrics: judge: generator: "g"
+`)
+	if j := exp.Metrics.Judge; j.Template != "agora" || j.Prompt == nil || j.Prompt.Name != "agora" || j.System != SystemMessage || len(exp.Metrics.Judges()) != 1 {
+		t.Errorf("default judge %+v", j)
+	}
+}
+
+// loadFiles is load with files written beside the spec.
+func loadFiles(t *testing.T, files map[string]string, src string) *Experiment {
+	t.Helper()
+	dir := t.TempDir()
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exp, err := LoadBytes("agora.cue", []byte(src), dir)
+	if err != nil {
+		t.Fatalf("LoadBytes:\n%v", err)
+	}
+	return exp
 }
