@@ -145,6 +145,16 @@ func TestPCAByHand(t *testing.T) {
 	if k := p.ComponentsFor(0.75); k != 1 {
 		t.Errorf("components for 75%% = %d, want 1", k)
 	}
+	// Loading strength over both components: (1/√2 + 1/√2)/2 each, half
+	// the sum each.
+	imp, err := p.Importance(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range imp {
+		close(t, "loading strength of "+im.Feature, im.MeanAbsLoading, 1/math.Sqrt2, 1e-12)
+		close(t, "share of "+im.Feature, im.Share, 0.5, 1e-12)
+	}
 }
 
 func TestPCA(t *testing.T) {
