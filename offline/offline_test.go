@@ -228,3 +228,45 @@ func TestEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestNeedsJudges: a judge agora serves with vLLM is staged for its own
+// steps: judge_2's model for the judge_2 steps, named by its field, and
+// not once those steps are done.
+func TestNeedsJudges(t *testing.T) {
+	src := `
+generators: g: {provider: openai: {}, model: "m", price: {input: 1, output: 1}}
+settings: "math-rg": {instances: 10}
+student: {base: "org/base-1b", reference: "org/ref-1b"}
+evaluation: benchmarks: gsm8k: harness: "command"
+evaluation: benchmarks: gsm8k: command: "true"
+evaluation: benchmarks: math: harness: "command"
+evaluation: benchmarks: math: command: "true"
+offline: cache_dir: "cache"
+metrics: {
+	judge: {provider: vllm: {}, model: "org/judge-a"}
+	judge_2: {provider: vllm: {}, model: "prometheus-eval/prometheus-7b-v2.0", template: "prometheus"}
+}
+`
+	exp, p := load(t, src)
+	models := func() []string {
+		var got []string
+		for _, a := range offline.Needs(exp, p) {
+			if strings.Contains(a.ID, "judge") || strings.Contains(a.ID, "prometheus") {
+				got = append(got, a.ID+" <- "+strings.Join(a.For, ","))
+			}
+		}
+		return got
+	}
+	want := []string{"org/judge-a <- metrics.judge", "prometheus-eval/prometheus-7b-v2.0 <- metrics.judge_2"}
+	if got := models(); !reflect.DeepEqual(got, want) {
+		t.Errorf("judges' models %q, want %q", got, want)
+	}
+	for i, s := range p.Steps {
+		if strings.HasPrefix(s.Address, "judge_2.") {
+			p.Steps[i].Action = plan.ActionNoop
+		}
+	}
+	if got := models(); !reflect.DeepEqual(got, want[:1]) {
+		t.Errorf("with judge_2 done: %q, want %q", got, want[:1])
+	}
+}
