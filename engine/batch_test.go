@@ -270,3 +270,62 @@ func TestBatchCostPerInstance(t *testing.T) {
 		t.Errorf("batch costs %.3f of sync, want about 0.5", r)
 	}
 }
+
+// TestBatchLimits: max_bytes and max_enqueued_tokens split a step like
+// max_requests: no input file above max_bytes, and no more batches at the
+// provider at once than the enqueued tokens allow.
+func TestBatchLimits(t *testing.T) {
+	f := batchFixture(t, fixtureOpts{instances: 40, concurrency: 8}, spec.Batch{MaxBytes: 30000})
+	res, store := f.applyBatch(context.Background(), nil)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.checkOnce(store)
+	st := f.srv.BatchStats()
+	t.Logf("max_bytes 30000: %d batches, the largest file %d bytes", st.Batches, st.MaxFileBytes)
+	if st.MaxFileBytes > 30000 || st.Batches < 3 {
+		t.Errorf("max_bytes 30000: %d batches, the largest file %d bytes", st.Batches, st.MaxFileBytes)
+	}
+
+	// About 1,100 prompt tokens a request: 12,000 enqueued tokens let
+	// batches of ten or so run, one at a time.
+	g := batchFixture(t, fixtureOpts{instances: 40, concurrency: 8}, spec.Batch{MaxEnqueuedTokens: 12000})
+	g.srv.SetBatch(apitest.BatchOptions{Validation: 20 * time.Millisecond})
+	res, store = g.applyBatch(context.Background(), nil)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	g.checkOnce(store)
+	st = g.srv.BatchStats()
+	t.Logf("max_enqueued_tokens 12000: %d batches, at most %d at once", st.Batches, st.MaxRunning)
+	if st.MaxRunning != 1 || st.Batches < 3 {
+		t.Errorf("max_enqueued_tokens 12000: %d batches, at most %d at once", st.Batches, st.MaxRunning)
+	}
+	if got, want := recordedCost(t, store), g.batchCost(); math.Abs(got-want) > 1e-9 {
+		t.Errorf("recorded %.9f, tally %.9f", got, want)
+	}
+}
+
+// TestBatchUsageAnomaly: a provider reporting more prompt tokens than a
+// request can have: every line of the batch is booked as reported (it was
+// billed), recorded as rejected, the budget crossed stops the run, and no
+// new batch is sent. In batch mode the overshoot is bounded by the
+// batches at the provider, not by the concurrency.
+func TestBatchUsageAnomaly(t *testing.T) {
+	f := batchFixture(t, fixtureOpts{instances: 30, concurrency: 8}, spec.Batch{MaxRequests: 10})
+	f.srv.SetHostile(apitest.HostileOverReport)
+	f.srv.SetBatch(apitest.BatchOptions{LineDelay: 2 * time.Millisecond})
+	f.exp.Budgets.USD = 0.2
+	res, store := f.applyBatch(context.Background(), nil)
+	if res.Budget == nil || res.Budget.Overshoot <= 0 {
+		t.Fatalf("want a budget overshoot: %+v %v", res, res.Err())
+	}
+	if got, want := recordedCost(t, store), f.batchCost(); math.Abs(got-want) > 1e-9 {
+		t.Errorf("recorded %.9f, tally %.9f: a billed line was not booked", got, want)
+	}
+	st, _, _ := store.Step(context.Background(), f.generateStep().ID)
+	if st.Accepted != 0 {
+		t.Errorf("%d anomalous completions accepted", st.Accepted)
+	}
+	t.Logf("%s; %d batches, %d lines run", res.Budget, f.srv.BatchStats().Batches, f.srv.BatchStats().Served)
+}

@@ -67,6 +67,10 @@ type BatchStats struct {
 	// PerCustomID counts how many times each custom id was run with a
 	// 200: a request paid twice shows 2.
 	PerCustomID map[string]int
+	// MaxRunning is the most batches ever running (created, not ended)
+	// at once; MaxFileBytes the largest input file of a batch.
+	MaxRunning   int
+	MaxFileBytes int
 }
 
 type batchFile struct {
@@ -91,6 +95,7 @@ type batchAPI struct {
 	n       int
 	stats   BatchStats
 	wg      sync.WaitGroup
+	running int
 }
 
 // SetBatch sets the Batch API's options.
@@ -258,6 +263,9 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 	b.batches[id] = job
 	b.order = append(b.order, id)
 	b.stats.Batches++
+	b.running++
+	b.stats.MaxRunning = max(b.stats.MaxRunning, b.running)
+	b.stats.MaxFileBytes = max(b.stats.MaxFileBytes, len(f.data))
 	snap := copyObj(obj)
 	b.wg.Add(1)
 	b.mu.Unlock()
@@ -364,6 +372,7 @@ func (s *Server) runBatch(id string, job *batchJob) {
 	}
 	job.obj["status"] = end
 	job.obj[end+"_at"] = time.Now().Unix()
+	b.running--
 	b.mu.Unlock()
 }
 
