@@ -2,10 +2,12 @@ package spec
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -186,8 +188,12 @@ func (l *loader) completeMetrics(exp *Experiment) {
 		}
 	}
 	if j, j2 := m.Judge, m.Judge2; j != nil && j2 != nil && j.Gen != nil && j2.Gen != nil && j.Prompt != nil && j2.Prompt != nil &&
-		j.Generator != "" && j.Generator == j2.Generator && j.Prompt.Digest() == j2.Prompt.Digest() {
-		l.at(sel("metrics", "judge_2", "generator"), "judge_2 is generator %q with the same template as judge: its scores would repeat judge's; name another model or template (the paper's second judge is Prometheus-2 with template: \"prometheus\")", j2.Generator)
+		sameModel(j.Gen, j2.Gen) && j.Prompt.Digest() == j2.Prompt.Digest() {
+		at, what := sel("metrics", "judge_2"), fmt.Sprintf("model %q", j2.Gen.Model)
+		if j2.Generator != "" {
+			at, what = sel("metrics", "judge_2", "generator"), fmt.Sprintf("generator %q", j2.Generator)
+		}
+		l.at(at, "judge_2 is %s with the same template as judge: its scores would repeat judge's; name another model or template (the paper's second judge is Prometheus-2 with template: \"prometheus\")", what)
 	}
 	if d := m.Diversity; d != nil {
 		d.Gen = l.metricModel(exp, sel("metrics", "diversity"), DiversityModelName, d.Generator, d.Provider, d.Model, d.Price, d.Limits,
@@ -321,4 +327,22 @@ func (l *loader) metricModel(exp *Experiment, at []cue.Selector, name, gen strin
 		l.at(at, "missing price: a model reached through an API needs price: {input: …, output: …} in dollars per 1M tokens so the plan can be costed (use 0 for a free endpoint)")
 	}
 	return g
+}
+
+// sameModel reports whether two metric models are one: the same generator,
+// or the same provider, endpoint, model and sampling.
+func sameModel(a, b *Generator) bool {
+	if a == b {
+		return true
+	}
+	if a.Provider.Kind() != b.Provider.Kind() || a.Model != b.Model || !reflect.DeepEqual(a.Sampling, b.Sampling) {
+		return false
+	}
+	switch {
+	case a.Provider.OpenAI != nil:
+		return strings.TrimRight(a.Provider.OpenAI.BaseURL, "/") == strings.TrimRight(b.Provider.OpenAI.BaseURL, "/")
+	case a.Provider.VLLM != nil:
+		return a.Provider.VLLM.Path == b.Provider.VLLM.Path
+	}
+	return true
 }

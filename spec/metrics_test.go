@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -110,4 +111,28 @@ func loadFiles(t *testing.T, files map[string]string, src string) *Experiment {
 		t.Fatalf("LoadBytes:\n%v", err)
 	}
 	return exp
+}
+
+// TestSameJudgeTwice: a judge_2 that would ask what judge asks is an
+// error, whether both name one generator or declare one model in place;
+// another template or model is fine.
+func TestSameJudgeTwice(t *testing.T) {
+	const head = `
+generators: g: {provider: openai: {}, model: "m", price: {input: 1, output: 1}}
+settings: "math-ig": {}
+`
+	ds := diagnose(t, head+`metrics: {
+	judge: {provider: openai: {base_url: "http://h/v1/"}, model: "j", price: {input: 1, output: 1}}
+	judge_2: {provider: openai: {base_url: "http://h/v1"}, model: "j", price: {input: 1, output: 1}}
+}`)
+	if len(ds) != 1 || ds[0].Path != "metrics.judge_2" || !strings.Contains(ds[0].Msg, `judge_2 is model "j" with the same template as judge`) {
+		t.Errorf("diagnostics %v", ds)
+	}
+	for _, ok := range []string{
+		`judge: {generator: "g"}, judge_2: {generator: "g", template: "prometheus"}`,
+		`judge: {provider: openai: {}, model: "j", price: {input: 1, output: 1}}, judge_2: {provider: openai: {}, model: "k", price: {input: 1, output: 1}}`,
+		`judge: {provider: openai: {}, model: "j", price: {input: 1, output: 1}}, judge_2: {provider: openai: {}, model: "j", price: {input: 1, output: 1}, sampling: temperature: 1}`,
+	} {
+		load(t, head+"metrics: {"+ok+"}")
+	}
 }
