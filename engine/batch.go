@@ -521,7 +521,7 @@ func (b *batchRun) followBatch(ctx context.Context, rec state.Batch, res map[str
 	e, bp := b.e, b.bp
 	st := e.batchStore
 	bg := context.WithoutCancel(ctx) // state writes: a record must not be lost to a cancel
-	b.sp.batchState(rec.Key, "preparing", len(rec.Lines), 0, 0)
+	b.sp.batchState(rec.Key, rec.BatchID, "preparing", len(rec.Lines), 0, 0)
 	unsent := func(err error) batchEvent {
 		// Nothing was created: the batch ends without a cost.
 		if eerr := st.EndBatch(bg, rec.Key); eerr != nil {
@@ -612,7 +612,7 @@ func (b *batchRun) followBatch(ctx context.Context, rec state.Batch, res map[str
 	var deadline time.Time
 	pctx := ctx
 	for !info.Ended {
-		b.sp.batchState(rec.Key, info.Status, info.Total, info.Completed, info.Failed)
+		b.sp.batchState(rec.Key, info.ID, info.Status, info.Total, info.Completed, info.Failed)
 		if !cancelled && aborted() {
 			cancelled = true
 			deadline = time.Now().Add(b.cfg.CancelWait)
@@ -653,7 +653,7 @@ func (b *batchRun) followBatch(ctx context.Context, rec state.Batch, res map[str
 		}
 		info = ni
 	}
-	b.sp.batchState(rec.Key, info.Status, info.Total, info.Completed, info.Failed)
+	b.sp.batchState(rec.Key, info.ID, info.Status, info.Total, info.Completed, info.Failed)
 	if err := st.UpdateBatch(bg, rec.Key, info.Status, info.Total, info.Completed, info.Failed, info.Message); err != nil {
 		return batchEvent{err: err, left: true}
 	}

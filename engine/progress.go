@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -48,19 +49,24 @@ type stepProgress struct {
 }
 
 type batchProgress struct {
-	status                   string
+	id, status               string
 	total, completed, failed int
 }
 
-// batchState shows a batch's provider status and counts.
-func (sp *stepProgress) batchState(key, status string, total, completed, failed int) {
+// batchState shows a batch's provider id ("" before its creation),
+// status and counts.
+func (sp *stepProgress) batchState(key, id, status string, total, completed, failed int) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if sp.batches == nil {
 		sp.batches = map[string]batchProgress{}
 	}
-	sp.batches[key] = batchProgress{status, total, completed, failed}
+	sp.batches[key] = batchProgress{id, status, total, completed, failed}
 }
+
+// batchesListed is the most batches a progress line shows one by one;
+// more are summed by status.
+const batchesListed = 3
 
 // batchDone removes a batch whose results are recorded.
 func (sp *stepProgress) batchDone(key string) {
@@ -74,6 +80,27 @@ func (sp *stepProgress) batchDone(key string) {
 func (sp *stepProgress) batchLine() string {
 	if len(sp.batches) == 0 {
 		return ""
+	}
+	if len(sp.batches) <= batchesListed {
+		keys := make([]string, 0, len(sp.batches))
+		for k := range sp.batches {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			b := sp.batches[k]
+			id := b.id
+			if id == "" {
+				id = "(not created)"
+			}
+			p := fmt.Sprintf("%s %s %d/%d", id, b.status, b.completed, b.total)
+			if b.failed > 0 {
+				p += fmt.Sprintf(" (%d failed)", b.failed)
+			}
+			parts = append(parts, p)
+		}
+		return "  batches: " + strings.Join(parts, ", ")
 	}
 	type sum struct{ n, total, completed, failed int }
 	by := map[string]*sum{}

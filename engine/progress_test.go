@@ -61,3 +61,31 @@ func TestProgressJobLine(t *testing.T) {
 	}
 	p.remove(sp)
 }
+
+// TestProgressBatches: a step's line shows each batch at the provider
+// with its state and counts, and sums them by state when there are more
+// than batchesListed.
+func TestProgressBatches(t *testing.T) {
+	p := newProgress(nil, false, 0, 0)
+	sp := p.add("generate.a", 100, 0, "a")
+	sp.batchState("k1", "batch_1", "in_progress", 50, 20, 2)
+	sp.batchState("k2", "", "preparing", 50, 0, 0)
+	if got, want := sp.batchLine(), "  batches: batch_1 in_progress 20/50 (2 failed), (not created) preparing 0/50"; got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	sp.batchState("k2", "batch_2", "validating", 50, 0, 0)
+	sp.batchState("k3", "batch_3", "in_progress", 50, 10, 0)
+	sp.batchState("k4", "batch_4", "finalizing", 50, 50, 0)
+	if got, want := sp.batchLine(), "  batches: 1 validating 0/50, 2 in_progress 30/100 (2 failed), 1 finalizing 50/50"; got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	for _, k := range []string{"k1", "k2", "k3", "k4"} {
+		sp.batchDone(k)
+	}
+	if got := sp.batchLine(); got != "" {
+		t.Errorf("no batches: %q", got)
+	}
+	if !strings.Contains(p.line(sp, sp.started), "generate.a  0/100") {
+		t.Errorf("line %q", p.line(sp, sp.started))
+	}
+}
