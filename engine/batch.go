@@ -584,17 +584,13 @@ func (b *batchRun) followBatch(ctx context.Context, rec state.Batch, res map[str
 				return unsent(nil)
 			}
 			var err error
-			info, err = bp.CreateBatch(ctx, rec.Key, rec.FileID)
-			if err != nil {
-				// The creation may have happened: look before deciding.
-				var ferr error
-				info, found, ferr = bp.FindBatch(bg, rec.Key, rec.CreatedAt.Add(-time.Hour))
-				switch {
-				case ferr != nil:
-					return batchEvent{err: err, left: true}
-				case !found:
-					return unsent(err)
-				}
+			info, found, err = b.create(ctx, rec)
+			switch {
+			case err != nil && found:
+				return unsent(err) // refused: nothing was created
+			case err != nil || !found:
+				// Perhaps created: the next apply looks for it.
+				return batchEvent{err: err, left: true}
 			}
 		}
 		if err := st.SetBatchID(bg, rec.Key, info.ID, info.Status); err != nil {
@@ -668,6 +664,55 @@ func (b *batchRun) followBatch(ctx context.Context, rec state.Batch, res map[str
 		ev.why = "batch failed: " + info.Message
 	}
 	return ev
+}
+
+// createAttempts bounds the creations of one batch in one run.
+const createAttempts = 3
+
+// create creates batch rec. A creation whose answer did not come may have
+// happened: before each new attempt, and before giving up, the batch is
+// looked for by its key. It returns the batch and ok; or the error and
+// refused (ok set) when the provider refused the creation for good, so
+// that no batch exists; or the error without ok when it cannot tell.
+func (b *batchRun) create(ctx context.Context, rec state.Batch) (BatchInfo, bool, error) {
+	bg := context.WithoutCancel(ctx)
+	var last error
+	for n := 0; n < createAttempts; n++ {
+		if n > 0 {
+			t := time.NewTimer(min(b.cfg.Poll, 10*time.Second) << (n - 1))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			case <-b.abort:
+				t.Stop()
+			}
+			info, found, err := b.bp.FindBatch(bg, rec.Key, rec.CreatedAt.Add(-time.Hour))
+			switch {
+			case err != nil:
+				return BatchInfo{}, false, last
+			case found:
+				return info, true, nil
+			case ctx.Err() != nil:
+				return BatchInfo{}, false, ctx.Err()
+			}
+		}
+		info, err := b.bp.CreateBatch(ctx, rec.Key, rec.FileID)
+		if err == nil {
+			return info, true, nil
+		}
+		last = err
+		var p interface{ IsPermanent() bool }
+		if errors.As(err, &p) && p.IsPermanent() && ctx.Err() == nil {
+			// Refused with an answer (a 4xx): no batch was made.
+			return BatchInfo{}, true, err
+		}
+	}
+	info, found, err := b.bp.FindBatch(bg, rec.Key, rec.CreatedAt.Add(-time.Hour))
+	if err == nil && found {
+		return info, true, nil
+	}
+	return BatchInfo{}, false, last
 }
 
 // record downloads an ended batch's results and records each line once:

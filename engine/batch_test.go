@@ -329,3 +329,26 @@ func TestBatchUsageAnomaly(t *testing.T) {
 	}
 	t.Logf("%s; %d batches, %d lines run", res.Budget, f.srv.BatchStats().Batches, f.srv.BatchStats().Served)
 }
+
+// TestBatchCreateAnswerLost: creations that made their batch but answered
+// 500 are not retried blindly: the batch is found by its key, and each
+// batch of the state exists once at the provider.
+func TestBatchCreateAnswerLost(t *testing.T) {
+	f := batchFixture(t, fixtureOpts{instances: 30, concurrency: 8}, spec.Batch{MaxRequests: 10})
+	f.srv.SetBatch(apitest.BatchOptions{CreateErrors: 2})
+	res, store := f.applyBatch(context.Background(), nil)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.checkOnce(store)
+	bs, err := store.Batches(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := f.srv.BatchStats(); st.Batches != len(bs) || len(bs) != 3 {
+		t.Errorf("the server made %d batches for %d in the state", st.Batches, len(bs))
+	}
+	if got, want := recordedCost(t, store), f.batchCost(); math.Abs(got-want) > 1e-9 {
+		t.Errorf("recorded %.9f, tally %.9f", got, want)
+	}
+}

@@ -305,6 +305,10 @@ type Error struct {
 
 func (e *Error) Error() string { return "generator " + e.generator + ": " + e.Msg }
 
+// IsPermanent reports whether retrying cannot help: the provider refused
+// the request with an answer.
+func (e *Error) IsPermanent() bool { return e.Permanent }
+
 // Unwrap is the last cause of an outage, redacted, so that errors.Is
 // recognises context.DeadlineExceeded.
 func (e *Error) Unwrap() error { return e.cause }

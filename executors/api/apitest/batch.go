@@ -38,6 +38,10 @@ type BatchOptions struct {
 	// DownloadErrors is the number of file downloads answered 500 before
 	// downloads succeed.
 	DownloadErrors int
+	// CreateErrors is the number of batch creations answered 500 AFTER
+	// the batch was created (the worst a provider can do: a retry would
+	// pay twice).
+	CreateErrors int
 	// Hook, when set, is called at each phase of the protocol, in the
 	// handler, before the server answers (tests kill the client there).
 	Hook func(phase BatchPhase, id string)
@@ -268,9 +272,17 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 	b.stats.MaxFileBytes = max(b.stats.MaxFileBytes, len(f.data))
 	snap := copyObj(obj)
 	b.wg.Add(1)
+	lie := b.opts.CreateErrors > 0
+	if lie {
+		b.opts.CreateErrors--
+	}
 	b.mu.Unlock()
 	go s.runBatch(id, job)
 	s.hook(PhaseCreated, id)
+	if lie {
+		writeError(w, http.StatusInternalServerError, "server_error", "", "The server had an error while creating the batch (injected).")
+		return
+	}
 	writeJSON(w, http.StatusOK, snap)
 }
 
