@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,7 +42,7 @@ var (
 
 // pySDK builds and installs the SDK once per test binary, or skips (fails
 // under CI=true) without the tools environment.
-func pySDK(t *testing.T) plugintest.PythonSDK {
+func pySDK(t testing.TB) plugintest.PythonSDK {
 	t.Helper()
 	venv := os.Getenv("AGORA_TOOLS_VENV")
 	if venv == "" {
@@ -87,6 +88,52 @@ func TestPySDKPinsAreTheToolchain(t *testing.T) {
 	}
 	if len(pins) != 3 {
 		t.Errorf("pins %v", pins)
+	}
+}
+
+// BenchmarkPySDKComplete measures completions through a plugin written
+// with the Python SDK that answers at once (pyfake): the cost of the
+// process boundary and of Python's gRPC, to compare with BenchmarkComplete.
+func BenchmarkPySDKComplete(b *testing.B) {
+	sdk := pySDK(b)
+	dir := b.TempDir()
+	if err := sdk.Install(filepath.Join("..", "plugintest", "python", "agora-provider-pyfake"), dir); err != nil {
+		b.Fatal(err)
+	}
+	for _, conc := range []int{1, 16} {
+		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
+			h := host.New(host.Options{Dirs: []string{dir}})
+			defer h.Close()
+			c, err := h.Client(context.Background(), host.Config{Generator: "g", Plugin: "pyfake", Model: "fake-py-free",
+				Limits: spec.Limits{Concurrency: conc}, Sampling: spec.Sampling{MaxTokens: 100}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs := user(strings.Repeat("Write a new problem like this one. ", 20))
+			b.ResetTimer()
+			b.SetParallelism(max(1, conc/runtime.GOMAXPROCS(0)))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.Complete(context.Background(), msgs); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
+	}
+}
+
+// TestPySDKUnit runs the SDK's own unit tests (plugins/sdk/python/tests)
+// against the installed wheel.
+func TestPySDKUnit(t *testing.T) {
+	sdk := pySDK(t)
+	tests, _ := filepath.Abs(filepath.Join("..", "sdk", "python", "tests"))
+	cmd := exec.Command(sdk.Python, "-m", "unittest", "discover", "-s", tests)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+sdk.Site, "PYTHONDONTWRITEBYTECODE=1")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "\nOK") {
+		t.Errorf("python -m unittest: %v\n%s", err, out)
 	}
 }
 
