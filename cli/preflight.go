@@ -27,6 +27,10 @@ func runPreflight(ctx context.Context, cmd string, exp *spec.Experiment, p *plan
 	defer cancel()
 	endpoint := providers.New(providers.Tuning{AttemptTimeout: 30 * time.Second})
 	dirs := host.SearchPath(exp.Source.Dir)
+	// Plugins are started as apply will start them, and ended here.
+	plugins := host.New(host.Options{Dirs: dirs, StartTimeout: 30 * time.Second})
+	defer plugins.Close()
+	uses := pluginUses(exp)
 	rep := preflight.Run(ctx, exp, p, preflight.Options{
 		Endpoint: func(g *spec.Generator) (preflight.Checker, error) {
 			pv, err := endpoint(g)
@@ -45,6 +49,16 @@ func runPreflight(ctx context.Context, cmd string, exp *spec.Experiment, p *plan
 			}
 			sum, err := host.Checksum(path)
 			return path, sum, err
+		},
+		PluginCheck: func(ctx context.Context, g *spec.Generator) error {
+			u := pluginUse{g: g}
+			for _, x := range uses {
+				if x.g == g {
+					u = x
+				}
+			}
+			_, _, err := verifyPlugin(ctx, plugins, dirs, u)
+			return err
 		},
 		Seeds: seeddata.Options{Dir: exp.Source.Dir, CacheDir: filepath.Join(stateDir(exp), "cache", "hf")},
 	})

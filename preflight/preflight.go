@@ -67,6 +67,11 @@ type Options struct {
 	Endpoint func(g *spec.Generator) (Checker, error)
 	// Plugin finds a plugin and returns its path and SHA-256.
 	Plugin func(name string) (path, sum string, err error)
+	// PluginCheck, once a plugin is found and matches its pin, starts it
+	// and checks it as apply will (docs/plugins.md, the checks of
+	// agora plugins verify: protocol, able to serve, health, model listed,
+	// a price, embeddings where the spec needs them).
+	PluginCheck func(ctx context.Context, g *spec.Generator) error
 	// Seeds are the options of loading seed data (the spec's directory,
 	// the Hub's cache).
 	Seeds seeddata.Options
@@ -196,10 +201,18 @@ func (c *run) generator(ctx context.Context, g *spec.Generator, at []string) {
 		switch {
 		case err != nil:
 			c.problem(append(at, "provider", "plugin"), "%s", err)
+			return
 		case pv.SHA256 != "" && pv.SHA256 != sum:
 			c.problem(append(at, "provider", "sha256"), "plugin %s (%s) has SHA-256 %s, not the pinned %s", pv.Plugin, path, sum, pv.SHA256)
+			return
 		case pv.SHA256 == "":
 			c.note(append(at, "provider", "plugin"), "plugin %s (%s) is not pinned: agora runs whatever binary it finds; to pin it: sha256: %q", pv.Plugin, path, sum)
+		}
+		if c.o.PluginCheck != nil {
+			if err := c.o.PluginCheck(ctx, g); err != nil {
+				msg, _, _ := strings.Cut(trimGenerator(err, g.Name), "\n")
+				c.problem(append(at, "provider", "plugin"), "%s", msg)
+			}
 		}
 	case pv.VLLM != nil:
 		// agora starts its servers (their model is checked then): on

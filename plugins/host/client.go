@@ -281,7 +281,9 @@ func (c *Client) rpcFailure(actx context.Context, inst *instance, err error) (re
 		}
 		return retry.Outcome{Cause: retry.RateLimit}, msg
 	case codes.DeadlineExceeded:
-		return retry.Outcome{Cause: retry.Timeout}, msg
+		// The attempt's deadline as the plugin's gRPC saw it, a moment
+		// before this side's own timer: the same timeout.
+		return retry.Outcome{Cause: retry.Timeout}, c.timedOut()
 	case codes.Aborted:
 		return retry.Outcome{Cause: retry.Server}, msg
 	}

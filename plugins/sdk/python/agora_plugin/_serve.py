@@ -53,8 +53,10 @@ def serve(provider: Any, *, max_workers: int = 128) -> None:
         sys.exit(1)
     # agora decides when its plugins stop: a Ctrl-C meant for it is not ours.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A crash in native code leaves a Python traceback in agora's log.
-    faulthandler.enable()
+    # A crash in native code leaves the crashing thread's Python traceback
+    # on stderr, which agora shows when the plugin crashes twice (the
+    # other threads' would push it out of the lines agora keeps).
+    faulthandler.enable(all_threads=False)
     _log.install()
 
     version = negotiate(os.environ.get("PLUGIN_PROTOCOL_VERSIONS", ""))
