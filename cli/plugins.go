@@ -235,7 +235,7 @@ func pluginUses(exp *spec.Experiment) []pluginUse {
 		for _, mm := range []struct {
 			name string
 			g    *spec.Generator
-		}{{"judge", judgeGen(m)}, {"diversity", div}} {
+		}{{"judge", judgeGen(m.Judge)}, {"judge_2", judgeGen(m.Judge2)}, {"diversity", div}} {
 			if mm.g == nil || mm.g.Provider.Plugin == "" {
 				continue
 			}
@@ -254,11 +254,11 @@ func pluginUses(exp *spec.Experiment) []pluginUse {
 	return out
 }
 
-func judgeGen(m *spec.Metrics) *spec.Generator {
-	if m.Judge == nil {
+func judgeGen(j *spec.JudgeMetric) *spec.Generator {
+	if j == nil {
 		return nil
 	}
-	return m.Judge.Gen
+	return j.Gen
 }
 
 // verifyPlugin checks one plugin use as apply will: the plugin found, its
