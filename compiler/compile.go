@@ -16,7 +16,6 @@ import (
 	"strings"
 
 	"github.com/agorabench/agora/plan"
-	"github.com/agorabench/agora/prompts"
 	"github.com/agorabench/agora/spec"
 	"github.com/agorabench/agora/tokens"
 )
@@ -149,21 +148,17 @@ func (c *compiler) template(s *spec.Setting, variant string) (*template, error) 
 	if t, ok := c.templates[key]; ok {
 		return t, nil
 	}
-	var t *prompts.Template
-	var err error
-	if variant == variantFile {
-		t, err = prompts.Parse(s.Prompt.File, s.Prompt.Text)
-	} else {
-		domain, method := s.Domain, s.Method
-		if b := s.Prompt.Builtin; b != "" {
-			domain, method, _ = strings.Cut(b, ".")
-		}
-		t, err = prompts.Builtin(domain, method, variant)
-	}
+	t, err := spec.MetaPrompt(s, variant)
 	if err != nil {
 		return nil, fmt.Errorf("meta-prompt: %w", err)
 	}
-	tt := &template{digest: t.Digest(), static: t.StaticText()}
+	// The system message goes with every request: its tokens count with
+	// the template's static text.
+	static := t.StaticText()
+	if sys := s.Prompt.System; sys != "" {
+		static = sys + "\n" + static
+	}
+	tt := &template{digest: t.Digest(), static: static}
 	c.templates[key] = tt
 	return tt, nil
 }
@@ -245,12 +240,22 @@ type generateInputs struct {
 	Instances int           `json:"instances"`
 	Variant   string        `json:"variant"`
 	Seed      int           `json:"seed"`
+	// The setting's generation options, absent when unset so that the
+	// steps of a spec without them keep their IDs.
+	System    string   `json:"system,omitempty"`
+	Stop      []string `json:"stop,omitempty"`
+	Languages []string `json:"languages,omitempty"`
+	Fixing    bool     `json:"fixing,omitempty"`
 }
 
 func (c *compiler) generateStep(g *spec.Generator, s *spec.Setting, cl cell, tpl *template) plan.Step {
 	in := generateInputs{Kind: plan.KindGenerate, Provider: g.Provider.Kind(), Model: g.Model, Sampling: g.Sampling,
 		Domain: s.Domain, Method: s.Method, Prompt: tpl.digest, SeedData: s.SeedData.Ref(),
-		Instances: cl.Instances, Variant: cl.Variant, Seed: cl.Seed}
+		Instances: cl.Instances, Variant: cl.Variant, Seed: cl.Seed,
+		System: s.Prompt.System, Stop: s.Prompt.Stop, Fixing: s.Prompt.Fixing}
+	if s.Multilingual() {
+		in.Languages = s.CodeLanguages()
+	}
 	switch {
 	case g.Provider.OpenAI != nil:
 		in.Endpoint = strings.TrimRight(g.Provider.OpenAI.BaseURL, "/")

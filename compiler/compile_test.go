@@ -260,14 +260,14 @@ grid: {
 			"b/math-rg/10/free-form/1", "b/math-rg/10/free-form/2",
 			"b/code-rg/10/free-form/1", "b/code-rg/10/free-form/2", "b/code-rg/10/json/1", "b/code-rg/10/json/2",
 		}},
-		{"seed 0 is a value, not a wildcard", `seeds: [0, 1]
+		{"seed 0 is a value not a wildcard", `seeds: [0, 1]
 	exclude: [{seed: 0}, {variant: "json"}, {generator: "b"}]`, []string{
 			"a/math-rg/10/free-form/1", "a/code-rg/10/free-form/1",
 		}},
 		{"instances", `instances: [10, 20], exclude: [{instances: 10}, {variant: "json"}, {seed: 2}]`, []string{
 			"a/math-rg/20/free-form/1", "a/code-rg/20/free-form/1", "b/math-rg/20/free-form/1", "b/code-rg/20/free-form/1",
 		}},
-		{"include adds cells outside the product, after it", `generators: ["a"], settings: ["math-rg"], variants: ["free-form"], exclude: [{seed: 2}], include: [
+		{"include adds cells outside the product after it", `generators: ["a"], settings: ["math-rg"], variants: ["free-form"], exclude: [{seed: 2}], include: [
 			{generator: "b", setting: "code-rg", instances: 30},
 			{generator: "b", setting: "math-rg", variant: "json", seed: 9},
 			{generator: "a", setting: "math-rg", seed: 2},
@@ -635,7 +635,7 @@ func TestIDsChangeWithInputs(t *testing.T) {
 		{name: "seed data revision", src: func(t *testing.T) string { return replace(t, idSpec, `revision: "v1"`, `revision: "v2"`) },
 			changed: []string{mathGen}},
 		{name: "seed file content", seed: idSeed + "{\"instruction\": \"c\"}\n", changed: []string{locGen}},
-		{name: "seed file content, same size", seed: strings.Replace(idSeed, `"a"`, `"z"`, 1), changed: []string{locGen}},
+		{name: "seed file content of the same size", seed: strings.Replace(idSeed, `"a"`, `"z"`, 1), changed: []string{locGen}},
 		{name: "prompt file content", prompt: "Answer the question well.\n\n{{.Instruction}}\n", changed: []string{locGen}},
 		{name: "price", src: func(t *testing.T) string {
 			return replace(t, idSpec, "price: {input: 1, output: 2, batch_discount: 0.5}", "price: {input: 3, output: 4}")

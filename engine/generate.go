@@ -9,14 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/agorabench/agora/executors/retry"
 	"github.com/agorabench/agora/generation"
 	"github.com/agorabench/agora/plan"
-	"github.com/agorabench/agora/prompts"
 	"github.com/agorabench/agora/spec"
 	"github.com/agorabench/agora/state"
 )
@@ -92,6 +91,10 @@ func (r *generateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 		}
 	}
 	digest := task.Template.Digest() // once, not per request
+	sampling, err := settingSampling(g, set, prov)
+	if err != nil {
+		return "", err
+	}
 	sp := e.prog.add(s.Address, s.Instances, len(accepted), s.Generator)
 	defer e.prog.remove(sp)
 
@@ -143,7 +146,7 @@ func (r *generateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 		go func() {
 			defer wg.Done()
 			for slot := range slots {
-				err := r.slot(sctx, stop, s, g, task, digest, prov, sp, slot, last[slot]+1)
+				err := r.slot(sctx, stop, s, g, task, digest, prov, sampling, sp, slot, last[slot]+1)
 				var x *exhaustedError
 				switch {
 				case err == nil:
@@ -201,16 +204,11 @@ func (r *generateRunner) task(ctx context.Context, s plan.Step, set *spec.Settin
 	if err := e.gens.RecordSeed(ctx, set.SeedData.Ref(), digest); err != nil {
 		return nil, fmt.Errorf("record seed digest: %w", err)
 	}
-	var tpl *prompts.Template
+	variant := s.Variant
 	if set.Prompt.File != "" {
-		tpl, err = prompts.Parse(set.Prompt.File, set.Prompt.Text)
-	} else {
-		domain, method := set.Domain, set.Method
-		if b := set.Prompt.Builtin; b != "" {
-			domain, method, _ = strings.Cut(b, ".")
-		}
-		tpl, err = prompts.Builtin(domain, method, s.Variant)
+		variant = spec.VariantFile
 	}
+	tpl, err := spec.MetaPrompt(set, variant)
 	if err != nil {
 		return nil, fmt.Errorf("meta-prompt: %w", err)
 	}
@@ -218,15 +216,19 @@ func (r *generateRunner) task(ctx context.Context, s plan.Step, set *spec.Settin
 	if s.Seed != nil {
 		seed = int64(*s.Seed)
 	}
-	return &generation.Task{Domain: set.Domain, Method: set.Method, Variant: s.Variant, Template: tpl,
-		Seed: seed, Seeds: items, Instances: s.Instances}, nil
+	task := &generation.Task{Domain: set.Domain, Method: set.Method, Variant: s.Variant, Template: tpl,
+		Seed: seed, Seeds: items, Instances: s.Instances, System: set.Prompt.System, Fixing: set.Prompt.Fixing}
+	if set.Multilingual() {
+		task.Languages = set.CodeLanguages()
+	}
+	return task, nil
 }
 
 // slot obtains one accepted instance for slot, starting at attempt and
 // making at most MaxAttempts requests in this run (a rerun gives a slot
 // given up before a fresh set of attempts, with new attempt numbers).
 // Every response is recorded before its cost is booked.
-func (r *generateRunner) slot(ctx context.Context, stop <-chan struct{}, s plan.Step, g *spec.Generator, task *generation.Task, promptDigest string, prov Provider, sp *stepProgress, slot, attempt int) error {
+func (r *generateRunner) slot(ctx context.Context, stop <-chan struct{}, s plan.Step, g *spec.Generator, task *generation.Task, promptDigest string, prov Provider, sampling *spec.Sampling, sp *stepProgress, slot, attempt int) error {
 	e := r.e
 	reason := "no attempts left"
 	for n := 0; n < e.opts.MaxAttempts; n, attempt = n+1, attempt+1 {
@@ -255,7 +257,7 @@ func (r *generateRunner) slot(ctx context.Context, stop <-chan struct{}, s plan.
 			return err
 		}
 		started := time.Now()
-		c, err := prov.Complete(ctx, msgs)
+		c, err := complete(ctx, prov, msgs, sampling)
 		if err != nil {
 			res.Settle(0)
 			if ctx.Err() != nil || errors.Is(err, retry.ErrStopped) {
@@ -391,4 +393,32 @@ func writeDatasetFile(ctx context.Context, store GenerationStore, s plan.Step, p
 		return fmt.Errorf("write dataset: %w", err)
 	}
 	return nil
+}
+
+// settingSampling is the decoding of a setting's requests when it differs
+// from the generator's: the setting's prompt.stop added to the
+// generator's sampling.stop. nil means the generator's own.
+func settingSampling(g *spec.Generator, set *spec.Setting, prov Provider) (*spec.Sampling, error) {
+	if len(set.Prompt.Stop) == 0 {
+		return nil, nil
+	}
+	if _, ok := prov.(SamplingProvider); !ok {
+		return nil, fmt.Errorf("generator %s: its provider cannot send the stop sequences of setting %s", g.Name, set.Name)
+	}
+	s := g.Sampling
+	s.Stop = slices.Clone(s.Stop)
+	for _, x := range set.Prompt.Stop {
+		if !slices.Contains(s.Stop, x) {
+			s.Stop = append(s.Stop, x)
+		}
+	}
+	return &s, nil
+}
+
+// complete sends msgs with the generator's sampling, or with s when set.
+func complete(ctx context.Context, prov Provider, msgs []Message, s *spec.Sampling) (Completion, error) {
+	if s == nil {
+		return prov.Complete(ctx, msgs)
+	}
+	return prov.(SamplingProvider).CompleteSampled(ctx, msgs, *s)
 }

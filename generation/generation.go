@@ -58,6 +58,14 @@ type Task struct {
 	// MaxChars bounds len(instruction)+len(response) of an accepted
 	// instance; zero means DefaultMaxChars, a negative value no limit.
 	MaxChars int
+	// System, when set, is sent as a system message before the
+	// meta-prompt.
+	System string
+	// Languages are drawn from, one per request, for a template that uses
+	// {{.Language}} (prompts.CodeLanguages when empty); Fixing lets half
+	// of the draws be fixing tasks for a template that uses {{.Fixing}}.
+	Languages []string
+	Fixing    bool
 }
 
 // Message is one chat message.
@@ -65,7 +73,8 @@ type Message struct{ Role, Content string }
 
 // Request is what is sent to the generator for one attempt at one slot.
 type Request struct {
-	// Messages is the chat: one user message with the rendered meta-prompt.
+	// Messages is the chat: the task's system message, if any, then one
+	// user message with the rendered meta-prompt.
 	Messages []Message
 	// SeedItemID is the ID of the seed item the request is built on
 	// (response generation and quality enhancement); empty for instance
@@ -79,6 +88,10 @@ type Request struct {
 	Demonstrations []string
 	// Topic and Opening are the diversity slots filled, if any.
 	Topic, Opening string
+	// Language is the programming language drawn, if any, and Fixing
+	// whether the task drawn is a fixing task.
+	Language string
+	Fixing   bool
 }
 
 // Completion is the generator's answer to a request.
@@ -172,11 +185,29 @@ func (t *Task) Request(slot, attempt int) (Request, error) {
 		req.Opening = in.Opening
 	}
 
+	// Drawn after the slots above, so that a template without them gets
+	// the same demonstrations, topics and openings as before.
+	if slices.Contains(fields, "Language") {
+		langs := t.Languages
+		if len(langs) == 0 {
+			langs = prompts.CodeLanguages()
+		}
+		in.Language = langs[rng.IntN(len(langs))]
+		req.Language = in.Language
+	}
+	if t.Fixing && slices.Contains(fields, "Fixing") {
+		in.Fixing = rng.IntN(2) == 1
+		req.Fixing = in.Fixing
+	}
+
 	text, err := t.Template.Render(in)
 	if err != nil {
 		return Request{}, fmt.Errorf("generation: slot %d attempt %d: %w", slot, attempt, err)
 	}
-	req.Messages = []Message{{Role: "user", Content: text}}
+	if t.System != "" {
+		req.Messages = append(req.Messages, Message{Role: "system", Content: t.System})
+	}
+	req.Messages = append(req.Messages, Message{Role: "user", Content: text})
 	return req, nil
 }
 

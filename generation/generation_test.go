@@ -362,3 +362,65 @@ func TestFileVariantFormat(t *testing.T) {
 		}
 	}
 }
+
+// A system message comes first; the meta-prompt is unchanged by it.
+func TestRequestSystemMessage(t *testing.T) {
+	task := newTask(t, DomainMath, MethodInstance, VariantFreeForm, 5)
+	plain := mustRequest(t, task, 3, 1)
+	task.System = "You generate data."
+	req := mustRequest(t, task, 3, 1)
+	if len(req.Messages) != 2 || req.Messages[0] != (Message{Role: "system", Content: "You generate data."}) {
+		t.Fatalf("messages %+v, want the system message first", req.Messages)
+	}
+	if req.Messages[1] != plain.Messages[0] || len(plain.Messages) != 1 {
+		t.Errorf("user message changed by the system message: %+v vs %+v", req.Messages[1], plain.Messages)
+	}
+}
+
+// The multi-language prompt draws a language from the task's list for
+// every request, and with Fixing about half fixing tasks; the same slot
+// and attempt always draw the same.
+func TestRequestLanguages(t *testing.T) {
+	for _, variant := range []string{VariantFreeForm, VariantJSON} {
+		tpl, err := prompts.Multilingual(variant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		task := &Task{Domain: DomainCode, Method: MethodInstance, Variant: variant, Template: tpl, Seed: 7,
+			Seeds: testSeeds(DomainCode, 5), Instances: 400, Languages: []string{"Go", "Rust", "C"}, Fixing: true}
+		langs, fixing := map[string]int{}, 0
+		for slot := range task.Instances {
+			req := mustRequest(t, task, slot, 1)
+			langs[req.Language]++
+			text := req.Messages[len(req.Messages)-1].Content
+			if !strings.Contains(text, "Language: "+req.Language+"\n") {
+				t.Fatalf("slot %d: language %q not in the prompt", slot, req.Language)
+			}
+			if req.Fixing {
+				fixing++
+				if !strings.Contains(text, "fixing task") {
+					t.Fatalf("slot %d: a fixing draw without the fixing wording", slot)
+				}
+			} else if strings.Contains(text, "This is a fixing task") {
+				t.Fatalf("slot %d: fixing wording in an implementation task", slot)
+			}
+			if again := mustRequest(t, task, slot, 1); again.Language != req.Language || again.Fixing != req.Fixing {
+				t.Fatalf("slot %d: a second Request drew %s/%v, the first %s/%v", slot, again.Language, again.Fixing, req.Language, req.Fixing)
+			}
+		}
+		if len(langs) != 3 || langs["Go"] < 80 || langs["Rust"] < 80 || langs["C"] < 80 {
+			t.Errorf("%s: languages drawn %v, want each of the three about a third of 400", variant, langs)
+		}
+		if fixing < 150 || fixing > 250 {
+			t.Errorf("%s: %d fixing tasks of 400, want about half", variant, fixing)
+		}
+		// Without Fixing, never a fixing task; without languages, the default list.
+		task.Fixing, task.Languages = false, nil
+		for slot := range 50 {
+			req := mustRequest(t, task, slot, 1)
+			if req.Fixing || !slices.Contains(prompts.CodeLanguages(), req.Language) {
+				t.Fatalf("slot %d: %+v", slot, req)
+			}
+		}
+	}
+}

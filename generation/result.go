@@ -282,7 +282,7 @@ func badEscape(s string, math bool) bool {
 // templateRef matches a text/template reference to the data of a
 // meta-prompt ({{.Topic}}, {{ json .Instruction }}, {{range .Demonstrations}}):
 // the only kind of placeholder a meta-prompt has.
-var templateRef = regexp.MustCompile(`\{\{-?\s*(?:(?:json|range|with|if)\s+)?\.(?:Demonstrations|Topic|Opening|Instruction|Response)\b`)
+var templateRef = regexp.MustCompile(`\{\{-?\s*(?:(?:json|range|with|if)\s+)?\.(?:Demonstrations|Topic|Opening|Instruction|Response|Language|Fixing)\b`)
 
 // validate checks a parsed instance. seed is the seed item given to the
 // model (zero for instance generation): markers and template references it
@@ -349,13 +349,17 @@ func checkMath(resp string) *Rejection {
 	return nil
 }
 
-// proseOutsideCode are phrases that, outside the code block, mark the tests,
-// usage examples or explanations the code prompts forbid (lower case).
-var proseOutsideCode = []string{"example usage", "usage example", "test case", "explanation"}
+// proseOutsideCode are the phrases that mark the tests, usage examples or
+// explanations the code prompts forbid (lower case): the seven of the
+// AgoraBench reference code's code validator.
+var proseOutsideCode = []string{"example usage", "this function", "test the function", "test cases", "this implementation", "explanation", "this solution"}
 
-// checkCode requires a single fenced code block with balanced fences and no
-// test or explanation prose outside it. A fence is a line that starts, after
-// indentation, with three backticks.
+// checkCode requires the response to be exactly one fenced code block with
+// balanced fences and nothing outside it: no text before the opening fence
+// or after the closing one. A fence is a line that starts, after
+// indentation, with three backticks. A response with text outside the
+// block is rejected as prose, naming the first forbidden phrase it holds
+// (proseOutsideCode) or else saying where the text is.
 func checkCode(resp string) *Rejection {
 	lines := strings.Split(resp, "\n")
 	var fences []int
@@ -380,13 +384,21 @@ func checkCode(resp string) *Rejection {
 	if strings.TrimSpace(strings.Join(lines[fences[0]+1:fences[1]], "\n")) == "" {
 		return reject(ReasonCodeEmpty, "")
 	}
-	outside := strings.ToLower(strings.Join(lines[:fences[0]], "\n") + "\n" + strings.Join(lines[fences[1]+1:], "\n"))
+	before := strings.TrimSpace(strings.Join(lines[:fences[0]], "\n"))
+	after := strings.TrimSpace(strings.Join(lines[fences[1]+1:], "\n"))
+	if before == "" && after == "" {
+		return nil
+	}
+	outside := strings.ToLower(before + "\n" + after)
 	for _, p := range proseOutsideCode {
 		if strings.Contains(outside, p) {
 			return reject(ReasonCodeProse, p)
 		}
 	}
-	return nil
+	if before != "" {
+		return reject(ReasonCodeProse, "text before the code block")
+	}
+	return reject(ReasonCodeProse, "text after the code block")
 }
 
 // clip shortens s to at most n bytes on a rune boundary and drops control

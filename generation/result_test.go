@@ -152,7 +152,7 @@ func TestParseTolerance(t *testing.T) {
 		{"qe code with asserts", DomainCode, MethodQuality, VariantFreeForm, "Write f.\nRevised Answer:\n```python\ndef f(x):\n    return x\n\nassert f(1) == 1\n```", "stop", Instance{"Write f.", "```python\ndef f(x):\n    return x\n\nassert f(1) == 1\n```"}},
 		{"code jinja and fstring", DomainCode, MethodInstance, VariantFreeForm, "Write g.\nOUTPUT:\n```python\ndef g(n):\n    return f\"{{{n}}}\" + \"{{ user.name }}\"\n```", "stop",
 			Instance{"Write g.", "```python\ndef g(n):\n    return f\"{{{n}}}\" + \"{{ user.name }}\"\n```"}},
-		{"code short preface", DomainCode, MethodResponse, VariantFreeForm, "Here is the function:\n" + goodCode, "stop", Instance{"", "Here is the function:\n" + goodCode}},
+		{"code blank lines around the block", DomainCode, MethodResponse, VariantFreeForm, "\n\n" + goodCode + "\n\n", "stop", Instance{"", goodCode}},
 
 		{"json plain", DomainMath, MethodInstance, VariantJSON, `{"instruction": "What is 2 + 3?", "response": "Add them: $2 + 3 = 5$.\n[RESULT] 5 [/RESULT]"}`, "stop", Instance{q, a}},
 		{"json fenced", DomainMath, MethodInstance, VariantJSON, "\n```json\n{\"instruction\": \"What is 2 + 3?\", \"response\": \"Add them: $2 + 3 = 5$.\\n[RESULT] 5 [/RESULT]\"}\n```\n", "stop", Instance{q, a}},
@@ -329,4 +329,34 @@ func FuzzResult(f *testing.F) {
 		_, _ = task.Result(Request{Slot: slot, SeedItemID: text}, Completion{Text: text, FinishReason: finish})
 		_ = ExampleCompletion(task, Request{Slot: slot, Topic: text, Opening: finish}, slot)
 	})
+}
+
+// The code filter: exactly one fenced block and nothing outside it; text
+// outside is named by the first of the seven forbidden phrases it holds,
+// else by where it is.
+func TestCodeFilter(t *testing.T) {
+	block := "```java\nint f(int x) { return x; }\n```"
+	cases := []struct{ text, detail string }{
+		{"Here is the function:\n" + block, "text before the code block"},
+		{block + "\nHope this helps.", "text after the code block"},
+		{block + "\nExample usage: f(1).", "example usage"},
+		{"This function returns x.\n" + block, "this function"},
+		{block + "\nTo test the function, call it.", "test the function"},
+		{block + "\nTest cases: f(1) == 1.", "test cases"},
+		{block + "\nThis implementation is linear.", "this implementation"},
+		{"**Explanation** first.\n" + block, "explanation"},
+		{block + "\nThis solution works.", "this solution"},
+	}
+	for _, c := range cases {
+		if rej := checkCode(c.text); rej == nil || rej.Reason != ReasonCodeProse || rej.Detail != c.detail {
+			t.Errorf("checkCode(%q) = %v, want %q: %q", c.text, rej, ReasonCodeProse, c.detail)
+		}
+	}
+	if len(proseOutsideCode) != 7 {
+		t.Errorf("%d forbidden phrases, the documented seven expected", len(proseOutsideCode))
+	}
+	// Inside the block, the phrases are code comments and allowed.
+	if rej := checkCode("```python\n# Explanation: this function returns x\ndef f(x):\n    return x\n```"); rej != nil {
+		t.Errorf("phrases inside the block rejected: %v", rej)
+	}
 }

@@ -207,13 +207,8 @@ func apiPrelude(b *strings.Builder, p APIParams) error {
 // top_p 0.95, 1024 new tokens, repetition penalty 1.03), then has
 // alpaca_eval judge them, as alpacaEvalCommand does for a served model.
 func alpacaEvalAPICommand(benchmark string, p APIParams) (string, error) {
-	judge := p.JudgeModel
-	if judge == "" {
-		judge = DefaultJudge
-	}
-	if judge != DefaultJudge {
-		return "", fmt.Errorf("alpaca_eval: judge %q: the length-controlled win rate of %s is calibrated for %s; use a command template to run another annotator",
-			judge, AlpacaEvalAnnotators, DefaultJudge)
+	if err := CheckJudge(AlpacaEval, p.JudgeModel); err != nil {
+		return "", err
 	}
 	name := ServedName(p.Model)
 	var b strings.Builder
@@ -275,8 +270,8 @@ func arenaHardAPICommand(benchmark string, p APIParams) (string, error) {
 	if judge == "" {
 		judge = DefaultJudge
 	}
-	if !judgeName.MatchString(judge) {
-		return "", fmt.Errorf("arena-hard-auto: judge model %q: want letters, digits and . _ - : /", judge)
+	if err := CheckJudge(ArenaHard, judge); err != nil {
+		return "", err
 	}
 	name := ServedName(p.Model)
 	work := filepath.Join(p.OutputDir, "arena-hard")

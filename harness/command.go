@@ -163,8 +163,8 @@ func CommandWith(harness, benchmark string, p CommandParams, o Options) (string,
 // transformers instead (--model hf --model_args pretrained=CKPT,dtype=auto
 // --batch_size 8), the same task, prompts and decoding.
 func lmevalCommand(benchmark string, m LMEvalMetric, p CommandParams) (string, error) {
-	if strings.Contains(p.ModelPath, ",") {
-		return "", fmt.Errorf("lm-eval: model path %q contains a comma, which --model_args cannot carry", p.ModelPath)
+	if err := CheckModelArg(p.ModelPath); err != nil {
+		return "", err
 	}
 	if m.Task == "" {
 		return "", fmt.Errorf("lm-eval: benchmark %q has no task", benchmark)
@@ -266,13 +266,8 @@ func evalplusCommand(benchmark string, p CommandParams) (string, error) {
 // base model, too, is answered zero-shot (its tokenizer needs a chat
 // template for the chat API).
 func alpacaEvalCommand(benchmark string, p CommandParams) (string, error) {
-	judge := p.JudgeModel
-	if judge == "" {
-		judge = DefaultJudge
-	}
-	if judge != DefaultJudge {
-		return "", fmt.Errorf("alpaca_eval: judge %q: the length-controlled win rate of %s is calibrated for %s; use a command template to run another annotator",
-			judge, AlpacaEvalAnnotators, DefaultJudge)
+	if err := CheckJudge(AlpacaEval, p.JudgeModel); err != nil {
+		return "", err
 	}
 	name := ServedName(p.ModelPath)
 	var b strings.Builder
@@ -372,8 +367,8 @@ func arenaHardCommand(benchmark string, p CommandParams) (string, error) {
 	if judge == "" {
 		judge = DefaultJudge
 	}
-	if !judgeName.MatchString(judge) {
-		return "", fmt.Errorf("arena-hard-auto: judge model %q: want letters, digits and . _ - : /", judge)
+	if err := CheckJudge(ArenaHard, judge); err != nil {
+		return "", err
 	}
 	name := ServedName(p.ModelPath)
 	work := filepath.Join(p.OutputDir, "arena-hard")

@@ -136,3 +136,56 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// CheckJudge reports whether the harness can score with the judge model
+// (empty: DefaultJudge): alpaca_eval's length-controlled win rate is
+// calibrated for its default annotator only, and arena-hard-auto writes the
+// model's name into its configuration. The commands refuse what it
+// refuses, and the spec's check calls it so that a plan refuses it first.
+func CheckJudge(harness, judge string) error {
+	if judge == "" {
+		judge = DefaultJudge
+	}
+	switch harness {
+	case AlpacaEval:
+		if judge != DefaultJudge {
+			return fmt.Errorf("alpaca_eval: judge %q: the length-controlled win rate of %s is calibrated for %s; use a command template to run another annotator",
+				judge, AlpacaEvalAnnotators, DefaultJudge)
+		}
+	case ArenaHard:
+		if !judgeName.MatchString(judge) {
+			return fmt.Errorf("arena-hard-auto: judge model %q: want letters, digits and . _ - : /", judge)
+		}
+	}
+	return nil
+}
+
+// CheckModelArg reports whether lm-eval's --model_args can carry a model
+// path or name: its values are separated by commas, with no way to escape
+// one.
+func CheckModelArg(model string) error {
+	if strings.Contains(model, ",") {
+		return fmt.Errorf("lm-eval: model path %q contains a comma, which --model_args cannot carry", model)
+	}
+	return nil
+}
+
+// CheckBenchmark reports whether the harness has a benchmark of that name
+// with DefaultOptions, as Command and APICommand need: lm-eval runs the
+// tasks of DefaultOptions().LMEval (gsm8k, math), evalplus its two data
+// sets (humaneval, mbpp); alpaca_eval and arena-hard-auto take any name.
+func CheckBenchmark(harness, benchmark string) error {
+	switch harness {
+	case LMEval:
+		o := DefaultOptions()
+		if _, ok := o.LMEval[benchmark]; !ok {
+			return fmt.Errorf("lm-eval: no task configured for benchmark %q (configured: %s)",
+				benchmark, strings.Join(sortedKeys(o.LMEval), ", "))
+		}
+	case EvalPlus:
+		if _, ok := evalplusDatasets[benchmark]; !ok {
+			return fmt.Errorf("evalplus: unknown benchmark %q (known: humaneval, mbpp)", benchmark)
+		}
+	}
+	return nil
+}

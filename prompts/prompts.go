@@ -16,7 +16,7 @@ import (
 	"text/template"
 )
 
-//go:embed templates/*.tmpl
+//go:embed templates/*.tmpl templates/multilingual/*.tmpl
 var templateFS embed.FS
 
 // The valid built-in coordinates, each list sorted.
@@ -49,7 +49,52 @@ type Input struct {
 	// question to revise in quality enhancement; Response is the answer to
 	// revise in quality enhancement.
 	Instruction, Response string
+	// Language is the programming language of a multi-language code task
+	// (one of the setting's prompt.languages, drawn per request), and
+	// Fixing whether that task is to fix faulty code rather than to
+	// implement new code.
+	Language string
+	Fixing   bool
 }
+
+// CodeLanguages are the languages of the multi-language code prompts when
+// a setting names none: the seven of the AgoraBench reference code's code
+// themes. The slice is a copy.
+func CodeLanguages() []string {
+	return []string{"Python", "Java", "C++", "C", "JavaScript", "C#", "PHP"}
+}
+
+// MultilingualName is the name of the built-in multi-language code
+// instance-generation meta-prompt of a variant (docs/apply.md).
+func MultilingualName(variant string) string {
+	return "code.instance_generation_multilingual." + variant
+}
+
+// Multilingual returns the built-in code instance-generation meta-prompt
+// that asks for a task in {{.Language}}, implementing or, with
+// {{.Fixing}}, fixing code, for variant "free-form" or "json".
+func Multilingual(variant string) (*Template, error) {
+	if err := checkValue("variant", variant, variants); err != nil {
+		return nil, err
+	}
+	name := MultilingualName(variant)
+	e := multilingualEntries[variant]
+	e.once.Do(func() {
+		text, err := templateFS.ReadFile("templates/multilingual/" + name + ".tmpl")
+		if err != nil {
+			e.err = fmt.Errorf("prompts: built-in template %s: %w", name, err)
+			return
+		}
+		e.t, e.err = Parse(name, string(text))
+	})
+	if e.err != nil {
+		return nil, e.err
+	}
+	c := *e.t
+	return &c, nil
+}
+
+var multilingualEntries = map[string]*builtinEntry{"free-form": new(builtinEntry), "json": new(builtinEntry)}
 
 // Template is a parsed meta-prompt. Name and Text are informational and must
 // not be modified; use Builtin or Parse to obtain a Template.
@@ -235,6 +280,8 @@ func tidyInput(in Input) Input {
 		Opening:     tidy(in.Opening),
 		Instruction: tidy(in.Instruction),
 		Response:    tidy(in.Response),
+		Language:    tidy(in.Language),
+		Fixing:      in.Fixing,
 	}
 	if in.Demonstrations != nil {
 		out.Demonstrations = make([]Example, len(in.Demonstrations))
@@ -246,7 +293,7 @@ func tidyInput(in Input) Input {
 }
 
 func inputSize(in Input) int {
-	n := len(in.Topic) + len(in.Opening) + len(in.Instruction) + len(in.Response)
+	n := len(in.Topic) + len(in.Opening) + len(in.Instruction) + len(in.Response) + len(in.Language)
 	for _, d := range in.Demonstrations {
 		n += len(d.Instruction) + len(d.Response) + 64
 	}
@@ -260,6 +307,8 @@ func braceFree(in Input) Input {
 		Opening:     r.Replace(in.Opening),
 		Instruction: r.Replace(in.Instruction),
 		Response:    r.Replace(in.Response),
+		Language:    r.Replace(in.Language),
+		Fixing:      in.Fixing,
 	}
 	for _, d := range in.Demonstrations {
 		out.Demonstrations = append(out.Demonstrations, Example{Instruction: r.Replace(d.Instruction), Response: r.Replace(d.Response)})

@@ -602,3 +602,39 @@ func BenchmarkRender(b *testing.B) {
 		}
 	}
 }
+
+// The multi-language code prompts take every slot of code instance
+// generation plus the language, and say "fixing" only for a fixing task.
+func TestMultilingual(t *testing.T) {
+	for _, v := range []string{"free-form", "json"} {
+		tm, err := Multilingual(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tm.Name != MultilingualName(v) {
+			t.Errorf("name %q", tm.Name)
+		}
+		if got := tm.Fields(); !slices.Equal(got, []string{"Demonstrations", "Fixing", "Language", "Topic"}) {
+			t.Errorf("%s: fields %v", v, got)
+		}
+		in := Input{Demonstrations: []Example{{"Write f.", "```c\nint f(void) { return 1; }\n```"}}, Topic: "graphs", Language: "Rust"}
+		impl, err := tm.Render(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Fixing = true
+		fix, err := tm.Render(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(impl, "fixing task") || !strings.Contains(fix, "This is a fixing task") || !strings.Contains(fix, "Rust") {
+			t.Errorf("%s: fixing wording wrong:\n%s\n---\n%s", v, impl, fix)
+		}
+		if _, err := tm.Render(Input{Demonstrations: in.Demonstrations, Topic: "graphs"}); !errors.Is(err, ErrMissingSlot) {
+			t.Errorf("%s: no language: %v, want a missing slot", v, err)
+		}
+	}
+	if _, err := Multilingual("xml"); err == nil {
+		t.Error("unknown variant accepted")
+	}
+}

@@ -15,6 +15,7 @@ var (
 	_ engine.SamplingProvider = apiProvider{}
 	_ engine.SamplingProvider = (*vllmProvider)(nil)
 	_ engine.SamplingProvider = pluginProvider{}
+	_ engine.SamplingProvider = (*vllmBatchProvider)(nil)
 )
 
 // CompleteSampled implements engine.SamplingProvider.

@@ -72,7 +72,14 @@ func (p *vllmBatchProvider) Start(ctx context.Context, jobs engine.JobRecorder) 
 
 // Complete waits for the answer to msgs from the batch it joins.
 func (p *vllmBatchProvider) Complete(ctx context.Context, msgs []engine.Message) (engine.Completion, error) {
-	body, err := chatBody(p.g, msgs)
+	return p.CompleteSampled(ctx, msgs, p.g.Sampling)
+}
+
+// CompleteSampled is Complete with the decoding parameters s instead of
+// the generator's (engine.SamplingProvider): each line of a run-batch
+// file carries its own.
+func (p *vllmBatchProvider) CompleteSampled(ctx context.Context, msgs []engine.Message, s spec.Sampling) (engine.Completion, error) {
+	body, err := chatBody(p.g.Model, s, msgs)
 	if err != nil {
 		return engine.Completion{}, fmt.Errorf("generator %s: %w", p.g.Name, err)
 	}
@@ -183,10 +190,9 @@ func (p *vllmBatchProvider) Close(ctx context.Context) error {
 	return nil
 }
 
-// chatBody is the chat completion request of msgs with the generator's
-// model and sampling (Extra entries as top-level fields).
-func chatBody(g *spec.Generator, msgs []engine.Message) ([]byte, error) {
-	s := g.Sampling
+// chatBody is the chat completion request of msgs with the model and the
+// sampling s (Extra entries as top-level fields).
+func chatBody(model string, s spec.Sampling, msgs []engine.Message) ([]byte, error) {
 	body := map[string]any{}
 	for k, v := range s.Extra {
 		body[k] = v
@@ -195,7 +201,7 @@ func chatBody(g *spec.Generator, msgs []engine.Message) ([]byte, error) {
 	for i, x := range msgs {
 		m[i] = map[string]string{"role": x.Role, "content": x.Content}
 	}
-	body["model"], body["messages"] = g.Model, m
+	body["model"], body["messages"] = model, m
 	if _, ok := s.Extra["max_completion_tokens"]; !ok && s.MaxTokens > 0 {
 		body["max_tokens"] = s.MaxTokens
 	}

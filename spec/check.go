@@ -110,6 +110,7 @@ func (l *loader) complete(exp *Experiment) {
 		l.checkPlanSize(exp)
 	}
 	l.checkStudent(exp)
+	l.checkRunnable(exp)
 	l.checkProblemSolving(exp)
 	l.completeMetrics(exp)
 	l.completeOffline(exp)
@@ -293,7 +294,7 @@ func (l *loader) completeSetting(exp *Experiment, name string) {
 		if user.Instances != 0 {
 			s.Instances = user.Instances
 		}
-		if user.Prompt != (Prompt{}) {
+		if !user.Prompt.isZero() {
 			s.Prompt = user.Prompt
 		}
 		if user.Benchmarks != nil {
@@ -364,6 +365,7 @@ func (l *loader) completeSetting(exp *Experiment, name string) {
 			l.at(append(at, cue.Str("prompt"), cue.Str("builtin")), "unknown built-in meta-prompt %q%s", b, didYouMean(b, names))
 		}
 	}
+	l.checkPromptOptions(s, append(at, cue.Str("prompt")))
 	l.completeSeed(s, append(at, cue.Str("seed_data")))
 	if s.Prompt.File != "" {
 		l.readPrompt(s, append(at, cue.Str("prompt"), cue.Str("file")))
@@ -516,6 +518,7 @@ func (l *loader) readPrompt(s *Setting, at []cue.Selector) {
 			l.at(at, "%s: method %s needs {{.%s}} in its meta-prompt", s.Prompt.File, s.Method, f)
 		}
 	}
+	l.checkFilePromptOptions(s, t, at)
 	s.Prompt.Text = string(b)
 }
 

@@ -200,7 +200,7 @@ settings: {
 	}
 	s := exp.Settings["math-ig"]
 	if s.Instances != 500 || s.Estimate != (ItemEstimate{InputTokens: 900, OutputTokens: 300, Acceptance: 0.9}) ||
-		s.Prompt != (Prompt{Variant: "json"}) || s.SeedData.HF != "Data-Agora/math-seed-data" || s.SeedData.Size != 14856 {
+		!reflect.DeepEqual(s.Prompt, Prompt{Variant: "json"}) || s.SeedData.HF != "Data-Agora/math-seed-data" || s.SeedData.Size != 14856 {
 		t.Errorf("math-ig = %+v", s)
 	}
 	s = exp.Settings["math-rg"]
@@ -222,7 +222,7 @@ settings: {
 	if got := s.SeedData.Ref(); got != "file:sha256:8ff21783e522bdd9894bf14080ab80c40e493e4c35a89d5870db7ea2dca50b96" {
 		t.Errorf("code-ig Ref() = %q", got)
 	}
-	if s.Method != "response_generation" || s.Domain != "code" || s.Prompt != (Prompt{File: "mine.tmpl", Text: "Answer {{.Instruction}}\n"}) {
+	if s.Method != "response_generation" || s.Domain != "code" || !reflect.DeepEqual(s.Prompt, Prompt{File: "mine.tmpl", Text: "Answer {{.Instruction}}\n"}) {
 		t.Errorf("code-ig = %+v", s)
 	}
 	s = exp.Settings["if-qe"]
@@ -272,7 +272,7 @@ evaluation: benchmarks: {
 	alpacaeval2: items: 100
 	gsm8k: output_tokens: 300
 	mine: {harness: "command", command: "run {{.Model}}", items: 10}
-	judged: {harness: "lm-eval", items: 5, judge: {model: "j", price: {input: 1, output: 1}}}
+	judged: {harness: "arena-hard-auto", items: 5, judge: {model: "j", price: {input: 1, output: 1}}}
 }
 `)
 	if got, want := BuiltinBenchmarks(), []string{"alpacaeval2", "arenahard", "gsm8k", "humaneval", "math", "mbpp"}; !reflect.DeepEqual(got, want) {
@@ -290,7 +290,7 @@ evaluation: benchmarks: {
 		"alpacaeval2": {Name: "alpacaeval2", Harness: "alpaca_eval", Items: 100, OutputTokens: 512, PromptTokens: 60, Judge: gpt4(1400, 1)},
 		"arenahard":   {Name: "arenahard", Harness: "arena-hard-auto", Items: 500, OutputTokens: 768, PromptTokens: 500, Judge: gpt4(3600, 1000)},
 		"mine":        {Name: "mine", Harness: "command", Command: "run {{.Model}}", Items: 10, OutputTokens: 512, PromptTokens: 300},
-		"judged": {Name: "judged", Harness: "lm-eval", Items: 5, OutputTokens: 512, PromptTokens: 300,
+		"judged": {Name: "judged", Harness: "arena-hard-auto", Items: 5, OutputTokens: 512, PromptTokens: 300,
 			Judge: &Judge{Model: "j", BaseURL: "https://api.openai.com/v1", APIKeyEnv: "OPENAI_API_KEY", Price: Price{Input: 1, Output: 1}, InputTokens: 1000, OutputTokens: 200}},
 	}
 	if !reflect.DeepEqual(exp.Evaluation.Benchmarks, want) {

@@ -22,12 +22,12 @@ func TestSolveTasks(t *testing.T) {
 		want        []SolveTask
 	}{
 		{"absent", "", nil},
-		{"defaults: each generator's gridded domains, every item", "problem_solving: {}", []SolveTask{
+		{"defaults: each generator's gridded domains and every item", "problem_solving: {}", []SolveTask{
 			{"a", "gsm8k", 1319}, {"a", "math", 5000}, {"a", "mbpp", 378}, {"a", "humaneval", 164},
 			{"a", "alpacaeval2", 805}, {"a", "arenahard", 500},
 			{"b", "gsm8k", 1319}, {"b", "math", 5000}, {"b", "mbpp", 378}, {"b", "humaneval", 164},
 		}},
-		{"generators, benchmarks and items capped", `problem_solving: {generators: ["c", "b"], benchmarks: ["humaneval", "math"], items: 200}`, []SolveTask{
+		{"generators benchmarks and items capped", `problem_solving: {generators: ["c", "b"], benchmarks: ["humaneval", "math"], items: 200}`, []SolveTask{
 			{"c", "humaneval", 164}, {"c", "math", 200}, {"b", "humaneval", 164}, {"b", "math", 200},
 		}},
 	} {

@@ -332,6 +332,16 @@ type Prompt struct {
 	Variant string `json:"variant,omitempty"`
 	File    string `json:"file,omitempty"`
 
+	// System is the system message sent before the meta-prompt; none
+	// when empty.
+	System string `json:"system,omitempty"`
+	// Stop are stop sequences added to the generator's sampling.stop.
+	Stop []string `json:"stop,omitempty"`
+	// Languages are the programming languages of multi-language code
+	// instance generation; Fixing makes half of its tasks fixing tasks.
+	Languages []string `json:"languages,omitempty"`
+	Fixing    bool     `json:"fixing,omitempty"`
+
 	// Text is the content of File, read by Load.
 	Text string `json:"-"`
 }

@@ -75,7 +75,7 @@ func ExitMarker(dir, id string) string {
 
 var (
 	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	memRe      = regexp.MustCompile(`(?i)^([0-9]+)\s*(?:([KMGT])(?:I?B)?)?$`)
+	memRe      = spec.MemPattern
 	timeLimit  = regexp.MustCompile(`^(?:[0-9]+|[0-9]+:[0-9]{1,2}|[0-9]+:[0-9]{1,2}:[0-9]{1,2}|[0-9]+-[0-9]+|[0-9]+-[0-9]+:[0-9]{1,2}|[0-9]+-[0-9]+:[0-9]{1,2}:[0-9]{1,2}|UNLIMITED|INFINITE)$`)
 	shellSafe  = regexp.MustCompile(`^[A-Za-z0-9@%+=:,./_-]+$`)
 	errNoName  = errors.New("job name is empty")
@@ -237,9 +237,8 @@ func validate(j Job) error {
 	case !filepath.IsAbs(j.Dir):
 		errs = append(errs, fmt.Errorf("%w: %q", errRelDir, j.Dir))
 	default:
-		word("job dir", j.Dir)
-		if strings.ContainsAny(j.Dir, `%\`) {
-			bad("job dir %q contains %% or \\, which sbatch expands in --output", j.Dir)
+		for _, p := range spec.JobDirProblems(j.Dir) {
+			bad("%s", p)
 		}
 	}
 	if strings.TrimSpace(j.Script) == "" {
@@ -249,30 +248,16 @@ func validate(j Job) error {
 	if h.Nodes < 0 || h.GPUsPerNode < 0 || h.CPUsPerTask < 0 {
 		bad("hardware counts must not be negative (nodes %d, gpus_per_node %d, cpus_per_task %d)", h.Nodes, h.GPUsPerNode, h.CPUsPerTask)
 	}
-	if h.Mem != "" && !memRe.MatchString(strings.TrimSpace(h.Mem)) {
-		bad("mem %q is not a size like 64G or 512000M", h.Mem)
+	if p := spec.MemProblem(h.Mem); p != "" {
+		bad("%s", p)
 	}
 	if h.TimeLimit != "" && !timeLimit.MatchString(h.TimeLimit) {
 		bad("time limit %q is not a Slurm time ([D-]HH:MM:SS, MM:SS or minutes)", h.TimeLimit)
 	}
-	word("partition", j.Slurm.Partition)
-	word("account", j.Slurm.Account)
-	word("qos", j.Slurm.QOS)
-	word("container", j.Slurm.Container)
-	for _, m := range j.Slurm.Modules {
-		if m == "" {
-			bad("module name is empty")
-		}
-		word("module", m)
-	}
-	for _, d := range j.Slurm.Directives {
-		t := trimDirective(d)
-		switch {
-		case !strings.HasPrefix(t, "-"):
-			bad("directive %q must be an sbatch option such as --constraint=h100", d)
-		case strings.ContainsFunc(t, isControl):
-			bad("directive %q contains control characters", d)
-		}
+	// The spec's check refuses the same values at their position
+	// (spec.Slurm.Problems).
+	for _, p := range j.Slurm.Problems() {
+		bad("%s", p.Message)
 	}
 	if j.SignalSeconds < 0 || j.SignalSeconds > maxSignalS {
 		bad("signal seconds %d out of range 0..%d", j.SignalSeconds, maxSignalS)
@@ -303,13 +288,7 @@ func envNames(env map[string]string) []string {
 }
 
 // trimDirective accepts "--x=y", "#SBATCH --x=y" and surrounding spaces.
-func trimDirective(d string) string {
-	d = strings.TrimSpace(d)
-	if rest, ok := strings.CutPrefix(d, "#SBATCH"); ok {
-		d = strings.TrimSpace(rest)
-	}
-	return d
-}
+func trimDirective(d string) string { return spec.TrimDirective(d) }
 
 // normalizeMem writes sizes the way sbatch reads them: 512GB, 512GiB and
 // 512g become 512G; a bare number stays megabytes.
