@@ -46,8 +46,9 @@ import (
 type BatchProvider interface {
 	Provider
 	BatchConfig() BatchConfig
-	// BatchLine encodes one request as a line of a batch's input file.
-	BatchLine(id string, msgs []Message) ([]byte, error)
+	// BatchLine encodes one request as a line of a batch's input file,
+	// with the sampling s (nil: the generator's).
+	BatchLine(id string, msgs []Message, s *spec.Sampling) ([]byte, error)
 	// UploadBatch uploads the input file of batch key.
 	UploadBatch(ctx context.Context, key string, jsonl []byte) (fileID string, err error)
 	// CreateBatch creates batch key from its uploaded file, once: an
@@ -158,10 +159,13 @@ type batchRun struct {
 	cfg    BatchConfig
 	sp     *stepProgress
 	digest string
-	dir    string
-	last   map[int]int // the state's last attempt per slot when the run began
-	abort  chan struct{}
-	events chan batchEvent
+	// sampling is the setting's decoding when it differs from the
+	// generator's (its prompt.stop); nil: the generator's.
+	sampling *spec.Sampling
+	dir      string
+	last     map[int]int // the state's last attempt per slot when the run began
+	abort    chan struct{}
+	events   chan batchEvent
 
 	abortOnce sync.Once
 }
@@ -215,8 +219,12 @@ func (r *generateRunner) runBatches(ctx context.Context, s plan.Step, g *spec.Ge
 	}
 	sp := e.prog.add(s.Address, s.Instances, len(accepted), s.Generator)
 	defer e.prog.remove(sp)
+	sampling, err := settingSampling(g, e.exp.Settings[s.Setting], bp)
+	if err != nil {
+		return "", err
+	}
 	b := &batchRun{r: r, e: e, s: s, g: batchPriced(g), full: g, task: task, bp: bp, cfg: cfg, sp: sp,
-		digest: task.Template.Digest(), dir: dir, last: last, abort: make(chan struct{}), events: make(chan batchEvent)}
+		digest: task.Template.Digest(), sampling: sampling, dir: dir, last: last, abort: make(chan struct{}), events: make(chan batchEvent)}
 	started := time.Now()
 
 	// Batches an earlier apply left: their requests are paid for
@@ -436,7 +444,7 @@ func (b *batchRun) submit(ctx context.Context, pending []state.BatchLine) (int, 
 		if err != nil {
 			return 0, err
 		}
-		line, err := b.bp.BatchLine(customID(l), msgs)
+		line, err := b.bp.BatchLine(customID(l), msgs, b.sampling)
 		if err != nil {
 			return 0, err
 		}
@@ -550,7 +558,7 @@ func (b *batchRun) followBatch(ctx context.Context, rec state.Batch, res map[str
 				if err != nil {
 					return unsent(err)
 				}
-				line, err := bp.BatchLine(customID(l), msgs)
+				line, err := bp.BatchLine(customID(l), msgs, b.sampling)
 				if err != nil {
 					return unsent(err)
 				}
@@ -829,7 +837,7 @@ func (b *batchRun) syncRetry(ctx context.Context, lines []state.BatchLine) (exha
 		go func() {
 			defer wg.Done()
 			for l := range ch {
-				serr := b.r.slot(ctx, stop, b.s, b.full, b.task, b.digest, b.bp, b.sp, l.Slot, l.Attempt)
+				serr := b.r.slot(ctx, stop, b.s, b.full, b.task, b.digest, b.bp, b.sampling, b.sp, l.Slot, l.Attempt)
 				var x *exhaustedError
 				mu.Lock()
 				switch {

@@ -39,8 +39,8 @@ func newAPIBatchProvider(c *api.Client, g *spec.Generator, t Tuning) apiBatchPro
 
 func (p apiBatchProvider) BatchConfig() engine.BatchConfig { return p.cfg }
 
-func (p apiBatchProvider) BatchLine(id string, msgs []engine.Message) ([]byte, error) {
-	req := api.BatchRequest{ID: id, Messages: make([]api.Message, len(msgs))}
+func (p apiBatchProvider) BatchLine(id string, msgs []engine.Message, s *spec.Sampling) ([]byte, error) {
+	req := api.BatchRequest{ID: id, Messages: make([]api.Message, len(msgs)), Sampling: s}
 	for i, m := range msgs {
 		req.Messages[i] = api.Message{Role: m.Role, Content: m.Content}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/openai/openai-go/shared"
 
 	"github.com/agorabench/agora/executors/retry"
+	"github.com/agorabench/agora/spec"
 )
 
 // The Batch API (https://platform.openai.com/docs/guides/batch) through
@@ -63,10 +64,13 @@ type Batch struct {
 	Message string
 }
 
-// BatchRequest is one line of a batch: its custom id and messages.
+// BatchRequest is one line of a batch: its custom id and messages, and
+// its own sampling when it differs from the generator's (nil: the
+// generator's).
 type BatchRequest struct {
 	ID       string
 	Messages []Message
+	Sampling *spec.Sampling
 }
 
 // BatchLine is the JSONL line (with its newline) of req: the chat body
@@ -75,7 +79,7 @@ func (c *Client) BatchLine(req BatchRequest) ([]byte, error) {
 	if len(req.Messages) == 0 {
 		return nil, fmt.Errorf("generator %s: request %s has no messages", c.cfg.Name, req.ID)
 	}
-	body, err := c.encodeBody(req.Messages)
+	body, err := c.encodeRequest(Request{Messages: req.Messages, Sampling: req.Sampling})
 	if err != nil {
 		return nil, fmt.Errorf("generator %s: %s", c.cfg.Name, c.redact(err.Error()))
 	}
