@@ -34,7 +34,17 @@ func SearchPath(specDir string) []string {
 	if home, err := os.UserHomeDir(); err == nil {
 		dirs = append(dirs, filepath.Join(home, ".agora", "plugins"))
 	}
-	return dirs
+	// A directory named twice (the spec beside $HOME's .agora, say) is
+	// searched once: its plugins would shadow themselves.
+	seen := map[string]bool{}
+	out := dirs[:0]
+	for _, d := range dirs {
+		if c := filepath.Clean(d); !seen[c] {
+			seen[c] = true
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // NotFoundError says that a plugin is in none of the directories searched.

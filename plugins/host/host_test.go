@@ -402,6 +402,17 @@ func TestFindOrderAndList(t *testing.T) {
 	}
 }
 
+// TestSearchPathOnce: a directory on the path twice (the spec in $HOME)
+// is searched once, so its plugins do not shadow themselves.
+func TestSearchPathOnce(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("AGORA_PLUGIN_PATH", filepath.Join(home, ".agora", "plugins")+"/")
+	if got := host.SearchPath(home); len(got) != 1 || got[0] != filepath.Join(home, ".agora", "plugins")+"/" {
+		t.Errorf("search path %v", got)
+	}
+}
+
 // alive reports whether pid is a live (not zombie) process.
 func alive(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
