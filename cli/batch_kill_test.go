@@ -38,16 +38,22 @@ func TestBatchSurvivesKill9(t *testing.T) {
 	srv, dir, command := batchHarness(t, bin, n)
 
 	for _, phase := range []apitest.BatchPhase{apitest.PhaseUploaded, apitest.PhaseCreate, apitest.PhaseCreated, apitest.PhasePoll, apitest.PhaseDownload} {
-		hit, release := make(chan struct{}), make(chan struct{})
+		hit := make(chan struct{})
 		var once sync.Once
-		srv.SetBatch(apitest.BatchOptions{LineDelay: 5 * time.Millisecond, Hook: func(p apitest.BatchPhase, id string) {
+		srv.SetBatch(apitest.BatchOptions{LineDelay: 5 * time.Millisecond, Hook: func(ctx context.Context, p apitest.BatchPhase, id string) {
 			if p != phase {
 				return
 			}
 			fired := false
 			once.Do(func() { fired = true; close(hit) })
 			if fired {
-				<-release // the kill comes meanwhile
+				// The kill comes meanwhile: the server never answers,
+				// and handles nothing of the request once the client
+				// is gone.
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Minute):
+				}
 			}
 		}})
 		cmd, out := command("apply", "-auto-approve", "agora.cue")
@@ -66,7 +72,6 @@ func TestBatchSurvivesKill9(t *testing.T) {
 			t.Fatalf("kill at %s: not reached in 60s\nstderr:\n%s", phase, out.stderr.String())
 		}
 		err := <-exited
-		close(release)
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 			t.Fatalf("kill at %s: agora did not die of SIGKILL: %v", phase, err)
@@ -248,7 +253,7 @@ func TestBatchInterruptTwice(t *testing.T) {
 	srv, dir, command := batchHarness(t, bin, n)
 	polled := make(chan struct{})
 	var once sync.Once
-	srv.SetBatch(apitest.BatchOptions{LineDelay: 50 * time.Millisecond, Hook: func(p apitest.BatchPhase, id string) {
+	srv.SetBatch(apitest.BatchOptions{LineDelay: 50 * time.Millisecond, Hook: func(_ context.Context, p apitest.BatchPhase, id string) {
 		if p == apitest.PhasePoll && srv.BatchStats().Served >= 5 {
 			once.Do(func() { close(polled) })
 		}

@@ -3,6 +3,7 @@ package apitest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,8 +44,10 @@ type BatchOptions struct {
 	// pay twice).
 	CreateErrors int
 	// Hook, when set, is called at each phase of the protocol, in the
-	// handler, before the server answers (tests kill the client there).
-	Hook func(phase BatchPhase, id string)
+	// handler, before the server answers, with the request's context
+	// (tests kill the client there, and wait for ctx to end to be sure
+	// the server saw it go).
+	Hook func(ctx context.Context, phase BatchPhase, id string)
 }
 
 // BatchPhase names a moment of the protocol for BatchOptions.Hook.
@@ -149,12 +152,12 @@ func (s *Server) batchRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/batches/{id}/cancel", s.cancelBatch)
 }
 
-func (s *Server) hook(p BatchPhase, id string) {
+func (s *Server) hook(ctx context.Context, p BatchPhase, id string) {
 	s.batch.mu.Lock()
 	h := s.batch.opts.Hook
 	s.batch.mu.Unlock()
 	if h != nil {
-		h(p, id)
+		h(ctx, p, id)
 	}
 }
 
@@ -184,7 +187,7 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request) {
 	b.files[id] = &batchFile{id: id, purpose: purpose, data: data}
 	b.stats.Files++
 	b.mu.Unlock()
-	s.hook(PhaseUploaded, id)
+	s.hook(r.Context(), PhaseUploaded, id)
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "file", "bytes": len(data), "created_at": time.Now().Unix(),
 		"filename": hdr.Filename, "purpose": purpose, "status": "processed"})
 }
@@ -195,7 +198,7 @@ func (s *Server) fileContent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	s.hook(PhaseDownload, id)
+	s.hook(r.Context(), PhaseDownload, id)
 	b := &s.batch
 	b.mu.Lock()
 	f := b.files[id]
@@ -227,11 +230,17 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 		CompletionWindow string            `json:"completion_window"`
 		Metadata         map[string]string `json:"metadata"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+	// The whole body, so that the server notices a client that goes away
+	// (and ends r.Context()) while the hook holds the request.
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_body", err.Error())
 		return
 	}
-	s.hook(PhaseCreate, req.InputFileID)
+	s.hook(r.Context(), PhaseCreate, req.InputFileID)
 	if r.Context().Err() != nil {
 		return // the client went away before its creation was handled
 	}
@@ -278,7 +287,7 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	b.mu.Unlock()
 	go s.runBatch(id, job)
-	s.hook(PhaseCreated, id)
+	s.hook(r.Context(), PhaseCreated, id)
 	if lie {
 		writeError(w, http.StatusInternalServerError, "server_error", "", "The server had an error while creating the batch (injected).")
 		return
@@ -480,7 +489,7 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if snap["status"] == "in_progress" {
-		s.hook(PhasePoll, id)
+		s.hook(r.Context(), PhasePoll, id)
 	}
 	writeJSON(w, http.StatusOK, snap)
 }
