@@ -352,3 +352,34 @@ func TestBatchCreateAnswerLost(t *testing.T) {
 		t.Errorf("recorded %.9f, tally %.9f", got, want)
 	}
 }
+
+// TestBatchFailedValidation: a batch that fails its validation ran
+// nothing and cost nothing: its requests go into a new batch, and after
+// maxLineFailures new batches failing the same way the step gives them up
+// with the provider's reason.
+func TestBatchFailedValidation(t *testing.T) {
+	f := batchFixture(t, fixtureOpts{instances: 20, concurrency: 8}, spec.Batch{})
+	f.srv.SetBatch(apitest.BatchOptions{FailValidation: 1})
+	res, store := f.applyBatch(context.Background(), nil)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.checkOnce(store)
+	if st := f.srv.BatchStats(); st.Batches != 2 {
+		t.Errorf("%d batches, want the failed one and its retry", st.Batches)
+	}
+
+	g := batchFixture(t, fixtureOpts{instances: 20, concurrency: 8}, spec.Batch{})
+	g.srv.SetBatch(apitest.BatchOptions{FailValidation: 100})
+	res, store = g.applyBatch(context.Background(), nil)
+	why := res.Failed[g.generateStep().Address]
+	if !strings.Contains(why, "20 instances rejected on every attempt") || !strings.Contains(why, "batch failed: token_limit_exceeded: Enqueued token limit reached") {
+		t.Fatalf("want the step given up with the provider's reason: %+v", res)
+	}
+	if st := g.srv.BatchStats(); st.Batches != 4 || st.Lines != 0 {
+		t.Errorf("stats %+v: want 4 batches (the first and 3 retries), nothing run", st)
+	}
+	if spent := recordedCost(t, store); spent != 0 {
+		t.Errorf("spent %v on batches that ran nothing", spent)
+	}
+}

@@ -39,6 +39,10 @@ type BatchOptions struct {
 	// DownloadErrors is the number of file downloads answered 500 before
 	// downloads succeed.
 	DownloadErrors int
+	// FailValidation is the number of batches that fail their
+	// validation (status "failed", with errors, no result files) before
+	// batches pass it.
+	FailValidation int
 	// CreateErrors is the number of batch creations answered 500 AFTER
 	// the batch was created (the worst a provider can do: a retry would
 	// pay twice).
@@ -343,6 +347,22 @@ func (s *Server) runBatch(id string, job *batchJob) {
 	}
 	var out, errs bytes.Buffer
 	end := BatchCompleted
+	b.mu.Lock()
+	failed := b.opts.FailValidation > 0
+	if failed {
+		b.opts.FailValidation--
+	}
+	b.mu.Unlock()
+	if failed && sleep(opts.Validation) {
+		b.mu.Lock()
+		job.obj["status"] = "failed"
+		job.obj["failed_at"] = time.Now().Unix()
+		job.obj["errors"] = map[string]any{"object": "list", "data": []map[string]any{
+			{"code": "token_limit_exceeded", "message": "Enqueued token limit reached (injected).", "line": nil}}}
+		b.running--
+		b.mu.Unlock()
+		return
+	}
 	if sleep(opts.Validation) {
 		set("in_progress")
 		for i, line := range job.lines {
