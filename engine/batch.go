@@ -668,6 +668,8 @@ func (b *batchRun) followBatch(ctx context.Context, rec state.Batch, res map[str
 	if err := st.EndBatch(bg, rec.Key); err != nil {
 		return batchEvent{err: err, left: true}
 	}
+	// Every line is in the state: the downloaded files are not needed.
+	os.RemoveAll(filepath.Join(b.dir, rec.Key))
 	if info.Status == "failed" && info.Message != "" && ev.err == nil && len(ev.rejected) == 0 {
 		ev.why = "batch failed: " + info.Message
 	}
@@ -734,7 +736,13 @@ func (b *batchRun) record(ctx context.Context, rec state.Batch, info BatchInfo, 
 	}
 	seen := map[string]bool{}
 	created := rec.CreatedAt
-	err := b.bp.BatchResults(ctx, info, b.dir, func(r BatchResult) error {
+	// The batch's result files, until its lines are recorded
+	// (followBatch removes them then).
+	bdir := filepath.Join(b.dir, rec.Key)
+	if err := os.MkdirAll(bdir, 0o755); err != nil {
+		return batchEvent{err: fmt.Errorf("batch files: %w", err), left: true}
+	}
+	err := b.bp.BatchResults(ctx, info, bdir, func(r BatchResult) error {
 		l, ok := want[r.ID]
 		if !ok || seen[r.ID] {
 			return nil // not one of this batch's lines, or again

@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +112,10 @@ func TestBatchApply(t *testing.T) {
 		if len(b.Lines) > 50 {
 			t.Errorf("batch of %d lines, max_requests is 50", len(b.Lines))
 		}
+	}
+	// The result files went once their lines were recorded.
+	if left, _ := os.ReadDir(filepath.Join(f.dir, ".agora", "batches")); len(left) != 0 {
+		t.Errorf("%d batch directories left in .agora/batches", len(left))
 	}
 	if !strings.Contains(progress.String(), "batches: ") {
 		t.Errorf("progress never showed the batches:\n%s", progress.String())
