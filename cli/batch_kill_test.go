@@ -27,7 +27,9 @@ import (
 // read: only the metadata finds it), the batch in progress, and its
 // results downloading. Each apply resumes the same batch; the last one
 // completes. Every instance is recorded exactly once, no request is run
-// twice at the provider, one batch exists per batch in the state, and the
+// twice at the provider, one file and one batch exist per batch in the
+// state (the upload and the creation whose answers were lost are found
+// again), and the
 // recorded spend equals the server's tally at the batch price.
 func TestBatchSurvivesKill9(t *testing.T) {
 	if testing.Short() {
@@ -124,6 +126,9 @@ func TestBatchSurvivesKill9(t *testing.T) {
 		}
 	}
 	bst := srv.BatchStats()
+	if bst.Files != len(bs) {
+		t.Errorf("%d files uploaded for %d batches: the upload whose answer the kill lost was not found again", bst.Files, len(bs))
+	}
 	if bst.Batches != created || created < 2 {
 		t.Errorf("the server made %d batches, the state knows %d (want one each, and a second batch for the rejected)", bst.Batches, created)
 	}

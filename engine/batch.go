@@ -51,6 +51,9 @@ type BatchProvider interface {
 	BatchLine(id string, msgs []Message, s *spec.Sampling) ([]byte, error)
 	// UploadBatch uploads the input file of batch key.
 	UploadBatch(ctx context.Context, key string, jsonl []byte) (fileID string, err error)
+	// FindUpload finds the input file of batch key, of size bytes,
+	// uploaded since: an upload whose answer a killed apply never read.
+	FindUpload(ctx context.Context, key string, size int64, since time.Time) (fileID string, found bool, err error)
 	// CreateBatch creates batch key from its uploaded file, once: an
 	// error may still have created it (the answer was lost).
 	CreateBatch(ctx context.Context, key, fileID string) (BatchInfo, error)
@@ -565,7 +568,18 @@ func (b *batchRun) followBatch(ctx context.Context, rec state.Batch, res map[str
 				data = append(data, line...)
 			}
 		}
-		id, err := bp.UploadBatch(ctx, rec.Key, data)
+		id, found := "", false
+		if len(jsonl) == 0 {
+			// Resumed: an earlier apply may have uploaded the file.
+			var err error
+			if id, found, err = bp.FindUpload(ctx, rec.Key, int64(len(data)), rec.CreatedAt.Add(-time.Hour)); err != nil {
+				return batchEvent{err: err, left: true}
+			}
+		}
+		var err error
+		if !found {
+			id, err = bp.UploadBatch(ctx, rec.Key, data)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return batchEvent{left: true}

@@ -51,6 +51,10 @@ func (p apiBatchProvider) UploadBatch(ctx context.Context, key string, jsonl []b
 	return p.c.UploadBatch(ctx, key+".jsonl", jsonl)
 }
 
+func (p apiBatchProvider) FindUpload(ctx context.Context, key string, size int64, since time.Time) (string, bool, error) {
+	return p.c.FindUpload(ctx, key+".jsonl", size, since)
+}
+
 func (p apiBatchProvider) CreateBatch(ctx context.Context, key, fileID string) (engine.BatchInfo, error) {
 	b, err := p.c.CreateBatch(ctx, fileID, p.cfg.Window, map[string]string{batchMetaKey: key})
 	return info(b), err

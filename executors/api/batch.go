@@ -146,6 +146,40 @@ func (c *Client) UploadBatch(ctx context.Context, name string, jsonl []byte) (st
 	return id, err
 }
 
+// FindUpload looks for a batch file named name of size bytes among the
+// files uploaded with purpose "batch" since (newest first): the upload of
+// a killed apply whose answer was never read. It returns its id.
+func (c *Client) FindUpload(ctx context.Context, name string, size int64, since time.Time) (string, bool, error) {
+	after := ""
+	for {
+		var page []openai.FileObject
+		var more bool
+		err := c.control(ctx, "list files", func(actx context.Context, hres **http.Response) error {
+			q := openai.FileListParams{Purpose: openai.String("batch"), Limit: openai.Int(100), Order: openai.FileListParamsOrderDesc}
+			if after != "" {
+				q.After = openai.String(after)
+			}
+			p, err := c.files.List(actx, q, option.WithResponseInto(hres))
+			if err == nil {
+				page, more = p.Data, p.HasMore
+			}
+			return err
+		})
+		if err != nil {
+			return "", false, err
+		}
+		for _, f := range page {
+			if f.Filename == name && f.Bytes == size && f.Status != openai.FileObjectStatusError {
+				return f.ID, true, nil
+			}
+		}
+		if !more || len(page) == 0 || time.Unix(page[len(page)-1].CreatedAt, 0).Before(since) {
+			return "", false, nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
 // CreateBatch creates a batch of the chat requests in the uploaded file
 // fileID, with the completion window and metadata given. It makes one
 // attempt: a creation whose answer was lost may have created a batch,

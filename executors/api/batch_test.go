@@ -94,6 +94,13 @@ func TestBatchRoundTrip(t *testing.T) {
 	if b.Status != api.BatchValidating || b.Total != 8 {
 		t.Fatalf("new batch %+v", b)
 	}
+	size := int64(s.BatchStats().MaxFileBytes)
+	if id, ok, err := c.FindUpload(context.Background(), "agora-test.jsonl", size, time.Now().Add(-time.Hour)); err != nil || !ok || id != file {
+		t.Fatalf("FindUpload = %q %v %v, want %s", id, ok, err, file)
+	}
+	if _, ok, _ := c.FindUpload(context.Background(), "agora-test.jsonl", size+1, time.Now().Add(-time.Hour)); ok {
+		t.Fatal("FindUpload found a file of another size")
+	}
 	found, ok, err := c.FindBatch(context.Background(), "agora_batch", "k1", time.Now().Add(-time.Hour))
 	if err != nil || !ok || found.ID != b.ID {
 		t.Fatalf("FindBatch = %+v %v %v, want %s", found, ok, err, b.ID)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -85,9 +86,11 @@ type BatchStats struct {
 }
 
 type batchFile struct {
-	id      string
-	purpose string
-	data    []byte
+	id, name string
+	purpose  string
+	data     []byte
+	created  int64
+	seq      int
 }
 
 type batchJob struct {
@@ -149,6 +152,7 @@ func (s *Server) batchRoutes(mux *http.ServeMux) {
 	s.batch.batches = map[string]*batchJob{}
 	s.batch.stats.PerCustomID = map[string]int{}
 	mux.HandleFunc("POST /v1/files", s.uploadFile)
+	mux.HandleFunc("GET /v1/files", s.listFiles)
 	mux.HandleFunc("GET /v1/files/{id}/content", s.fileContent)
 	mux.HandleFunc("POST /v1/batches", s.createBatch)
 	mux.HandleFunc("GET /v1/batches", s.listBatches)
@@ -188,12 +192,53 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	b.n++
 	id := fmt.Sprintf("file-apitest-%d", b.n)
-	b.files[id] = &batchFile{id: id, purpose: purpose, data: data}
+	b.files[id] = &batchFile{id: id, name: hdr.Filename, purpose: purpose, data: data, created: time.Now().Unix(), seq: b.n}
 	b.stats.Files++
 	b.mu.Unlock()
 	s.hook(r.Context(), PhaseUploaded, id)
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "file", "bytes": len(data), "created_at": time.Now().Unix(),
 		"filename": hdr.Filename, "purpose": purpose, "status": "processed"})
+}
+
+// listFiles lists files newest first, filtered by purpose, with limit
+// and after.
+func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(r) {
+		s.unauthorized(w, r)
+		return
+	}
+	q := r.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	if limit <= 0 || limit > 10000 {
+		limit = 10000
+	}
+	b := &s.batch
+	b.mu.Lock()
+	var all []*batchFile
+	for _, f := range b.files {
+		if p := q.Get("purpose"); p == "" || f.purpose == p {
+			all = append(all, f)
+		}
+	}
+	b.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool { return all[i].seq > all[j].seq })
+	start := 0
+	if a := q.Get("after"); a != "" {
+		for i, f := range all {
+			if f.id == a {
+				start = i + 1
+			}
+		}
+	}
+	data := []map[string]any{}
+	for _, f := range all[min(start, len(all)):] {
+		if len(data) == limit {
+			break
+		}
+		data = append(data, map[string]any{"id": f.id, "object": "file", "bytes": len(f.data), "created_at": f.created,
+			"filename": f.name, "purpose": f.purpose, "status": "processed"})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "has_more": start+len(data) < len(all)})
 }
 
 func (s *Server) fileContent(w http.ResponseWriter, r *http.Request) {
