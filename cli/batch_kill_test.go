@@ -258,7 +258,7 @@ func TestBatchInterruptTwice(t *testing.T) {
 	srv, dir, command := batchHarness(t, bin, n)
 	polled := make(chan struct{})
 	var once sync.Once
-	srv.SetBatch(apitest.BatchOptions{LineDelay: 50 * time.Millisecond, Hook: func(_ context.Context, p apitest.BatchPhase, id string) {
+	srv.SetBatch(apitest.BatchOptions{LineDelay: 100 * time.Millisecond, Hook: func(_ context.Context, p apitest.BatchPhase, id string) {
 		if p == apitest.PhasePoll && srv.BatchStats().Served >= 5 {
 			once.Do(func() { close(polled) })
 		}
