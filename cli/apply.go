@@ -74,7 +74,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var o applyOptions
 	fs := newFlags("apply", "apply [PLANFILE | SPEC] [-auto-approve] [-parallelism N]", stderr)
 	fs.BoolVar(&o.autoApprove, "auto-approve", false, "apply without asking for approval")
-	fs.IntVar(&o.parallelism, "parallelism", 8, "run at most `N` steps at once")
+	fs.IntVar(&o.parallelism, "parallelism", 0, "run at most `N` steps at once (default: every ready step, each held by its generator's limits or its executor's slots)")
 	fs.IntVar(&o.maxAttempts, "max-attempts", 10, "give an instance up after `N` rejected completions")
 	fs.IntVar(&o.resubmits, "resubmits", 2, "submit a failed training or evaluation job (FAILED, TIMEOUT, OUT_OF_MEMORY) again at most `N` times")
 	fs.BoolVar(&o.skipTools, "skip-tools-check", false, "do not check the Python tools of the plan's jobs before approval (agora tools does it on its own)")

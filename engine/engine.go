@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agorabench/agora/eta"
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/spec"
@@ -98,8 +99,13 @@ type ScoreStore interface {
 type Options struct {
 	// Dir is the state directory (.agora); datasets go to Dir/datasets.
 	Dir string
-	// Parallelism bounds the steps running at once (default 8).
+	// Parallelism, when set, bounds the steps running at once and
+	// replaces the resource-aware limits (schedule.go): no job slot is
+	// counted. Zero: every ready step starts, each held by its own
+	// resources (its generator's limits, its executor's slots).
 	Parallelism int
+	// Machine is what local jobs may use; nil: DetectMachine.
+	Machine *Machine
 	// MaxAttempts bounds the requests per instance before it is given up
 	// (default 10).
 	MaxAttempts int
@@ -240,6 +246,7 @@ type Engine struct {
 	staleOnce sync.Once
 	staleErr  error
 	poller    *poller // Slurm jobs; created on first use
+	sched     *scheduler
 	gpuHeld   float64 // GPU-hours reserved by jobs in flight
 	// enqueued holds the prompt tokens of each generator's batches in
 	// flight, by batch key (batch.go).
@@ -251,8 +258,8 @@ type Engine struct {
 // New prepares an apply of p, compiled from exp, against store. spent and
 // spentBy are the dollars the state has already recorded.
 func New(exp *spec.Experiment, p *plan.Plan, store Store, spent float64, spentBy map[string]float64, opts Options) *Engine {
-	if opts.Parallelism <= 0 {
-		opts.Parallelism = 8
+	if opts.Parallelism < 0 {
+		opts.Parallelism = 0
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 10
@@ -274,6 +281,12 @@ func New(exp *spec.Experiment, p *plan.Plan, store Store, spent float64, spentBy
 	}
 	e.metrics, _ = store.(MetricStore)
 	e.batchStore, _ = store.(BatchStore)
+	m := opts.Machine
+	if m == nil {
+		d := DetectMachine()
+		m = &d
+	}
+	e.sched = newScheduler(*m, nil, p)
 	e.prog.spent = func() float64 {
 		total, _ := e.ledger.Spent("")
 		return total
@@ -309,6 +322,14 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 	done, err := e.steps.Completed(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
+	}
+	// Ready work starts in decreasing critical path (eta), which keeps
+	// every step after those it needs.
+	times := eta.Plan(e.exp, e.plan, done)
+	e.sched.prio = times.Path
+	order := make([]plan.Step, 0, len(ids))
+	for _, id := range times.Order(e.plan) {
+		order = append(order, byID[id])
 	}
 	// One runner per step kind, each in its own file (the metric
 	// runners share metrics.go).
@@ -386,9 +407,10 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 			stopping = true
 			res.Stopped = true
 		}
-		// Start every ready step, up to the parallelism.
-		for _, s := range e.plan.Steps {
-			if stopping || res.Budget != nil || running >= e.opts.Parallelism {
+		// Start every ready step (up to -parallelism when set), the
+		// longest critical path first.
+		for _, s := range order {
+			if stopping || res.Budget != nil || (e.opts.Parallelism > 0 && running >= e.opts.Parallelism) {
 				break
 			}
 			if done[s.ID] || started[s.ID] || blocked[s.ID] != "" {
@@ -460,6 +482,10 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 			res.Budget = be
 			blocked[o.id] = "budget"
 			end(s, state.StatusInterrupted, "stopped by the budget: "+be.Error(), "")
+		case errors.Is(o.err, errQueued):
+			res.Stopped = true
+			blocked[o.id] = "interrupted"
+			end(s, state.StatusNotRun, "not started: interrupted", "")
 		case errors.As(o.err, &ua):
 			blocked[o.id], cause[o.id], unavailable[o.id] = ua.why, o.id, true
 			res.Unavailable[s.Address] = ua.why

@@ -125,6 +125,13 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 			// agora serves the model (one server, its GPU time recorded
 			// as its own job) while the harness queries it. The budget
 			// is checked before the server starts; runJob holds it.
+			// The job's slot is taken before the server starts too.
+			free, _, err := e.slot(ctx, s, j, gpus)
+			if err != nil {
+				return "", wrapJobErr("evaluate", err)
+			}
+			defer free()
+			ctx = context.WithValue(ctx, slotKey{}, true)
 			release, err := e.reserveGPU(ctx, s)
 			if err != nil {
 				return "", wrapJobErr("evaluate", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,6 +120,20 @@ func (e *Engine) runJob(ctx context.Context, s plan.Step, j slurm.Job, gpus int)
 	jr, err := e.jobRunner(s.Executor)
 	if err != nil {
 		return err
+	}
+	// The slot first: the GPU-hours are held once the job can start.
+	free, devices, err := e.slot(ctx, s, j, gpus)
+	if err != nil {
+		return err
+	}
+	defer free()
+	if len(devices) > 0 {
+		env := make(map[string]string, len(j.Env)+1)
+		for k, v := range j.Env {
+			env[k] = v
+		}
+		env["CUDA_VISIBLE_DEVICES"] = strings.Join(devices, ",")
+		j.Env = env
 	}
 	release, err := e.reserveGPU(ctx, s)
 	if err != nil {

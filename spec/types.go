@@ -425,6 +425,9 @@ type Slurm struct {
 	Directives []string `json:"directives,omitempty"`
 	Container  string   `json:"container,omitempty"`
 	Modules    []string `json:"modules,omitempty"`
+	// MaxJobs caps agora's jobs queued or running at once in the
+	// partition (0: none; every ready job is submitted).
+	MaxJobs int `json:"max_jobs,omitempty"`
 }
 
 // Evaluation says how models are evaluated.

@@ -1,0 +1,132 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agorabench/agora/engine"
+	"github.com/agorabench/agora/spec"
+)
+
+// moreGenerators is CUE for generators h and i beside the fixture's g, on
+// the same server and model, with g's limits (concurrency 2 each).
+const moreGenerators = `
+generators: h: {provider: generators.g.provider, model: generators.g.model, price: generators.g.price,
+	limits: concurrency: 2, sampling: {max_tokens: 600, temperature: 0.5}}
+generators: i: {provider: generators.g.provider, model: generators.g.model, price: generators.g.price,
+	limits: concurrency: 2, sampling: {max_tokens: 600, temperature: 0.25}}
+`
+
+// TestGeneratorsAtOnce: without -parallelism every generator runs at
+// once, each at its own limit (the stand-in server sees the sum of their
+// concurrencies, never more); with -parallelism 1 one step at a time
+// (one generator's concurrency).
+func TestGeneratorsAtOnce(t *testing.T) {
+	for _, c := range []struct {
+		parallelism int
+		want        int64
+	}{{0, 6}, {1, 2}} {
+		t.Run(fmt.Sprintf("parallelism%d", c.parallelism), func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{instances: 24, concurrency: 2, latency: 60 * time.Millisecond, extra: moreGenerators})
+			res, store := f.applyWith(context.Background(), func(o *engine.Options) { o.Parallelism = c.parallelism })
+			defer store.Close()
+			if err := res.Err(); err != nil || len(res.Done) != 3 {
+				t.Fatalf("done %v, %v", res.Done, err)
+			}
+			if got := f.srv.Stats().MaxInFlight; got != c.want {
+				t.Errorf("at most %d requests in flight at once, want %d (the generators' limits, 2 each, at once: %v)", got, c.want, c.parallelism == 0)
+			}
+		})
+	}
+}
+
+// TestLocalJobSlots: local jobs wait for the machine's GPUs, each given
+// its own (CUDA_VISIBLE_DEVICES), or, on a machine without GPUs, for a
+// CPU; never more at once than the machine has.
+func TestLocalJobSlots(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		machine engine.Machine
+		most    int
+		devices bool
+	}{
+		{"gpus", engine.Machine{GPUs: []string{"3", "5"}, CPUs: 8}, 2, true},
+		{"cpu", engine.Machine{CPUs: 1}, 1, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			log := filepath.Join(t.TempDir(), "jobs.log")
+			// Each job appends "start end devices" once it ends.
+			job := func(what string) string {
+				return fmt.Sprintf(`s=$(date +%%s.%%N); sleep 0.4; %s; echo \"$s $(date +%%s.%%N) ${CUDA_VISIBLE_DEVICES:--}\" >>%s`, what, log)
+			}
+			score := `mkdir -p {{.OutputDir}} && case {{.ModelPath}} in *Instruct*) v=60;; */*) v=40;; *) v=50;; esac && echo \"{\\\"value\\\": $v}\" >{{.OutputDir}}/score.json`
+			extra := fmt.Sprintf(`
+student: {trainer: "command", command: "%s", hardware: gpus_per_node: 1}
+evaluation: benchmarks: {
+	a: {harness: "command", items: 10, command: "%s"}
+	b: {harness: "command", items: 10, command: "%s"}
+	c: {harness: "command", items: 10, command: "%s"}
+}`, job(`mkdir -p {{.OutputDir}} && cd {{.OutputDir}} && echo {} >config.json && touch m.safetensors tokenizer_config.json tokenizer.json`),
+				job(score), job(score), job(score))
+			f := newFixture(t, fixtureOpts{instances: 4, concurrency: 4, method: spec.MethodInstance, benchmarks: []string{"a", "b", "c"}, extra: extra})
+			m := c.machine
+			res, store := f.applyWith(context.Background(), func(o *engine.Options) { o.Machine = &m })
+			defer store.Close()
+			if err := res.Err(); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type span struct {
+				start, end float64
+				dev        string
+			}
+			var spans []span
+			for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				f := strings.Fields(line)
+				if len(f) != 3 {
+					t.Fatalf("log line %q", line)
+				}
+				s, _ := strconv.ParseFloat(f[0], 64)
+				e, _ := strconv.ParseFloat(f[1], 64)
+				spans = append(spans, span{s, e, f[2]})
+			}
+			// 1 training, base and reference on 3 benchmarks, the
+			// student on 3.
+			if len(spans) != 10 {
+				t.Fatalf("%d jobs ran, want 10:\n%s", len(spans), b)
+			}
+			sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
+			most := 0
+			for i, s := range spans {
+				at := 0
+				held := map[string]bool{}
+				for _, o := range spans[:i+1] {
+					if o.end > s.start {
+						at++
+						if c.devices && held[o.dev] {
+							t.Errorf("device %s given to two jobs at once", o.dev)
+						}
+						held[o.dev] = true
+					}
+				}
+				most = max(most, at)
+				if c.devices != (s.dev != "-") || c.devices && s.dev != "3" && s.dev != "5" {
+					t.Errorf("a job ran with CUDA_VISIBLE_DEVICES %q", s.dev)
+				}
+			}
+			if most != c.most {
+				t.Errorf("at most %d jobs at once, want %d:\n%s", most, c.most, b)
+			}
+		})
+	}
+}
