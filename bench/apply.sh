@@ -8,7 +8,8 @@
 #   at 100 ms per request, throughput >= 95% of the bound
 #     min(concurrency / latency, rpm / 60) at concurrency 64 and 512
 #     (limits.concurrency, no rpm), and at an rpm limit below the
-#     concurrency bound (its steady rate, after the full bucket's burst)
+#     concurrency bound (its steady rate; the bucket starts with one
+#     second's allowance)
 #   (extra) concurrency 512 at 1 s per request, where the CPU is not the
 #     limit: the same 95%
 #   peak RSS of agora apply stays flat from 10,000 to 100,000 instances
@@ -45,7 +46,7 @@ N512=${N512:-51200}                # requests at concurrency 512: 100 waves (~10
                                    # run's fixed ~0.14 s (its ramp-up and its last wave's
                                    # spread) weighs ~1.4%, not the ~3.5% of 40 waves
 RPM=${RPM:-1200}                   # the RPM point: limits {concurrency: 64, rpm: RPM}, bound RPM/60
-NRPM=${NRPM:-1700}                 # its requests: the bucket's burst (~RPM) then ~25 s at RPM/60
+NRPM=${NRPM:-520}                  # its requests: ~26 s at RPM/60 (the bucket holds one second's)
 RPM_TAIL=${RPM_TAIL:-20s}          # its steady rate is measured over the last RPM_TAIL of arrivals
 N512_SLOW=${N512_SLOW:-5120}       # concurrency 512 at 1 s a request (bound 512/s): not CPU-bound
 RSS_NS=${RSS_NS:-"10000 30000 100000"} # instances of the RSS runs

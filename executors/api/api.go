@@ -29,8 +29,10 @@
 // # Limits
 //
 // Config.Limits caps concurrency (16 when zero), requests per minute and
-// tokens per minute (unlimited when zero). The RPM and TPM buckets start
-// full (burst = limit) and refill continuously; every attempt, retries
+// tokens per minute (unlimited when zero). The RPM and TPM buckets hold
+// one second's allowance, start full and refill continuously (see
+// executors/retry: the providers enforce per-minute limits over shorter
+// windows); every attempt, retries
 // included, takes one request and its estimated prompt tokens + max_tokens
 // from them before it is sent, which is also how OpenAI counts a request
 // against TPM. On a 429 the client waits what the provider asks

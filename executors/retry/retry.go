@@ -9,9 +9,24 @@
 // # Limits
 //
 // Config caps concurrency (16 when zero), requests per minute and tokens
-// per minute (unlimited when zero). The RPM and TPM buckets start full
-// (burst = limit) and refill continuously; every attempt, retries included,
-// takes one request and its tokens from them before it is sent. After a
+// per minute (unlimited when zero). The RPM and TPM buckets refill
+// continuously and hold one BurstWindow's allowance (1 s when zero):
+// rpm/60 requests and tpm/60 tokens at 1 s, at least one request. Every
+// attempt, retries included, takes one request and its tokens from them
+// before it is sent; an attempt charging more tokens than the bucket
+// holds takes them a bucketful at a time, so that the rate holds. The
+// buckets start full.
+//
+// Why not a full minute's allowance: the providers enforce their
+// per-minute limits over shorter windows. OpenAI says a per-minute limit
+// may be enforced per second (60,000 requests a minute as 1,000 a
+// second); Anthropic's limits are a continuously refilled bucket that may
+// likewise be enforced over shorter intervals, so that a short burst at a
+// high rate is refused even under the minute's limit; OpenAI-compatible
+// hosts (Together, vLLM behind a gateway) follow OpenAI. A bucket that
+// started with a full minute would send that minute's requests at once
+// and collect 429s. One second's allowance is the convention all three
+// accept; BurstWindow changes it. After a
 // rate-limited attempt the Policy waits what the provider asked (plus up to
 // 10% jitter) or backs off, and halves its effective concurrency (at most
 // once per BackoffBase, and only for a rate limit on an attempt sent under
@@ -38,6 +53,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -53,6 +69,7 @@ const (
 	DefaultOutageAfter    = 10 * time.Minute
 	DefaultBackoffBase    = time.Second
 	DefaultBackoffMax     = 60 * time.Second
+	DefaultBurstWindow    = time.Second
 	// MaxRetryAfter bounds the wait a rate limit may ask for.
 	MaxRetryAfter = 10 * time.Minute
 )
@@ -110,6 +127,10 @@ type Config struct {
 	// succeeded for this long (counted from the call's start at the
 	// earliest); 10m when zero.
 	OutageAfter time.Duration
+	// BurstWindow is the span of allowance a full RPM or TPM bucket
+	// holds (1s when zero; a minute is what the per-minute limit itself
+	// allows, if the provider enforces it over whole minutes).
+	BurstWindow time.Duration
 	// BackoffBase and BackoffMax shape the exponential backoff with full
 	// jitter between retries: a wait drawn from [0, min(BackoffMax,
 	// BackoffBase·2^(n-1))) before retry n; 1s and 60s when zero.
@@ -137,6 +158,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.BackoffMax <= 0 {
 		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.BurstWindow <= 0 {
+		c.BurstWindow = DefaultBurstWindow
 	}
 	if c.BackoffMax < c.BackoffBase {
 		c.BackoffMax = c.BackoffBase
@@ -199,12 +223,18 @@ func New(cfg Config) *Policy {
 	cfg = cfg.WithDefaults()
 	p := &Policy{cfg: cfg, sem: newAIMD(cfg.Concurrency, cfg.BackoffBase)}
 	if cfg.RPM > 0 {
-		p.rpm = rate.NewLimiter(rate.Limit(float64(cfg.RPM)/60), cfg.RPM)
+		p.rpm = rate.NewLimiter(rate.Limit(float64(cfg.RPM)/60), Burst(cfg.RPM, cfg.BurstWindow))
 	}
 	if cfg.TPM > 0 {
-		p.tpm = rate.NewLimiter(rate.Limit(float64(cfg.TPM)/60), cfg.TPM)
+		p.tpm = rate.NewLimiter(rate.Limit(float64(cfg.TPM)/60), Burst(cfg.TPM, cfg.BurstWindow))
 	}
 	return p
+}
+
+// Burst is what a full bucket of a per-minute limit holds: the allowance
+// of window, rounded up, at least 1.
+func Burst(perMinute int, window time.Duration) int {
+	return max(1, int(math.Ceil(float64(perMinute)*window.Seconds()/60)))
 }
 
 // Config is the policy's configuration with defaults applied.
@@ -323,8 +353,13 @@ func (p *Policy) attempt(ctx context.Context, stop <-chan struct{}, tokens int, 
 		}
 	}
 	if p.tpm != nil {
-		if err := p.tpm.WaitN(wctx, min(tokens, p.tpm.Burst())); err != nil {
-			return Outcome{}, stopErr(ctx, stop, ctxErr(wctx, err))
+		// More than a bucketful: a bucketful at a time.
+		for left := tokens; left > 0; {
+			n := min(left, p.tpm.Burst())
+			if err := p.tpm.WaitN(wctx, n); err != nil {
+				return Outcome{}, stopErr(ctx, stop, ctxErr(wctx, err))
+			}
+			left -= n
 		}
 	}
 	if stopped(stop) {

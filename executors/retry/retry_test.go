@@ -140,3 +140,61 @@ func TestDoStopsRetrying(t *testing.T) {
 		t.Fatalf("err %v, called %v: want ErrStopped without an attempt", err, called)
 	}
 }
+
+// TestBurst: a full bucket holds one window's allowance, rounded up, at
+// least one.
+func TestBurst(t *testing.T) {
+	for _, c := range []struct {
+		perMinute int
+		window    time.Duration
+		want      int
+	}{
+		{600, time.Second, 10}, {5000, time.Second, 84}, {30, time.Second, 1}, {1, time.Second, 1},
+		{600, time.Minute, 600}, {400000, time.Second, 6667},
+	} {
+		if got := Burst(c.perMinute, c.window); got != c.want {
+			t.Errorf("Burst(%d, %s) = %d, want %d", c.perMinute, c.window, got, c.want)
+		}
+	}
+	if New(Config{}).Config().BurstWindow != time.Second {
+		t.Error("the default window is not 1s")
+	}
+}
+
+// TestBucketsBurstOneSecond: at 600 RPM the first 10 attempts leave at
+// once, and the next 10 at 10 a second, not the minute's 600 at once (the
+// providers enforce per-minute limits over shorter windows); at 600 TPM (a
+// bucket of 10 tokens) an attempt charging 30 takes its 30, a bucketful at
+// a time: the rate holds.
+func TestBucketsBurstOneSecond(t *testing.T) {
+	t.Parallel()
+	p := New(Config{RPM: 600, Concurrency: 64})
+	start := time.Now()
+	var sent []time.Duration
+	for range 20 {
+		if _, err := p.Do(context.Background(), 1, func(context.Context) Outcome {
+			sent = append(sent, time.Since(start))
+			return Outcome{}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sent[9] > 300*time.Millisecond {
+		t.Errorf("the 10th attempt left after %v: the bucket should start with one second's 10", sent[9])
+	}
+	if sent[19] < 900*time.Millisecond {
+		t.Errorf("the 20th attempt left after %v: 10 beyond the burst at 10/s take about 1s", sent[19])
+	}
+
+	p = New(Config{TPM: 600})
+	start = time.Now()
+	for range 2 {
+		if _, err := p.Do(context.Background(), 30, func(context.Context) Outcome { return Outcome{} }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 60 tokens at 10/s with 10 in the full bucket: 5 s at least.
+	if el := time.Since(start); el < 4500*time.Millisecond || el > 9*time.Second {
+		t.Errorf("two attempts of 30 tokens at 600 TPM took %v, want about 5s", el)
+	}
+}

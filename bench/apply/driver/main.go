@@ -295,7 +295,7 @@ func cmdMeasure(args []string) error {
 	fs.IntVar(&r.Concurrency, "concurrency", 0, "its concurrency")
 	fs.IntVar(&r.RPM, "rpm", 0, "its requests-per-minute limit")
 	latency := fs.Duration("latency", 0, "the server's latency")
-	fs.StringVar(&r.Tail, "tail", "", "count the requests that arrived in this last stretch of the run (e.g. 20s: the steady rate after a full RPM bucket's burst)")
+	fs.StringVar(&r.Tail, "tail", "", "count the requests that arrived in this last stretch of the run (e.g. 20s: the steady rate after the RPM bucket's initial burst)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "kill the child after this long")
 	datasets := fs.String("datasets", "", "count the lines of DIR/*.jsonl after the run (agora's .agora/datasets)")
 	fs.Parse(args)
@@ -515,7 +515,7 @@ func cmdReport(args []string) error {
 	}
 
 	fmt.Println("Throughput: requests per second over the server's window (first request in → last response out; an RPM")
-	fmt.Println("point: the arrivals of its last stretch, after its full bucket's burst), against bound = min(concurrency /")
+	fmt.Println("point: the arrivals of its last stretch, after its bucket's initial burst), against bound = min(concurrency /")
 	fmt.Println("latency, rpm / 60).")
 	fmt.Println("CPU = user + sys of the client process (getrusage), whole process; RSS = its peak; busy = the client's and")
 	fmt.Printf("the server's CPU time over the client's wall time x %d cores; srv = the stand-in server's CPU per 10k served.\n", runtime.NumCPU())
