@@ -91,6 +91,10 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(applyGCPercent)
 	}
+	if o.parallelism < 0 {
+		fmt.Fprintf(stderr, "agora apply: -parallelism %d: want at least 1 (or leave it out: every ready step, each held by its own resources)\n", o.parallelism)
+		return ExitError
+	}
 	switch len(pos) {
 	case 0:
 		o.target = "agora.cue"

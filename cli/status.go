@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agorabench/agora/compiler"
+	"github.com/agorabench/agora/eta"
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/spec"
@@ -84,6 +85,10 @@ type statusReport struct {
 	BudgetGPUHours float64       `json:"budget_gpu_hours,omitempty"`
 	// LiveApply is true while an apply holds the state's lock.
 	LiveApply bool `json:"live_apply"`
+	// ETASeconds estimates the wall-clock the steps not done still take
+	// (package eta); absent when nothing is left or the spec does not
+	// compile.
+	ETASeconds float64 `json:"eta_s,omitempty"`
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -182,6 +187,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 	fmt.Fprintln(stdout, ".")
+	if rep.ETASeconds > 0 {
+		fmt.Fprintf(stdout, "Estimated time left: %s (the longest path of the steps not done; docs/estimates.md#time).\n", plan.Duration(rep.ETASeconds))
+	}
 	if !rep.LiveApply {
 		for _, s := range rep.Steps {
 			if s.Status == statusRunningNoApply {
@@ -253,7 +261,47 @@ func readStatus(ctx context.Context, exp *spec.Experiment, store *state.Store) (
 		rep.Batches = append(rep.Batches, batchStatus{Step: a, Key: b.Key, ID: b.BatchID, File: b.FileID, State: b.Status,
 			Requests: len(b.Lines), Completed: b.Completed, Failed: b.Failed, ReservedUSD: b.ReservedUSD, Recorded: b.Done, Message: b.Message})
 	}
+	rep.ETASeconds = statusETA(ctx, exp, store, steps, jobs)
 	return rep, steps, nil
+}
+
+// statusETA estimates the wall-clock the steps of the spec's plan that
+// are not done still take (package eta): a generate or solve step has the
+// share of its instances not accepted left, a job running the share of
+// its estimate not elapsed. 0 when the plan does not compile.
+func statusETA(ctx context.Context, exp *spec.Experiment, store *state.Store, steps []state.StepState, jobs []state.Job) float64 {
+	p, err := compiler.Compile(ctx, exp, compiler.Options{Recorded: store})
+	if err != nil {
+		return 0
+	}
+	byID := map[string]plan.Step{}
+	left := map[string]float64{}
+	for _, s := range p.Steps {
+		byID[s.ID] = s
+		if s.Action == plan.ActionNoop {
+			left[s.ID] = 0
+		}
+	}
+	for _, s := range steps {
+		switch {
+		case s.Status == state.StatusDone:
+			left[s.ID] = 0
+		case s.Target > 0:
+			left[s.ID] = 1 - float64(min(s.Accepted, s.Target))/float64(s.Target)
+		}
+	}
+	for _, j := range jobs {
+		s, ok := byID[j.StepID]
+		if !ok || !state.IsActiveJob(j.Status) {
+			continue
+		}
+		est := eta.JobSeconds(s.Estimate.GPUHours, eta.JobGPUs(exp, s))
+		elapsed := max(j.Elapsed, time.Since(j.SubmittedAt)).Seconds()
+		if est > 0 {
+			left[s.ID] = max(0, 1-elapsed/est)
+		}
+	}
+	return eta.PlanLeft(exp, p, left).Total
 }
 
 // supersededMark follows the address of a superseded step in status.

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/agorabench/agora/eta"
 	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/spec"
 	"github.com/agorabench/agora/tokens"
@@ -82,6 +83,7 @@ func Compile(ctx context.Context, exp *spec.Experiment, opts Options) (*plan.Pla
 		Assume:        c.assumptions(),
 	}
 	c.totals(p)
+	c.time(p)
 	checkBudgets(exp, p)
 	return p, nil
 }
@@ -419,6 +421,21 @@ func (c *compiler) totals(p *plan.Plan) {
 		t.ByGenerator[owner] = gt
 	}
 	p.Totals = t
+}
+
+// time estimates the wall-clock of the steps to run (package eta).
+func (c *compiler) time(p *plan.Plan) {
+	done := map[string]bool{}
+	for _, s := range p.Steps {
+		if s.Action == plan.ActionNoop {
+			done[s.ID] = true
+		}
+	}
+	t := eta.Plan(c.exp, p, done)
+	p.Time = plan.Time{Generation: t.Generation, Slowest: t.Slowest, Jobs: t.Jobs, Total: t.Total}
+	if len(t.Generators) > 0 {
+		p.Time.Generators = t.Generators
+	}
 }
 
 // judgeRemaining scales the estimate of each judge step still to run by

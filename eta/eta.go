@@ -74,8 +74,10 @@ type Times struct {
 	Path map[string]float64
 	// Generators is each generator's API work at its limits.
 	Generators map[string]float64
-	// Generation is the longest of Generators: all run at once.
+	// Generation is the longest of Generators: all run at once;
+	// Slowest names it.
 	Generation float64
+	Slowest    string
 	// Jobs is the longest chain of jobs (train, evaluate, reward) after
 	// generation, on a cluster that runs every ready job at once.
 	Jobs float64
@@ -85,6 +87,30 @@ type Times struct {
 
 // Plan estimates the times of p's steps that are not done.
 func Plan(exp *spec.Experiment, p *plan.Plan, done map[string]bool) Times {
+	left := make(map[string]float64, len(done))
+	for id, d := range done {
+		if d {
+			left[id] = 0
+		}
+	}
+	return PlanLeft(exp, p, left)
+}
+
+// PlanLeft is Plan for steps partly done: left holds the share of a
+// step's work still to do (0: done; a step not in it has all of it left).
+func PlanLeft(exp *spec.Experiment, p *plan.Plan, left map[string]float64) Times {
+	share := func(id string) float64 {
+		if v, ok := left[id]; ok {
+			return min(max(v, 0), 1)
+		}
+		return 1
+	}
+	done := map[string]bool{}
+	for _, s := range p.Steps {
+		if share(s.ID) == 0 {
+			done[s.ID] = true
+		}
+	}
 	t := Times{Step: map[string]float64{}, Path: map[string]float64{}, Generators: map[string]float64{}}
 	// Each generator's remaining API work, in seconds.
 	for _, s := range p.Steps {
@@ -95,10 +121,12 @@ func Plan(exp *spec.Experiment, p *plan.Plan, done map[string]bool) Times {
 		if g == nil {
 			continue
 		}
-		t.Generators[s.Generator] += requestSeconds(g, s.Estimate)
+		t.Generators[s.Generator] += requestSeconds(g, s.Estimate) * share(s.ID)
 	}
-	for _, v := range t.Generators {
-		t.Generation = max(t.Generation, v)
+	for name, v := range t.Generators {
+		if v > t.Generation || v == t.Generation && name < t.Slowest {
+			t.Generation, t.Slowest = v, name
+		}
 	}
 	for _, s := range p.Steps {
 		if done[s.ID] {
@@ -108,7 +136,7 @@ func Plan(exp *spec.Experiment, p *plan.Plan, done map[string]bool) Times {
 		case apiStep(s.Kind) && s.Generator != "":
 			t.Step[s.ID] = t.Generators[s.Generator]
 		case jobStep(s.Kind):
-			t.Step[s.ID] = JobSeconds(s.Estimate.GPUHours, jobGPUs(exp, s))
+			t.Step[s.ID] = JobSeconds(s.Estimate.GPUHours, JobGPUs(exp, s)) * share(s.ID)
 		}
 	}
 	// Bottom levels, from the last step back: the plan lists every step
@@ -180,8 +208,8 @@ func jobStep(kind string) bool {
 	return false
 }
 
-// jobGPUs is the GPUs a job step asks for.
-func jobGPUs(exp *spec.Experiment, s plan.Step) int {
+// JobGPUs is the GPUs a job step asks for.
+func JobGPUs(exp *spec.Experiment, s plan.Step) int {
 	switch s.Kind {
 	case plan.KindTrain:
 		return exp.Student.Hardware.GPUs()

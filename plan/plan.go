@@ -61,6 +61,24 @@ type Plan struct {
 	Warnings    []string `json:"warnings,omitempty"`
 	Assume      Assumed  `json:"assumptions"`
 	Counts      Counts   `json:"counts"`
+	// Time is the estimated wall-clock of the steps to run.
+	Time Time `json:"time"`
+}
+
+// Time is a plan's estimated wall-clock in seconds (package eta;
+// docs/estimates.md, "Time"): every generator at once at its own limits,
+// every ready job at once on the hardware it asks for.
+type Time struct {
+	// Generation is the slowest generator's API work; Generators each
+	// one's, and Slowest names the slowest.
+	Generation float64            `json:"generation_s"`
+	Generators map[string]float64 `json:"generators_s,omitempty"`
+	Slowest    string             `json:"slowest_generator,omitempty"`
+	// Jobs is the longest chain of jobs (train, evaluate, reward), from
+	// their GPU-hours over the GPUs each asks for.
+	Jobs float64 `json:"jobs_s"`
+	// Total is the longest path through the plan: the whole apply.
+	Total float64 `json:"total_s"`
 }
 
 // SpecRef names a spec file and its content digest.

@@ -3,6 +3,7 @@ package plan
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -78,5 +79,17 @@ func TestReadRejects(t *testing.T) {
 	}
 	if _, err := Read(filepath.Join(dir, "missing.json")); err == nil || !strings.HasPrefix(err.Error(), "read plan: ") {
 		t.Errorf("Read(missing) = %v", err)
+	}
+}
+
+// TestDuration: the plan's wall-clock estimates in two units at most.
+func TestDuration(t *testing.T) {
+	for s, want := range map[float64]string{
+		0: "0s", 44.6: "45s", 725: "12m 5s", 3600: "1h 0m", 25080: "6h 58m", 3*86400 + 4*3600 + 59: "3d 4h",
+		math.Inf(1): "unbounded",
+	} {
+		if got := Duration(s); got != want {
+			t.Errorf("Duration(%g) = %q, want %q", s, got, want)
+		}
 	}
 }

@@ -42,6 +42,7 @@ func (p *Plan) Render(w io.Writer) error {
 		}
 	}
 	p.renderGenerators(ew)
+	p.renderTime(ew)
 	p.renderBudgets(ew)
 	if len(p.Warnings) > 0 {
 		ew.printf("\nWarnings:\n")
@@ -150,6 +151,43 @@ func (p *Plan) renderGenerators(ew *errWriter) {
 	t := p.Totals
 	fmt.Fprintf(tw, "  total\t\t%s\t%s\t%s\t%s\t%.1f\t\n", Count(t.InputTokens), Count(t.OutputTokens), Dollars(t.USD), Dollars(t.WorstUSD), t.GPUHours)
 	tw.Flush()
+}
+
+// renderTime shows the estimated wall-clock of the steps to run.
+func (p *Plan) renderTime(ew *errWriter) {
+	t := p.Time
+	if t.Total <= 0 {
+		return
+	}
+	ew.printf("\nTime (estimated wall-clock; docs/estimates.md#time)\n")
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+	if t.Generation > 0 {
+		fmt.Fprintf(tw, "  generation\t%s\tevery generator at once, each at its limits; the slowest: %s\n", Duration(t.Generation), t.Slowest)
+	}
+	if t.Jobs > 0 {
+		fmt.Fprintf(tw, "  jobs\t%s\tthe longest chain of jobs, from their GPU-hours on the GPUs each asks for\n", Duration(t.Jobs))
+	}
+	fmt.Fprintf(tw, "  total\t%s\tthe longest path through the plan, every ready job running at once\n", Duration(t.Total))
+	tw.Flush()
+}
+
+// Duration formats seconds as "3d 4h", "6h 58m", "12m 5s" or "45s".
+func Duration(seconds float64) string {
+	if math.IsNaN(seconds) || math.IsInf(seconds, 0) || seconds > 1e12 {
+		return "unbounded"
+	}
+	s := int64(math.Round(seconds))
+	d, h, m := s/86400, s%86400/3600, s%3600/60
+	s %= 60
+	switch {
+	case d > 0:
+		return fmt.Sprintf("%dd %dh", d, h)
+	case h > 0:
+		return fmt.Sprintf("%dh %dm", h, m)
+	case m > 0:
+		return fmt.Sprintf("%dm %ds", m, s)
+	}
+	return fmt.Sprintf("%ds", s)
 }
 
 func (p *Plan) renderBudgets(ew *errWriter) {
