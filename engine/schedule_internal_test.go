@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +138,20 @@ func TestSlotDevices(t *testing.T) {
 	// A job asking no GPU takes a CPU, not a GPU.
 	if _, d, err := e.slot(ctx, local("a"), slurm.Job{}, 0); err != nil || d != nil {
 		t.Errorf("a CPU job: %v, %v", d, err)
+	}
+}
+
+// TestDetectMachine: CUDA_VISIBLE_DEVICES, when set, is the GPUs local
+// jobs may use, up to its first invalid id (where CUDA stops); set empty,
+// none.
+func TestDetectMachine(t *testing.T) {
+	for v, want := range map[string][]string{
+		"0,2": {"0", "2"}, "GPU-5b1f,GPU-77aa": {"GPU-5b1f", "GPU-77aa"}, "1,-1,3": {"1"}, "": nil,
+	} {
+		t.Setenv("CUDA_VISIBLE_DEVICES", v)
+		m := DetectMachine()
+		if strings.Join(m.GPUs, ",") != strings.Join(want, ",") || m.CPUs < 1 {
+			t.Errorf("CUDA_VISIBLE_DEVICES=%q: %+v, want GPUs %v", v, m, want)
+		}
 	}
 }
