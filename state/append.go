@@ -159,6 +159,9 @@ type stepDelta struct {
 // record that violates a constraint (its step was never begun) fails alone;
 // any other error fails the whole batch.
 func (s *Store) commit(batch []*appendReq) {
+	if s.commitHook != nil {
+		s.commitHook()
+	}
 	s.txns.Add(1)
 	errs := make([]error, len(batch))
 	err := s.commitBatch(batch, errs)

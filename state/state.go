@@ -194,6 +194,7 @@ type Store struct {
 	writerDone chan struct{}
 	maxBatch   int           // records per transaction at most
 	linger     time.Duration // how long a batch may wait for company
+	commitHook func()        // called before each transaction (tests only; nil otherwise)
 
 	existsStmt, insertStmt, updateStmt *sql.Stmt // on wdb
 

@@ -387,6 +387,13 @@ func testGroupCommit(t *testing.T, linger time.Duration) {
 	s.linger = linger
 	begin(t, s, StepInfo{ID: "s", Address: "a"})
 	const n = 200
+	// The first transaction waits until the other n-1 records are queued
+	// behind it, so that what is measured is the grouping, not how fast
+	// the machine starts goroutines (a loaded CI machine once gave 60
+	// transactions when the test raced them).
+	release := make(chan struct{})
+	var once sync.Once
+	s.commitHook = func() { once.Do(func() { <-release }) }
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -399,6 +406,13 @@ func testGroupCommit(t *testing.T, linger time.Duration) {
 		}()
 	}
 	close(start)
+	for deadline := time.Now().Add(time.Minute); len(s.reqs) < n-1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("only %d of %d appends queued after a minute", len(s.reqs), n-1)
+		}
+	}
+	close(release)
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
