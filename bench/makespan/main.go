@@ -72,7 +72,8 @@ func run() int {
 		train     = flag.Duration("train", 4*time.Second, "a training job's stand-in duration")
 		eval      = flag.Duration("eval", 2*time.Second, "an evaluation job's stand-in duration")
 		gpus      = flag.Int("gpus", 16, "stand-in GPUs of the machine")
-		policies  = flag.String("policies", "new,old", "what to run: new (resource-aware) and old (-parallelism 8)")
+		policies  = flag.String("policies", "new,old", "what to run: new (resource-aware), old (-parallelism 8), and before (the -before binary as it is)")
+		before    = flag.String("before", "", "an agora binary from before the scheduler, for the policy before")
 		keep      = flag.String("keep", "", "keep the runs' directories under this one")
 		minRatio  = flag.Float64("target", 0.95, "the new policy's target: bound / makespan at least this")
 		verbosity = flag.Bool("v", false, "show agora's output")
@@ -108,12 +109,18 @@ func run() int {
 	var rows []row
 	for _, policy := range strings.Split(*policies, ",") {
 		var extra []string
+		bin := *agora
 		switch policy {
 		case "new":
 		case "old":
 			extra = []string{"-parallelism", "8"}
+		case "before":
+			if *before == "" {
+				return failed(errors.New("the policy before needs -before"))
+			}
+			bin = *before
 		default:
-			return failed(fmt.Errorf("unknown policy %q (new, old)", policy))
+			return failed(fmt.Errorf("unknown policy %q (new, old, before)", policy))
 		}
 		dir := filepath.Join(root, policy)
 		if err := writeSpec(dir, url, *n, *scale, *train, *eval); err != nil {
@@ -121,7 +128,7 @@ func run() int {
 		}
 		args := append([]string{"apply", "-auto-approve", "-skip-tools-check"}, extra...)
 		args = append(args, filepath.Join(dir, "agora.cue"))
-		cmd := exec.Command(*agora, args...)
+		cmd := exec.Command(bin, args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), keyEnv+"="+key, "CUDA_VISIBLE_DEVICES="+strings.Join(devices, ","))
 		var out strings.Builder
@@ -148,11 +155,14 @@ func run() int {
 	for _, r := range rows {
 		ratio := bound.Seconds() / r.makespan.Seconds()
 		name, mark := "new: resource-aware, critical path", ""
-		if r.policy == "old" {
+		switch {
+		case r.policy == "old":
 			name = "old: -parallelism 8"
-		} else if ratio < *minRatio {
+		case r.policy == "before":
+			name = "before the scheduler (its default)"
+		case ratio < *minRatio:
 			mark, status = fmt.Sprintf("  MISSED (target >= %.2f)", *minRatio), 1
-		} else {
+		default:
 			mark = fmt.Sprintf("  ok (target >= %.2f)", *minRatio)
 		}
 		fmt.Printf("%-34s %9.1fs %7.1fs %14.3f%s\n", name, r.makespan.Seconds(), bound.Seconds(), ratio, mark)
