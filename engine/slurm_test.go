@@ -306,3 +306,56 @@ func testSlurmCheckpointRequeue(t *testing.T, trainer string) {
 		}
 	}
 }
+
+// TestSlurmMaxJobs: evaluation.slurm.max_jobs: 1 keeps one evaluation
+// job queued or running at once in the partition (the next is submitted
+// once the last ended), while the training job, whose block sets no cap,
+// is submitted as soon as it is ready.
+func TestSlurmMaxJobs(t *testing.T) {
+	requireSlurm(t)
+	standIns(t)
+	f := newFixture(t, fixtureOpts{instances: 6, concurrency: 4, method: "instance_generation", benchmarks: []string{"gsm8k", "humaneval"},
+		extra: `student: executor: "slurm"
+evaluation: {executor: "slurm", slurm: max_jobs: 1}`})
+	f.exp.Student.Hardware.GPUsPerNode = 0
+	f.exp.Student.Hardware.TimeLimit = "00:10:00"
+	f.exp.Evaluation.GPUs = 0
+	if err := os.Chmod(f.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := newSbatchCounter(t)
+	res, store := f.applyWith(withTimeout(t, 8*time.Minute), func(o *engine.Options) {
+		o.Slurm = &slurm.Client{Sbatch: c.bin, Squeue: c.squeue}
+		o.PollInterval = 500 * time.Millisecond
+	})
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := store.AllJobs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{}
+	for _, s := range f.plan.Steps {
+		kinds[s.ID] = s.Kind
+	}
+	var evals []state.Job
+	for _, j := range jobs {
+		if kinds[j.StepID] == plan.KindEvaluate {
+			evals = append(evals, j)
+		}
+	}
+	// base and reference on 2 benchmarks, the student on 2.
+	if len(evals) != 6 {
+		t.Fatalf("%d evaluation jobs, want 6: %+v", len(evals), jobs)
+	}
+	for i, a := range evals {
+		for _, b := range evals[i+1:] {
+			if a.SubmittedAt.Before(b.UpdatedAt) && b.SubmittedAt.Before(a.UpdatedAt) {
+				t.Errorf("evaluation jobs %s (%s to %s) and %s (%s to %s) were in Slurm at once past max_jobs 1",
+					a.JobID, a.SubmittedAt.Format(time.StampMilli), a.UpdatedAt.Format(time.StampMilli),
+					b.JobID, b.SubmittedAt.Format(time.StampMilli), b.UpdatedAt.Format(time.StampMilli))
+			}
+		}
+	}
+}
