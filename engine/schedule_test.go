@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agorabench/agora/engine"
+	"github.com/agorabench/agora/plan"
 	"github.com/agorabench/agora/spec"
 )
 
@@ -128,5 +129,36 @@ evaluation: benchmarks: {
 				t.Errorf("at most %d jobs at once, want %d:\n%s", most, c.most, b)
 			}
 		})
+	}
+}
+
+// TestCriticalPathFirst: under -parallelism 1 the step the rest of the
+// plan waits on longest starts first: generator h, at concurrency 1, has
+// four times g's work at its rate, so its step runs before g's, which
+// comes first in the plan.
+func TestCriticalPathFirst(t *testing.T) {
+	f := newFixture(t, fixtureOpts{instances: 8, concurrency: 4, extra: `
+generators: h: {provider: generators.g.provider, model: generators.g.model, price: generators.g.price,
+	limits: concurrency: 1, sampling: {max_tokens: 600, temperature: 0.5}}`})
+	if f.plan.Steps[0].Generator != "g" {
+		t.Fatalf("the plan starts with %s, want g's step", f.plan.Steps[0].Address)
+	}
+	res, store := f.applyWith(context.Background(), func(o *engine.Options) { o.Parallelism = 1 })
+	defer store.Close()
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := store.Steps(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := map[string]time.Time{}
+	for _, s := range steps {
+		if s.Kind == plan.KindGenerate {
+			started[s.Generator] = s.StartedAt
+		}
+	}
+	if !started["h"].Before(started["g"]) {
+		t.Errorf("g's step started at %s, h's at %s: want h's first (the longer critical path)", started["g"].Format(time.StampMilli), started["h"].Format(time.StampMilli))
 	}
 }
