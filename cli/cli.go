@@ -65,6 +65,7 @@ Commands:
   schema        print the CUE schema specs are checked against
   init          write a starter spec
   stage         put the models and data sets of an offline spec into its cache
+  prompts       "prompts import DIR": the AgoraBench authors' prompts as templates
   version       print agora's version
 
 Run "agora <command> -h" for a command's flags.
@@ -115,6 +116,8 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		return runStage(ctx, rest, stdout, stderr)
 	case "init":
 		return runInit(rest, stdout, stderr)
+	case "prompts":
+		return runPrompts(rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "agora %s\n", Version)
 		return ExitOK

@@ -248,13 +248,15 @@ type generateInputs struct {
 	Stop      []string `json:"stop,omitempty"`
 	Languages []string `json:"languages,omitempty"`
 	Fixing    bool     `json:"fixing,omitempty"`
+	Topics    []string `json:"topics,omitempty"`
+	Openings  []string `json:"openings,omitempty"`
 }
 
 func (c *compiler) generateStep(g *spec.Generator, s *spec.Setting, cl cell, tpl *template) plan.Step {
 	in := generateInputs{Kind: plan.KindGenerate, Provider: g.Provider.Kind(), Model: g.Model, Sampling: g.Sampling,
 		Domain: s.Domain, Method: s.Method, Prompt: tpl.digest, SeedData: s.SeedData.Ref(),
 		Instances: cl.Instances, Variant: cl.Variant, Seed: cl.Seed,
-		System: s.Prompt.System, Stop: s.Prompt.Stop, Fixing: s.Prompt.Fixing}
+		System: s.Prompt.System, Stop: s.Prompt.Stop, Fixing: s.Prompt.Fixing, Topics: s.Prompt.Topics, Openings: s.Prompt.Openings}
 	if s.Multilingual() {
 		in.Languages = s.CodeLanguages()
 	}

@@ -217,7 +217,8 @@ func (r *generateRunner) task(ctx context.Context, s plan.Step, set *spec.Settin
 		seed = int64(*s.Seed)
 	}
 	task := &generation.Task{Domain: set.Domain, Method: set.Method, Variant: s.Variant, Template: tpl,
-		Seed: seed, Seeds: items, Instances: s.Instances, System: set.Prompt.System, Fixing: set.Prompt.Fixing}
+		Seed: seed, Seeds: items, Instances: s.Instances, System: set.Prompt.System, Fixing: set.Prompt.Fixing,
+		Topics: set.Prompt.Topics, Openings: set.Prompt.Openings}
 	if set.Multilingual() {
 		task.Languages = set.CodeLanguages()
 	}

@@ -66,6 +66,9 @@ type Task struct {
 	// of the draws be fixing tasks for a template that uses {{.Fixing}}.
 	Languages []string
 	Fixing    bool
+	// Topics and Openings, when set, replace prompts.Topics(Domain) and
+	// prompts.Openings() as the draws of {{.Topic}} and {{.Opening}}.
+	Topics, Openings []string
 }
 
 // Message is one chat message.
@@ -174,13 +177,20 @@ func (t *Task) Request(slot, attempt int) (Request, error) {
 		}
 	}
 	if slices.Contains(fields, "Topic") {
-		if topics := prompts.Topics(t.Domain); len(topics) > 0 {
+		topics := t.Topics
+		if len(topics) == 0 {
+			topics = prompts.Topics(t.Domain)
+		}
+		if len(topics) > 0 {
 			in.Topic = topics[rng.IntN(len(topics))]
 			req.Topic = in.Topic
 		}
 	}
 	if slices.Contains(fields, "Opening") {
-		openings := prompts.Openings()
+		openings := t.Openings
+		if len(openings) == 0 {
+			openings = prompts.Openings()
+		}
 		in.Opening = openings[rng.IntN(len(openings))]
 		req.Opening = in.Opening
 	}

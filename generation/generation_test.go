@@ -424,3 +424,20 @@ func TestRequestLanguages(t *testing.T) {
 		}
 	}
 }
+
+// A task's own topics and openings replace agora's.
+func TestRequestOwnTopicsAndOpenings(t *testing.T) {
+	task := newTask(t, DomainInstruction, MethodInstance, VariantFreeForm, 5)
+	task.Topics, task.Openings = []string{"Sailing", "Knots"}, []string{"Tell me "}
+	seen := map[string]bool{}
+	for slot := range 40 {
+		req := mustRequest(t, task, slot, 1)
+		if !slices.Contains(task.Topics, req.Topic) || req.Opening != "Tell me " {
+			t.Fatalf("slot %d drew %q, %q", slot, req.Topic, req.Opening)
+		}
+		seen[req.Topic] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("topics drawn %v, want both", seen)
+	}
+}

@@ -366,6 +366,11 @@ func (l *loader) completeSetting(exp *Experiment, name string) {
 		}
 	}
 	l.checkPromptOptions(s, append(at, cue.Str("prompt")))
+	if s.Prompt.File == "" {
+		if t, err := MetaPrompt(s, s.Prompt.Variant); err == nil {
+			l.checkDraws(s, t, append(at, cue.Str("prompt")))
+		}
+	}
 	l.completeSeed(s, append(at, cue.Str("seed_data")))
 	if s.Prompt.File != "" {
 		l.readPrompt(s, append(at, cue.Str("prompt"), cue.Str("file")))

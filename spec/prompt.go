@@ -12,7 +12,7 @@ import (
 // isZero reports whether no field of the prompt block is set.
 func (p Prompt) isZero() bool {
 	return p.Builtin == "" && p.Variant == "" && p.File == "" && p.System == "" &&
-		len(p.Stop) == 0 && len(p.Languages) == 0 && !p.Fixing
+		len(p.Stop) == 0 && len(p.Languages) == 0 && !p.Fixing && len(p.Topics) == 0 && len(p.Openings) == 0
 }
 
 // Multilingual reports whether the setting's code instance generation asks
@@ -83,5 +83,19 @@ func (l *loader) checkPromptOptions(s *Setting, at []cue.Selector) {
 func (l *loader) checkFilePromptOptions(s *Setting, t *prompts.Template, at []cue.Selector) {
 	if s.Multilingual() && !slices.Contains(t.Fields(), "Language") {
 		l.at(at, "%s: prompt.languages and prompt.fixing need {{.Language}} in the meta-prompt", s.Prompt.File)
+	}
+	l.checkDraws(s, t, at[:len(at)-1])
+}
+
+// checkDraws refuses topics or openings for a meta-prompt that never
+// draws them (no {{.Topic}} or {{.Opening}}); at is the prompt block.
+func (l *loader) checkDraws(s *Setting, t *prompts.Template, at []cue.Selector) {
+	for _, d := range []struct {
+		field, slot string
+		set         bool
+	}{{"topics", "Topic", len(s.Prompt.Topics) > 0}, {"openings", "Opening", len(s.Prompt.Openings) > 0}} {
+		if d.set && !slices.Contains(t.Fields(), d.slot) {
+			l.at(append(slices.Clone(at), cue.Str(d.field)), "%s: the meta-prompt %s has no {{.%s}} to fill", d.field, t.Name, d.slot)
+		}
 	}
 }

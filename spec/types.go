@@ -341,6 +341,9 @@ type Prompt struct {
 	// instance generation; Fixing makes half of its tasks fixing tasks.
 	Languages []string `json:"languages,omitempty"`
 	Fixing    bool     `json:"fixing,omitempty"`
+	// Topics and Openings replace agora's topics and opening phrases.
+	Topics   []string `json:"topics,omitempty"`
+	Openings []string `json:"openings,omitempty"`
 
 	// Text is the content of File, read by Load.
 	Text string `json:"-"`
