@@ -109,7 +109,7 @@ func TestImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	task := &generation.Task{Domain: ig.Domain, Method: ig.Method, Variant: spec.VariantFile, Template: itpl, Seed: 1, Instances: 4,
-		Seeds: []generation.SeedItem{{ID: "a", Instruction: "Qa", Response: "Ra"}, {ID: "b", Instruction: "Qb", Response: "Rb"}, {ID: "c", Instruction: "Qc", Response: "Rc"}},
+		Seeds:  []generation.SeedItem{{ID: "a", Instruction: "Qa", Response: "Ra"}, {ID: "b", Instruction: "Qb", Response: "Rb"}, {ID: "c", Instruction: "Qc", Response: "Rc"}},
 		System: ig.Prompt.System, Topics: ig.Prompt.Topics, Openings: ig.Prompt.Openings}
 	req, err := task.Request(0, 1)
 	if err != nil {
