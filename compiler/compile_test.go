@@ -806,7 +806,7 @@ evaluation: {
 	throughput_tokens_per_s: 1000
 	benchmarks: mybench: {
 		harness: "command"
-		command: "run-bench {{.Model}}"
+		command: "run-bench {{.ModelPath}}"
 		items: 500
 		output_tokens: 720
 		judge: {model: "judge-1", price: {input: 10, output: 30}, input_tokens: 1000, output_tokens: 100}

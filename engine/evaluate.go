@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/template"
 
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/harness"
@@ -35,13 +34,6 @@ type evalInputs struct {
 	Command   string `json:"command"`
 	Judge     string `json:"judge"`
 	FewShot   bool   `json:"few_shot"`
-}
-
-// evalTemplateData is what a benchmark's command template sees.
-type evalTemplateData struct {
-	ModelPath, OutputDir, Benchmark string
-	FewShot                         bool
-	Port                            int
 }
 
 type evaluateRunner struct{ e *Engine }
@@ -192,12 +184,12 @@ func evalPort(stepID string) int {
 // template when it has one, the harness's command otherwise.
 func (r *evaluateRunner) script(in evalInputs, p harness.CommandParams) (string, error) {
 	if strings.TrimSpace(in.Command) != "" {
-		t, err := template.New("benchmark command").Option("missingkey=error").Parse(in.Command)
+		t, err := spec.CommandTemplate("benchmark command", in.Command)
 		if err != nil {
 			return "", fmt.Errorf("benchmark %s: command: %w", in.Benchmark, err)
 		}
 		var b bytes.Buffer
-		if err := t.Execute(&b, evalTemplateData{ModelPath: p.ModelPath, OutputDir: p.OutputDir, Benchmark: in.Benchmark, FewShot: p.FewShot, Port: p.Port}); err != nil {
+		if err := t.Execute(&b, spec.BenchmarkCommandData{ModelPath: p.ModelPath, OutputDir: p.OutputDir, Benchmark: in.Benchmark, FewShot: p.FewShot, Port: p.Port}); err != nil {
 			return "", fmt.Errorf("benchmark %s: command: %w", in.Benchmark, err)
 		}
 		return b.String(), nil

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"text/template"
 
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/metrics"
@@ -32,14 +31,6 @@ const (
 	RewardData   = "reward-input.jsonl"
 	RewardOutput = "rewards.jsonl"
 )
-
-// rewardTemplateData is what a reward command template sees.
-type rewardTemplateData struct {
-	// SpecDir is the directory of the spec, for scripts kept beside it;
-	// Dir the step's run directory, where the job runs.
-	Model, Data, Output, Dir, SpecDir string
-	GPUs, Items                       int
-}
 
 type rewardRunner struct{ metricRunner }
 
@@ -134,7 +125,7 @@ func (r rewardRunner) script(in rewardInputs, rm *spec.RewardMetric, dir, data, 
 		}
 		return fmt.Sprintf("python3 %s --model %s --data %s --output %s\n", shQuote(job), shQuote(in.Model), shQuote(data), shQuote(out)), nil
 	}
-	t, err := template.New("reward command").Option("missingkey=error").Parse(in.Command)
+	t, err := spec.CommandTemplate("reward command", in.Command)
 	if err != nil {
 		return "", fmt.Errorf("metrics.reward.command: %w", err)
 	}
@@ -143,7 +134,7 @@ func (r rewardRunner) script(in rewardInputs, rm *spec.RewardMetric, dir, data, 
 		return "", err
 	}
 	var script bytes.Buffer
-	if err := t.Execute(&script, rewardTemplateData{Model: in.Model, Data: data, Output: out, Dir: dir, SpecDir: specDir, GPUs: rm.GPUs, Items: items}); err != nil {
+	if err := t.Execute(&script, spec.RewardCommandData{Model: in.Model, Data: data, Output: out, Dir: dir, SpecDir: specDir, GPUs: rm.GPUs, Items: items}); err != nil {
 		return "", fmt.Errorf("metrics.reward.command: %w", err)
 	}
 	return script.String(), nil

@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/agorabench/agora/executors/slurm"
@@ -270,16 +269,6 @@ func (r *trainRunner) writeData(ctx context.Context, gen plan.Step, seeds, chat 
 	return n, nil
 }
 
-// trainTemplateData is what a trainer "command" template sees.
-type trainTemplateData struct {
-	DataPath, OutputDir, BaseModel, RunDir string
-	// SFTConfig and AccelerateConfig are the paths of the rendered
-	// configurations (written for every trainer).
-	SFTConfig, AccelerateConfig string
-	GPUs, Nodes                 int
-	Hyperparameters             spec.Hyperparameters
-}
-
 // script writes the trainer's configurations to dir and returns the job
 // body.
 //
@@ -349,12 +338,12 @@ func (r *trainRunner) script(in trainInputs, st spec.Student, dir, data, out str
 		if strings.TrimSpace(in.Command) == "" {
 			return "", fmt.Errorf("trainer command: student.command is empty")
 		}
-		t, err := template.New("student.command").Option("missingkey=error").Parse(in.Command)
+		t, err := spec.CommandTemplate("student.command", in.Command)
 		if err != nil {
 			return "", fmt.Errorf("student.command: %w", err)
 		}
 		var b bytes.Buffer
-		err = t.Execute(&b, trainTemplateData{DataPath: data, OutputDir: out, BaseModel: in.Base, RunDir: dir,
+		err = t.Execute(&b, spec.TrainCommandData{DataPath: data, OutputDir: out, BaseModel: in.Base, RunDir: dir,
 			SFTConfig: sft, AccelerateConfig: acc, GPUs: gpus, Nodes: max(st.Hardware.Nodes, 1), Hyperparameters: in.Hyperparameters})
 		if err != nil {
 			return "", fmt.Errorf("student.command: %w", err)

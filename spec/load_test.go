@@ -271,7 +271,7 @@ func TestBuiltinBenchmarks(t *testing.T) {
 evaluation: benchmarks: {
 	alpacaeval2: items: 100
 	gsm8k: output_tokens: 300
-	mine: {harness: "command", command: "run {{.Model}}", items: 10}
+	mine: {harness: "command", command: "run {{.ModelPath}}", items: 10}
 	judged: {harness: "arena-hard-auto", items: 5, judge: {model: "j", price: {input: 1, output: 1}}}
 }
 `)
@@ -289,7 +289,7 @@ evaluation: benchmarks: {
 		"humaneval":   {Name: "humaneval", Harness: "evalplus", Items: 164, OutputTokens: 256, PromptTokens: 200},
 		"alpacaeval2": {Name: "alpacaeval2", Harness: "alpaca_eval", Items: 100, OutputTokens: 512, PromptTokens: 60, Judge: gpt4(1400, 1)},
 		"arenahard":   {Name: "arenahard", Harness: "arena-hard-auto", Items: 500, OutputTokens: 768, PromptTokens: 500, Judge: gpt4(3600, 1000)},
-		"mine":        {Name: "mine", Harness: "command", Command: "run {{.Model}}", Items: 10, OutputTokens: 512, PromptTokens: 300},
+		"mine":        {Name: "mine", Harness: "command", Command: "run {{.ModelPath}}", Items: 10, OutputTokens: 512, PromptTokens: 300},
 		"judged": {Name: "judged", Harness: "arena-hard-auto", Items: 5, OutputTokens: 512, PromptTokens: 300,
 			Judge: &Judge{Model: "j", BaseURL: "https://api.openai.com/v1", APIKeyEnv: "OPENAI_API_KEY", Price: Price{Input: 1, Output: 1}, InputTokens: 1000, OutputTokens: 200}},
 	}

@@ -22,6 +22,7 @@ func (l *loader) checkRunnable(exp *Experiment) {
 			st.Trainer, st.Hardware.Nodes)
 	}
 	l.checkJobValues(exp)
+	l.checkCommands(exp)
 	for _, name := range sortedKeys(exp.Evaluation.Benchmarks) {
 		b := exp.Evaluation.Benchmarks[name]
 		if err := harness.CheckBenchmark(b.Harness, name); err != nil {
