@@ -118,7 +118,7 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 			// as its own job) while the harness queries it. The budget
 			// is checked before the server starts; runJob holds it.
 			// The job's slot is taken before the server starts too.
-			free, _, err := e.slot(ctx, s, j, gpus)
+			free, devices, err := e.slot(ctx, s, j, gpus)
 			if err != nil {
 				return "", wrapJobErr("evaluate", err)
 			}
@@ -129,7 +129,7 @@ func (r *evaluateRunner) run(ctx context.Context, s plan.Step) (string, error) {
 				return "", wrapJobErr("evaluate", err)
 			}
 			release()
-			pool, err := e.serveModel(ctx, s, model, dir)
+			pool, err := e.serveModel(ctx, s, model, dir, devices)
 			if err != nil {
 				return "", wrapJobErr("evaluate", err)
 			}

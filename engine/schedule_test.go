@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -160,5 +161,41 @@ generators: h: {provider: generators.g.provider, model: generators.g.model, pric
 	}
 	if !started["h"].Before(started["g"]) {
 		t.Errorf("g's step started at %s, h's at %s: want h's first (the longer critical path)", started["g"].Format(time.StampMilli), started["h"].Format(time.StampMilli))
+	}
+}
+
+// TestServedEvaluationDevices: a model agora serves for its evaluation
+// (alpaca_eval) on the local executor runs on the GPU of the step's slot.
+func TestServedEvaluationDevices(t *testing.T) {
+	standIns(t)
+	stub, err := exec.LookPath("vllm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, log := t.TempDir(), filepath.Join(t.TempDir(), "devices.log")
+	wrapper := fmt.Sprintf("#!/bin/bash\necho \"${CUDA_VISIBLE_DEVICES:--}\" >>%s\nexec %s \"$@\"\n", log, stub)
+	if err := os.WriteFile(filepath.Join(dir, "vllm"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	f := pipelineFixture(t, `student: hardware: gpus_per_node: 1`)
+	m := engine.Machine{GPUs: []string{"6", "9"}, CPUs: 4}
+	res, store := f.applyWith(context.Background(), func(o *engine.Options) { o.Machine = &m })
+	defer store.Close()
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Fields(string(b))
+	if len(got) != 3 { // base, reference, the student
+		t.Fatalf("%d vLLM servers started, want 3: %q", len(got), got)
+	}
+	for _, d := range got {
+		if d != "6" && d != "9" {
+			t.Errorf("a vLLM server ran with CUDA_VISIBLE_DEVICES %q, want 6 or 9 (its step's slot)", d)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/agorabench/agora/executors/slurm"
 	"github.com/agorabench/agora/executors/vllm"
@@ -37,10 +38,11 @@ func served(in evalInputs) bool {
 }
 
 // serveModel starts the vLLM server of a model under evaluation (its
-// checkpoint or hub id) on the evaluation's executor and GPUs, served
-// under harness.ServedName(model). The server is recorded as a job of
+// checkpoint or hub id) on the evaluation's executor and GPUs (locally,
+// devices: those of the step's slot), served under
+// harness.ServedName(model). The server is recorded as a job of
 // step "<id>/serve", apart from the harness's own jobs.
-func (e *Engine) serveModel(ctx context.Context, s plan.Step, model, dir string) (*vllm.Pool, error) {
+func (e *Engine) serveModel(ctx context.Context, s plan.Step, model, dir string, devices []string) (*vllm.Pool, error) {
 	ev := e.exp.Evaluation
 	executor := ev.Executor
 	if executor == "" {
@@ -64,6 +66,10 @@ func (e *Engine) serveModel(ctx context.Context, s plan.Step, model, dir string)
 	}
 	if ev.Slurm != nil {
 		cfg.Slurm = *ev.Slurm
+	}
+	if len(devices) > 0 {
+		// A local server runs on the GPUs the step's slot was given.
+		cfg.Env = map[string]string{"CUDA_VISIBLE_DEVICES": strings.Join(devices, ",")}
 	}
 	e.staleOnce.Do(func() { e.staleErr = e.endStaleServers(ctx) })
 	if e.staleErr != nil {
