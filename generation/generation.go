@@ -32,7 +32,7 @@ const DefaultMaxChars = 4096 * 4
 
 // NumDemonstrations is the number of in-context demonstrations of instance
 // generation (fewer when the seed data has fewer items).
-const NumDemonstrations = 3
+const NumDemonstrations = spec.NumDemonstrations
 
 // SeedItem is one item of the seed data.
 type SeedItem struct {

@@ -9,6 +9,10 @@ import (
 	"github.com/agorabench/agora/prompts"
 )
 
+// NumDemonstrations is the number of in-context demonstrations of
+// instance generation (fewer when the seed data has fewer items).
+const NumDemonstrations = 3
+
 // isZero reports whether no field of the prompt block is set.
 func (p Prompt) isZero() bool {
 	return p.Builtin == "" && p.Variant == "" && p.File == "" && p.System == "" &&
@@ -85,6 +89,21 @@ func (l *loader) checkFilePromptOptions(s *Setting, t *prompts.Template, at []cu
 		l.at(at, "%s: prompt.languages and prompt.fixing need {{.Language}} in the meta-prompt", s.Prompt.File)
 	}
 	l.checkDraws(s, t, at[:len(at)-1])
+	// Render it as a request will be rendered, with as many
+	// demonstrations as the seed data gives: a template that indexes
+	// beyond them, or fails otherwise, is refused here rather than at
+	// apply.
+	n := NumDemonstrations
+	if sz := s.SeedData.Size; sz > 0 {
+		n = min(n, sz)
+	}
+	in := prompts.Input{Topic: "topic", Opening: "opening", Instruction: "instruction", Response: "response", Language: "language"}
+	for range n {
+		in.Demonstrations = append(in.Demonstrations, prompts.Example{Instruction: "instruction", Response: "response"})
+	}
+	if _, err := t.Render(in); err != nil {
+		l.at(at, "%s (with %d demonstrations, as the seed data gives)", strings.TrimPrefix(err.Error(), "prompts: "), n)
+	}
 }
 
 // checkDraws refuses topics or openings for a meta-prompt that never
