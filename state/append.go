@@ -160,7 +160,7 @@ type stepDelta struct {
 // any other error fails the whole batch.
 func (s *Store) commit(batch []*appendReq) {
 	if s.commitHook != nil {
-		s.commitHook()
+		s.commitHook(len(batch))
 	}
 	s.txns.Add(1)
 	errs := make([]error, len(batch))

@@ -192,9 +192,9 @@ type Store struct {
 	closed     bool
 	reqs       chan *appendReq
 	writerDone chan struct{}
-	maxBatch   int           // records per transaction at most
-	linger     time.Duration // how long a batch may wait for company
-	commitHook func()        // called before each transaction (tests only; nil otherwise)
+	maxBatch   int               // records per transaction at most
+	linger     time.Duration     // how long a batch may wait for company
+	commitHook func(records int) // called before each transaction with its size (tests only; nil otherwise)
 
 	existsStmt, insertStmt, updateStmt *sql.Stmt // on wdb
 
