@@ -36,22 +36,8 @@ metrics: {
 	diversity: {provider: openai: {}, model: "emb", price: {input: 0.02, output: 0}, sample: 10}
 }
 `
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	exp, err := spec.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := compiler.Compile(ctx, exp, compiler.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.Open(ctx, filepath.Join(dir, ".agora"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, store := plannedState(t, path, src)
 	student := map[string]float64{"a": 60, "b": 70, "c": 50}
 	difficulty := map[string]float64{"a": 2.5, "b": 3.5, "c": 3}
 	quality := map[string]float64{"a": 4, "b": 3, "c": 4.5}
@@ -143,22 +129,8 @@ metrics: {
 	reward: {model: "rm", command: "score {{.Data}} {{.Output}}"}
 }
 `
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	exp, err := spec.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := compiler.Compile(ctx, exp, compiler.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.Open(ctx, filepath.Join(dir, ".agora"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, store := plannedState(t, path, src)
 	// Made-up values, different enough across generators that no feature
 	// is a combination of the others.
 	gi := func(g string) float64 {
@@ -239,4 +211,27 @@ metrics: {
 		t.Fatalf("pca: features %v, %d observations, k %d (%s); error %q, left %q", rep.PCA.PCA.Features, len(rep.PCA.Observations),
 			rep.PCA.K, rep.PCA.Choice, rep.PCA.Error, rep.PCA.Left)
 	}
+}
+
+// plannedState writes the spec src to path, plans it, and opens the state
+// beside it, for tests that record made-up results and then report them.
+func plannedState(t *testing.T, path, src string) (*plan.Plan, *state.Store) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	exp, err := spec.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := compiler.Compile(ctx, exp, compiler.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.Open(ctx, filepath.Join(filepath.Dir(path), ".agora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, store
 }

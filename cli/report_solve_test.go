@@ -5,15 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/agorabench/agora/cli"
-	"github.com/agorabench/agora/compiler"
 	"github.com/agorabench/agora/plan"
-	"github.com/agorabench/agora/spec"
 	"github.com/agorabench/agora/state"
 )
 
@@ -41,22 +38,8 @@ generators: {
 settings: "math-rg": {instances: 10}
 problem_solving: {}
 `
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	exp, err := spec.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := compiler.Compile(ctx, exp, compiler.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.Open(ctx, filepath.Join(dir, ".agora"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, store := plannedState(t, path, src)
 	eval := map[[3]string]float64{
 		{"base", "", "gsm8k"}: 40, {"reference", "", "gsm8k"}: 80, {"base", "", "math"}: 20, {"reference", "", "math"}: 40,
 		{"student", "a", "gsm8k"}: 60, {"student", "a", "math"}: 25,
@@ -131,7 +114,7 @@ problem_solving: {}
 		t.Errorf("per generator with c's math missing: %+v", regs[0])
 	}
 
-	store, err = state.Open(ctx, filepath.Join(dir, ".agora"))
+	store, err := state.Open(ctx, filepath.Join(dir, ".agora"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,22 +157,8 @@ settings: {
 }
 problem_solving: {}
 `
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	exp, err := spec.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := compiler.Compile(ctx, exp, compiler.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.Open(ctx, filepath.Join(dir, ".agora"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, store := plannedState(t, path, src)
 	eval := map[[3]string]float64{
 		{"base", "", "gsm8k"}: 40, {"reference", "", "gsm8k"}: 80, {"base", "", "math"}: 20, {"reference", "", "math"}: 40,
 		{"student", "math-rg", "gsm8k"}: 60, {"student", "math-rg", "math"}: 25, {"student", "math-ig", "gsm8k"}: 60,
