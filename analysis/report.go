@@ -213,6 +213,7 @@ type rowKey struct {
 // the settings (-1 where the row has none), over the cells of a Dataset.
 type tableRow struct {
 	name, gen string
+	rank      int // the generator's place among the listed ones
 	cells     []int
 }
 
@@ -344,7 +345,7 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 			return nil, fmt.Errorf("%s: generator %s has two configurations both named %q; rename a variant", cs[order[a]].Source, cs[order[a]].Generator, name)
 		}
 		named[name] = true
-		runs = append(runs, tableRow{name: name, gen: cs[order[a]].Generator, cells: order[a:b]})
+		runs = append(runs, tableRow{name: name, gen: cs[order[a]].Generator, rank: rank[order[a]], cells: order[a:b]})
 		a = b
 	}
 	// Two cells of one row and setting: report the first such cell of
@@ -383,23 +384,16 @@ func Analyse(ds Dataset, opt Options) (*Report, error) {
 	for i := range cs {
 		withCells[cs[i].Generator] = true
 	}
-	var empty []tableRow
-	var emptyRank []int
+	rows := runs
 	for _, g := range ds.Generators {
 		if !withCells[g.Name] {
 			withCells[g.Name] = true
-			empty = append(empty, tableRow{name: g.Name, gen: g.Name})
-			emptyRank = append(emptyRank, genRank[g.Name])
+			rows = append(rows, tableRow{name: g.Name, gen: g.Name, rank: genRank[g.Name]})
 		}
 	}
-	sort.Stable(byRank{empty, emptyRank})
-	rows := make([]tableRow, 0, len(runs)+len(empty))
-	for len(runs) > 0 || len(empty) > 0 {
-		if len(empty) > 0 && (len(runs) == 0 || emptyRank[0] < rank[runs[0].cells[0]]) {
-			rows, empty, emptyRank = append(rows, empty[0]), empty[1:], emptyRank[1:]
-			continue
-		}
-		rows, runs = append(rows, runs[0]), runs[1:]
+	if len(rows) > len(runs) {
+		// Stable: the runs keep their order, each empty row goes to its rank.
+		slices.SortStableFunc(rows, func(a, b tableRow) int { return cmp.Compare(a.rank, b.rank) })
 	}
 
 	// The table: a row's cells by column; its cost is the sum over its
@@ -530,19 +524,6 @@ type cellView struct {
 	col    []int
 	pgr    []Value
 	solved []*float64
-}
-
-// byRank sorts rows by rank.
-type byRank struct {
-	rows []tableRow
-	rank []int
-}
-
-func (b byRank) Len() int           { return len(b.rows) }
-func (b byRank) Less(i, j int) bool { return b.rank[i] < b.rank[j] }
-func (b byRank) Swap(i, j int) {
-	b.rows[i], b.rows[j] = b.rows[j], b.rows[i]
-	b.rank[i], b.rank[j] = b.rank[j], b.rank[i]
 }
 
 // NoPGRWarning is the report's warning when no cell has a PGR: every
