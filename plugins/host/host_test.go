@@ -606,12 +606,18 @@ func BenchmarkComplete(b *testing.B) {
 	}
 	defer os.RemoveAll(dir)
 	plugintest.Build(b, dir, "fake")
-	for _, conc := range []int{1, 64} {
+	// fake-2: no advertised rate limits.
+	benchComplete(b, dir, "fake", "fake-2", 1, 64)
+}
+
+// benchComplete measures completions through plugin's model, from the
+// plugins in dir, at each concurrency, one sub-benchmark each.
+func benchComplete(b *testing.B, dir, plugin, model string, concs ...int) {
+	for _, conc := range concs {
 		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
 			h := host.New(host.Options{Dirs: []string{dir}})
 			defer h.Close()
-			// fake-2: no advertised rate limits.
-			c, err := h.Client(context.Background(), host.Config{Generator: "g", Plugin: "fake", Model: "fake-2",
+			c, err := h.Client(context.Background(), host.Config{Generator: "g", Plugin: plugin, Model: model,
 				Limits: spec.Limits{Concurrency: conc}, Sampling: spec.Sampling{MaxTokens: 100}})
 			if err != nil {
 				b.Fatal(err)

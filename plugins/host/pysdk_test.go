@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,29 +99,7 @@ func BenchmarkPySDKComplete(b *testing.B) {
 	if err := sdk.Install(filepath.Join("..", "plugintest", "python", "agora-provider-pyfake"), dir); err != nil {
 		b.Fatal(err)
 	}
-	for _, conc := range []int{1, 16} {
-		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
-			h := host.New(host.Options{Dirs: []string{dir}})
-			defer h.Close()
-			c, err := h.Client(context.Background(), host.Config{Generator: "g", Plugin: "pyfake", Model: "fake-py-free",
-				Limits: spec.Limits{Concurrency: conc}, Sampling: spec.Sampling{MaxTokens: 100}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			msgs := user(strings.Repeat("Write a new problem like this one. ", 20))
-			b.ResetTimer()
-			b.SetParallelism(max(1, conc/runtime.GOMAXPROCS(0)))
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := c.Complete(context.Background(), msgs); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
-		})
-	}
+	benchComplete(b, dir, "pyfake", "fake-py-free", 1, 16)
 }
 
 // TestPySDKUnit runs the SDK's own unit tests (plugins/sdk/python/tests)
