@@ -401,28 +401,7 @@ func (h *crashHarness) command(bin string, args ...string) (*exec.Cmd, *crashOut
 // runAgora runs agora to its end and returns its exit code and output.
 func (h *crashHarness) runAgora(t *testing.T, bin string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd, out := h.command(bin, args...)
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("agora %s did not finish in 60s\nstderr:\n%s", strings.Join(args, " "), out.stderr.String())
-	}
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, out.stdout.String(), out.stderr.String()
+	return runIn(t, func(a ...string) (*exec.Cmd, *crashOutput) { return h.command(bin, a...) }, args...)
 }
 
 // runReport says what one run of agora did, as the server and the state
