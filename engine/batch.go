@@ -392,19 +392,7 @@ func (r *generateRunner) runBatches(ctx context.Context, s plan.Step, g *spec.Ge
 			fail(err)
 		}
 	}
-	switch {
-	case firstErr != nil:
-		return "", firstErr
-	case ctx.Err() != nil || stopping:
-		return "", errStopped
-	case exhausted > 0:
-		return "", fmt.Errorf("%w; run agora apply again to retry them", &exhaustedError{slots: exhausted, reason: lastWhy})
-	}
-	out := filepath.Join(e.opts.Dir, "datasets", s.ID+".jsonl")
-	if err := writeDatasetFile(ctx, e.gens, s, out); err != nil {
-		return "", err
-	}
-	return out, nil
+	return e.endGenerate(ctx, s, firstErr, ctx.Err() != nil || stopping, exhausted, lastWhy)
 }
 
 func pluralES(n int) string {

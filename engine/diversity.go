@@ -36,19 +36,12 @@ func (r diversityRunner) run(ctx context.Context, s plan.Step) (string, error) {
 	if m := e.exp.Metrics; m != nil && m.Diversity != nil {
 		d, g = m.Diversity, m.Diversity.Gen
 	}
-	ms, err := r.store()
+	m, err := r.open(ctx, s, in.Sample, in.Seed, g)
 	if err != nil {
 		return "", err
 	}
-	items, err := r.items(ctx, s, in.Sample, in.Seed)
-	if err != nil {
-		return "", err
-	}
-	prov, release, err := r.model(ctx, s, g)
-	if err != nil {
-		return "", err
-	}
-	defer release()
+	defer m.release()
+	ms, items, prov := m.ms, m.items, m.prov
 	emb, ok := prov.(Embedder)
 	if !ok {
 		return "", fmt.Errorf("diversity: %s (%s) cannot embed texts: use an OpenAI-compatible or vllm embedding model", g.Name, g.Provider.Kind())

@@ -173,10 +173,17 @@ feed:
 	}
 	close(slots)
 	wg.Wait()
+	return e.endGenerate(ctx, s, firstErr, ctx.Err() != nil, exhausted, lastWhy)
+}
+
+// endGenerate ends a generate step, synchronous or in batches: its first
+// error, a stop, the slots it gave up on (retried by the next apply), or
+// else its dataset file, written from the state.
+func (e *Engine) endGenerate(ctx context.Context, s plan.Step, firstErr error, stopped bool, exhausted int, lastWhy string) (string, error) {
 	switch {
 	case firstErr != nil:
 		return "", firstErr
-	case ctx.Err() != nil:
+	case stopped:
 		return "", errStopped
 	case exhausted > 0:
 		return "", fmt.Errorf("%w; run agora apply again to retry them", &exhaustedError{slots: exhausted, reason: lastWhy})

@@ -50,19 +50,12 @@ func (r judgeRunner) run(ctx context.Context, s plan.Step) (string, error) {
 		return "", fmt.Errorf("the spec has no metrics.judge%s: plan again", in.Suffix)
 	}
 	g := j.Gen
-	ms, err := r.store()
+	m, err := r.open(ctx, s, in.Sample, in.Seed, g)
 	if err != nil {
 		return "", err
 	}
-	items, err := r.items(ctx, s, in.Sample, in.Seed)
-	if err != nil {
-		return "", err
-	}
-	prov, release, err := r.model(ctx, s, g)
-	if err != nil {
-		return "", err
-	}
-	defer release()
+	defer m.release()
+	ms, items, prov := m.ms, m.items, m.prov
 	if err := r.begin(ctx, s, len(items)*len(in.Aspects)); err != nil {
 		return "", err
 	}

@@ -111,6 +111,34 @@ func (r metricRunner) items(ctx context.Context, s plan.Step, k, seed int) ([]me
 	return out, nil
 }
 
+// apiMetric is what a metric that asks a model starts from: the store,
+// the sampled items and the model's provider, whose release the runner
+// defers.
+type apiMetric struct {
+	ms      MetricStore
+	items   []metricItem
+	prov    Provider
+	release func()
+}
+
+// open gathers an apiMetric for step s: the sample of its data (k items
+// by seed) and generator g's provider.
+func (r metricRunner) open(ctx context.Context, s plan.Step, k, seed int, g *spec.Generator) (apiMetric, error) {
+	ms, err := r.store()
+	if err != nil {
+		return apiMetric{}, err
+	}
+	items, err := r.items(ctx, s, k, seed)
+	if err != nil {
+		return apiMetric{}, err
+	}
+	prov, release, err := r.model(ctx, s, g)
+	if err != nil {
+		return apiMetric{}, err
+	}
+	return apiMetric{ms: ms, items: items, prov: prov, release: release}, nil
+}
+
 // model returns the metric's model and its provider, with the model's
 // servers' GPU-hours held against the budget while the step runs.
 func (r metricRunner) model(ctx context.Context, s plan.Step, g *spec.Generator) (Provider, func(), error) {

@@ -35,19 +35,12 @@ func (r perplexityRunner) run(ctx context.Context, s plan.Step) (string, error) 
 	if m := e.exp.Metrics; m != nil && m.Perplexity != nil {
 		g = m.Perplexity.Gen
 	}
-	ms, err := r.store()
+	m, err := r.open(ctx, s, in.Sample, in.Seed, g)
 	if err != nil {
 		return "", err
 	}
-	items, err := r.items(ctx, s, in.Sample, in.Seed)
-	if err != nil {
-		return "", err
-	}
-	prov, release, err := r.model(ctx, s, g)
-	if err != nil {
-		return "", err
-	}
-	defer release()
+	defer m.release()
+	ms, items, prov := m.ms, m.items, m.prov
 	sc, ok := prov.(Scorer)
 	if !ok {
 		return "", fmt.Errorf("perplexity: %s (%s) cannot score prompts: it needs /v1/completions with echo and logprobs (a vllm server)", g.Name, g.Provider.Kind())
