@@ -78,20 +78,7 @@ func Multilingual(variant string) (*Template, error) {
 		return nil, err
 	}
 	name := MultilingualName(variant)
-	e := multilingualEntries[variant]
-	e.once.Do(func() {
-		text, err := templateFS.ReadFile("templates/multilingual/" + name + ".tmpl")
-		if err != nil {
-			e.err = fmt.Errorf("prompts: built-in template %s: %w", name, err)
-			return
-		}
-		e.t, e.err = Parse(name, string(text))
-	})
-	if e.err != nil {
-		return nil, e.err
-	}
-	c := *e.t
-	return &c, nil
+	return multilingualEntries[variant].get(name, "templates/multilingual/"+name+".tmpl")
 }
 
 var multilingualEntries = map[string]*builtinEntry{"free-form": new(builtinEntry), "json": new(builtinEntry)}
@@ -127,6 +114,23 @@ type builtinEntry struct {
 	once sync.Once
 	t    *Template
 	err  error
+}
+
+// get parses the built-in template at file once and returns a copy.
+func (e *builtinEntry) get(name, file string) (*Template, error) {
+	e.once.Do(func() {
+		text, err := templateFS.ReadFile(file)
+		if err != nil {
+			e.err = fmt.Errorf("prompts: built-in template %s: %w", name, err)
+			return
+		}
+		e.t, e.err = Parse(name, string(text))
+	})
+	if e.err != nil {
+		return nil, e.err
+	}
+	c := *e.t
+	return &c, nil
 }
 
 var builtinEntries = sync.OnceValue(func() map[string]*builtinEntry {
@@ -166,20 +170,7 @@ func Builtin(domain, method, variant string) (*Template, error) {
 		return nil, err
 	}
 	name := domain + "." + method + "." + variant
-	e := builtinEntries()[name]
-	e.once.Do(func() {
-		text, err := templateFS.ReadFile("templates/" + name + ".tmpl")
-		if err != nil {
-			e.err = fmt.Errorf("prompts: built-in template %s: %w", name, err)
-			return
-		}
-		e.t, e.err = Parse(name, string(text))
-	})
-	if e.err != nil {
-		return nil, e.err
-	}
-	c := *e.t
-	return &c, nil
+	return builtinEntries()[name].get(name, "templates/"+name+".tmpl")
 }
 
 func checkValue(what, got string, valid []string) error {
