@@ -776,25 +776,8 @@ func (b *batchRun) record(ctx context.Context, rec state.Batch, info BatchInfo, 
 		c := r.Completion
 		reserved := worstCase(msgs, b.g)
 		v := judgeUsage(b.g, c, promptBound(b.g, msgs), b.g.Sampling.MaxTokens, reserved)
-		inst, verr := b.task.Result(req, generation.Completion{Text: c.Text, FinishReason: c.FinishReason})
-		if v.reject != "" {
-			verr = errors.New(v.reject)
-		}
-		g := state.Generation{
-			StepID: b.s.ID, Slot: l.Slot, Attempt: l.Attempt, Accepted: verr == nil,
-			Raw: capRaw(c.Text, verr == nil), Model: c.Model, SystemFingerprint: c.SystemFingerprint, RequestID: c.ID, FinishReason: c.FinishReason,
-			PromptDigest: b.digest, SeedItemID: req.SeedItemID,
-			InputTokens: v.in, OutputTokens: v.out, CostUSD: v.cost,
-			StartedAt: created, Duration: time.Since(created),
-		}
-		if verr == nil {
-			g.Instruction, g.Response = inst.Instruction, inst.Response
-		} else {
-			g.RejectReason = verr.Error()
-			var rj *generation.Rejection
-			if errors.As(verr, &rj) {
-				g.RejectReason = rj.Reason
-			}
+		g, verr := answerRecord(b.task, req, c, v, v.cost, state.Generation{StepID: b.s.ID, Slot: l.Slot, Attempt: l.Attempt, PromptDigest: b.digest, StartedAt: created})
+		if verr != nil {
 			ev.why = g.RejectReason
 		}
 		if err := e.gens.Append(ctx, g); err != nil {

@@ -275,25 +275,8 @@ func (r *generateRunner) slot(ctx context.Context, stop <-chan struct{}, s plan.
 		}
 		v := judgeUsage(g, c, promptBound(g, msgs), g.Sampling.MaxTokens, reserved)
 		cost := v.cost
-		inst, verr := task.Result(req, generation.Completion{Text: c.Text, FinishReason: c.FinishReason})
-		if v.reject != "" {
-			verr = errors.New(v.reject)
-		}
-		rec := state.Generation{
-			StepID: s.ID, Slot: slot, Attempt: attempt, Accepted: verr == nil,
-			Raw: capRaw(c.Text, verr == nil), Model: c.Model, SystemFingerprint: c.SystemFingerprint, RequestID: c.ID, FinishReason: c.FinishReason,
-			PromptDigest: promptDigest, SeedItemID: req.SeedItemID,
-			InputTokens: v.in, OutputTokens: v.out, CostUSD: cost,
-			StartedAt: started, Duration: time.Since(started),
-		}
-		if verr == nil {
-			rec.Instruction, rec.Response = inst.Instruction, inst.Response
-		} else {
-			rec.RejectReason = verr.Error()
-			var rj *generation.Rejection
-			if errors.As(verr, &rj) {
-				rec.RejectReason = rj.Reason
-			}
+		rec, verr := answerRecord(task, req, c, v, cost, state.Generation{StepID: s.ID, Slot: slot, Attempt: attempt, PromptDigest: promptDigest, StartedAt: started})
+		if verr != nil {
 			reason = rec.RejectReason
 		}
 		// Durable before counted: the record survives a crash from here on.
@@ -311,6 +294,35 @@ func (r *generateRunner) slot(ctx context.Context, stop <-chan struct{}, s plan.
 		}
 	}
 	return &exhaustedError{slots: 1, reason: reason}
+}
+
+// answerRecord judges answer c to generate request req (the task's checks;
+// a usage verdict's rejection overrides them) and completes base, which
+// names the step, slot, attempt, prompt digest and start, into the
+// state's record of it: the instance when accepted, the rejection's
+// reason when not. It returns the record and the rejection.
+func answerRecord(task *generation.Task, req generation.Request, c Completion, v usageVerdict, cost float64, base state.Generation) (state.Generation, error) {
+	inst, verr := task.Result(req, generation.Completion{Text: c.Text, FinishReason: c.FinishReason})
+	if v.reject != "" {
+		verr = errors.New(v.reject)
+	}
+	g := base
+	g.Accepted = verr == nil
+	g.Raw = capRaw(c.Text, verr == nil)
+	g.Model, g.SystemFingerprint, g.RequestID, g.FinishReason = c.Model, c.SystemFingerprint, c.ID, c.FinishReason
+	g.SeedItemID = req.SeedItemID
+	g.InputTokens, g.OutputTokens, g.CostUSD = v.in, v.out, cost
+	g.Duration = time.Since(base.StartedAt)
+	if verr == nil {
+		g.Instruction, g.Response = inst.Instruction, inst.Response
+		return g, nil
+	}
+	g.RejectReason = verr.Error()
+	var rj *generation.Rejection
+	if errors.As(verr, &rj) {
+		g.RejectReason = rj.Reason
+	}
+	return g, verr
 }
 
 // worstCase bounds a request's cost before it is sent: the prompt's tokens
