@@ -188,11 +188,11 @@ func newTable(settings []Setting, base, reference map[string]float64, rows []row
 	}
 	for _, s := range settings {
 		for _, b := range s.Benchmarks {
-			base, okB := base[b]
-			ref, okR := reference[b]
-			if okB && okR && finite(base) && finite(ref) && ref < base {
+			bs, okB := base[b]
+			rs, okR := reference[b]
+			if okB && okR && finite(bs) && finite(rs) && rs < bs {
 				warn(fmt.Sprintf("%s: the reference (%s) scores below the base model (%s), so PGR's sign is inverted",
-					b, fmtScore(ref), fmtScore(base)))
+					b, fmtScore(rs), fmtScore(bs)))
 			}
 		}
 	}
