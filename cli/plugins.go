@@ -96,7 +96,7 @@ func runPlugins(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		var ve *host.VersionError
 		switch {
 		case errors.As(err, &ve):
-			fmt.Fprintf(stdout, "  protocol  %d: incompatible, this agora speaks %d\n", ve.Plugin, ve.Host)
+			fmt.Fprintf(stdout, "  protocol  %d: incompatible, this agora speaks %s\n", ve.Plugin, host.SpokenVersions())
 			continue
 		case err != nil:
 			// The first line, and the end of the plugin's stderr if the

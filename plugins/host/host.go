@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -133,8 +134,8 @@ type VersionError struct {
 }
 
 func (e *VersionError) Error() string {
-	return fmt.Sprintf("plugin %s (%s) speaks provider protocol version %d, this agora speaks version %d: use a build of the plugin for protocol %d, or an agora that speaks %d",
-		e.Name, e.Path, e.Plugin, e.Host, e.Host, e.Plugin)
+	return fmt.Sprintf("plugin %s (%s) speaks provider protocol version %d, this agora speaks versions %s: use a build of the plugin for protocol %d, or an agora that speaks %d",
+		e.Name, e.Path, e.Plugin, SpokenVersions(), e.Host, e.Plugin)
 }
 
 // Plugin is a running plugin, restarted once after a crash.
@@ -199,9 +200,7 @@ func (p *Plugin) start(ctx context.Context) error {
 			MagicCookieKey:   pb.CookieKey,
 			MagicCookieValue: pb.CookieValue,
 		},
-		VersionedPlugins: map[int]plugin.PluginSet{
-			pb.ProtocolVersion: {pb.PluginName: &grpcPlugin{}},
-		},
+		VersionedPlugins: versionedSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		// go-plugin's AutoMTLS, with agora's own client certificate
@@ -497,4 +496,27 @@ func (p *Plugin) PID() int {
 		return rc.Pid
 	}
 	return 0
+}
+
+// versionedSets offers a plugin every protocol version this agora speaks;
+// it picks the newest it speaks too (Plugin.Version says which).
+func versionedSets() map[int]plugin.PluginSet {
+	sets := map[int]plugin.PluginSet{}
+	for _, v := range pb.ProtocolVersions {
+		sets[v] = plugin.PluginSet{pb.PluginName: &grpcPlugin{}}
+	}
+	return sets
+}
+
+// SpokenVersions is the protocol versions this agora speaks, for
+// messages ("1 and 2").
+func SpokenVersions() string {
+	vs := make([]string, len(pb.ProtocolVersions))
+	for i, v := range pb.ProtocolVersions {
+		vs[i] = strconv.Itoa(v)
+	}
+	if len(vs) == 1 {
+		return vs[0]
+	}
+	return strings.Join(vs[:len(vs)-1], ", ") + " and " + vs[len(vs)-1]
 }

@@ -357,10 +357,10 @@ func TestVersionMismatch(t *testing.T) {
 	h, _ := newHost(t)
 	_, err := h.Open(context.Background(), "future", "")
 	var ve *host.VersionError
-	if !errors.As(err, &ve) || ve.Plugin != 2 || ve.Host != 1 {
+	if !errors.As(err, &ve) || ve.Plugin != 3 || ve.Host != 2 {
 		t.Fatalf("err %v, want a version error", err)
 	}
-	want := "plugin future (" + filepath.Join(plugins(t), "agora-provider-future") + ") speaks provider protocol version 2, this agora speaks version 1"
+	want := "plugin future (" + filepath.Join(plugins(t), "agora-provider-future") + ") speaks provider protocol version 3, this agora speaks versions 1 and 2: use a build of the plugin for protocol 2, or an agora that speaks 3"
 	if !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("message %q", err)
 	}

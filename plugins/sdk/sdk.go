@@ -66,7 +66,10 @@ type Description struct {
 type Model struct {
 	ID                      string
 	InputPrice, OutputPrice float64
-	RPM, TPM, Concurrency   int
+	// BatchDiscount is the fraction taken off for batch requests (0.5:
+	// half price); 0 when there is none or it is unknown.
+	BatchDiscount         float64
+	RPM, TPM, Concurrency int
 }
 
 // Message is one chat message; Role is system, developer, user or
@@ -239,10 +242,15 @@ func (s *server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.Descr
 	out := &pb.DescribeResponse{Name: d.Name, Unavailable: d.Unavailable, Capabilities: &pb.Capabilities{}}
 	_, out.Capabilities.CountTokens = s.impl.(TokenCounter)
 	_, out.Capabilities.Embeddings = s.impl.(Embedder)
+	if b, ok := s.impl.(Batcher); ok {
+		out.Capabilities.Batches = true
+		l := b.BatchLimits()
+		out.Capabilities.BatchLimits = &pb.BatchLimits{MaxRequests: int32(l.MaxRequests), MaxBytes: l.MaxBytes}
+	}
 	for _, m := range d.Models {
 		pm := &pb.Model{Id: m.ID}
 		if m.InputPrice > 0 || m.OutputPrice > 0 {
-			pm.Price = &pb.Price{InputPerMtok: m.InputPrice, OutputPerMtok: m.OutputPrice}
+			pm.Price = &pb.Price{InputPerMtok: m.InputPrice, OutputPerMtok: m.OutputPrice, BatchDiscount: m.BatchDiscount}
 		}
 		if m.RPM > 0 || m.TPM > 0 || m.Concurrency > 0 {
 			pm.Limits = &pb.RateLimits{RequestsPerMinute: int32(m.RPM), TokensPerMinute: int32(m.TPM), Concurrency: int32(m.Concurrency)}
@@ -253,6 +261,16 @@ func (s *server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.Descr
 }
 
 func (s *server) Complete(ctx context.Context, r *pb.CompleteRequest) (*pb.CompleteResponse, error) {
+	req := request(r)
+	c, err := s.impl.Complete(ctx, req)
+	if err != nil {
+		return &pb.CompleteResponse{Result: &pb.CompleteResponse_Error{Error: wireError(ctx, err)}}, nil
+	}
+	return &pb.CompleteResponse{Result: &pb.CompleteResponse_Completion{Completion: wireCompletion(c)}}, nil
+}
+
+// request is r in the SDK's terms.
+func request(r *pb.CompleteRequest) Request {
 	req := Request{Model: r.GetModel(), Messages: messages(r.GetMessages())}
 	if sp := r.GetSampling(); sp != nil {
 		req.Sampling = Sampling{Temperature: sp.Temperature, TopP: sp.TopP, MaxTokens: int(sp.GetMaxTokens()),
@@ -264,14 +282,14 @@ func (s *server) Complete(ctx context.Context, r *pb.CompleteRequest) (*pb.Compl
 			}
 		}
 	}
-	c, err := s.impl.Complete(ctx, req)
-	if err != nil {
-		return &pb.CompleteResponse{Result: &pb.CompleteResponse_Error{Error: wireError(ctx, err)}}, nil
-	}
-	return &pb.CompleteResponse{Result: &pb.CompleteResponse_Completion{Completion: &pb.Completion{
+	return req
+}
+
+func wireCompletion(c Completion) *pb.Completion {
+	return &pb.Completion{
 		Text: c.Text, FinishReason: c.FinishReason, Model: c.Model, Id: c.ID, SystemFingerprint: c.SystemFingerprint,
 		Usage: &pb.Usage{InputTokens: int64(c.Usage.InputTokens), OutputTokens: int64(c.Usage.OutputTokens)},
-	}}}, nil
+	}
 }
 
 func (s *server) CountTokens(ctx context.Context, r *pb.CountTokensRequest) (*pb.CountTokensResponse, error) {

@@ -1,5 +1,5 @@
-// Command future is a test plugin built against a future version 2 of the
-// provider protocol: agora, which speaks version 1, must refuse it and
+// Command future is a test plugin built against a future version 3 of the
+// provider protocol: agora, which speaks versions 1 and 2, must refuse it and
 // name both versions.
 package main
 
@@ -25,8 +25,8 @@ func (v2) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any
 
 func main() {
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  plugin.HandshakeConfig{ProtocolVersion: 2, MagicCookieKey: pb.CookieKey, MagicCookieValue: pb.CookieValue},
-		VersionedPlugins: map[int]plugin.PluginSet{2: {pb.PluginName: v2{}}},
+		HandshakeConfig:  plugin.HandshakeConfig{ProtocolVersion: 3, MagicCookieKey: pb.CookieKey, MagicCookieValue: pb.CookieValue},
+		VersionedPlugins: map[int]plugin.PluginSet{3: {pb.PluginName: v2{}}},
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
 }
