@@ -23,6 +23,10 @@ type Description struct {
 	Name                    string
 	Models                  []Model
 	CountTokens, Embeddings bool
+	// Batches: the plugin offers the batch calls, within BatchLimits
+	// (Plugin.BatchSupport also checks the protocol version).
+	Batches     bool
+	BatchLimits BatchLimits
 	// Unavailable is why the plugin cannot serve requests now (a key that
 	// is not set); empty when it can.
 	Unavailable string
@@ -32,7 +36,9 @@ type Description struct {
 type Model struct {
 	ID                      string
 	InputPrice, OutputPrice float64 // dollars per million tokens
-	RPM, TPM, Concurrency   int
+	// BatchDiscount is the fraction taken off for batch requests.
+	BatchDiscount         float64
+	RPM, TPM, Concurrency int
 }
 
 // Model returns the description of model id.
@@ -47,11 +53,14 @@ func (d Description) Model(id string) (Model, bool) {
 
 func describe(d *pb.DescribeResponse) Description {
 	out := Description{Name: d.GetName(), CountTokens: d.GetCapabilities().GetCountTokens(), Embeddings: d.GetCapabilities().GetEmbeddings(),
-		Unavailable: d.GetUnavailable()}
+		Unavailable: d.GetUnavailable(), Batches: d.GetCapabilities().GetBatches(),
+		BatchLimits: BatchLimits{MaxRequests: int(d.GetCapabilities().GetBatchLimits().GetMaxRequests()),
+			MaxBytes: d.GetCapabilities().GetBatchLimits().GetMaxBytes()}}
 	for _, m := range d.GetModels() {
 		out.Models = append(out.Models, Model{ID: m.GetId(),
 			InputPrice: m.GetPrice().GetInputPerMtok(), OutputPrice: m.GetPrice().GetOutputPerMtok(),
-			RPM: int(m.GetLimits().GetRequestsPerMinute()), TPM: int(m.GetLimits().GetTokensPerMinute()),
+			BatchDiscount: m.GetPrice().GetBatchDiscount(),
+			RPM:           int(m.GetLimits().GetRequestsPerMinute()), TPM: int(m.GetLimits().GetTokensPerMinute()),
 			Concurrency: int(m.GetLimits().GetConcurrency())})
 	}
 	return out
