@@ -4,6 +4,13 @@
 // max_tokens, a top-level system prompt, user/assistant roles), answers
 // like the API (content blocks, stop_reason, usage, error objects), and
 // injects faults: 429 and 529 with retry-after, 500, truncation, a hang.
+//
+// It also serves the Message Batches API (batches.go): batches kept in
+// memory that end after Options.BatchPolls retrieves (or
+// Options.BatchDuration), results at the batch's results_url, requests
+// that end errored, expired or canceled on demand, faults on each batch
+// endpoint (a creation whose answer is lost among them), and a tally of
+// what the batches billed (BatchTally) for tests to price.
 package anthropictest
 
 import (
@@ -54,6 +61,32 @@ type Options struct {
 	// RetryAfter is what 429 and 529 ask for (1s when zero), sent as
 	// retry-after in whole seconds.
 	RetryAfter time.Duration
+
+	// BatchPolls is how many retrieves of a batch find it in_progress
+	// before it ends (0: the first retrieve finds it ended), unless
+	// BatchDuration is set: then a batch ends that long after its
+	// creation, whatever its retrieves.
+	BatchPolls    int
+	BatchDuration time.Duration
+	// BatchCreateDelay holds a creation's answer this long after the
+	// batch was made (a slow answer a client may give up on, or be
+	// killed during).
+	BatchCreateDelay time.Duration
+	// CancelCompletes is how many of a canceled batch's requests (the
+	// first ones) complete anyway; the others end canceled.
+	CancelCompletes int
+	// LineOutcome decides how a batch request ends, by its custom_id
+	// (nil or "": it runs, and succeeds if its params are valid). It is
+	// called with the server's lock held, once per request, when the
+	// batch ends.
+	LineOutcome func(customID string) Outcome
+	// MaxBatchRequests and MaxBatchBytes bound a creation (the API's
+	// 100,000 requests and 256 MB when zero).
+	MaxBatchRequests int
+	MaxBatchBytes    int64
+	// Now is the server's clock (time.Now when nil), for created_at and
+	// BatchDuration.
+	Now func() time.Time
 }
 
 // Request is a received /v1/messages request.
@@ -79,6 +112,15 @@ type Server struct {
 	gate   chan struct{}
 	last   *Request
 
+	// Batches (batches.go).
+	batchScript map[BatchOp][]Fault
+	lineScript  []Outcome
+	batches     map[string]*batch
+	batchOrder  []*batch
+	seq, msgSeq int
+	tally       BatchTally
+	lastBatch   *BatchCreate
+
 	requests, served, inFlight, maxInFlight, in, out atomic.Int64
 }
 
@@ -93,6 +135,12 @@ func New(o Options) *Server {
 	if o.RetryAfter <= 0 {
 		o.RetryAfter = time.Second
 	}
+	if o.MaxBatchRequests <= 0 {
+		o.MaxBatchRequests = 100_000
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = 256_000_000
+	}
 	s := &Server{opts: o, models: map[string]bool{}}
 	for _, m := range o.Models {
 		s.models[m] = true
@@ -101,6 +149,11 @@ func New(o Options) *Server {
 	mux.HandleFunc("POST /v1/messages", s.messages)
 	mux.HandleFunc("POST /v1/messages/count_tokens", s.countTokens)
 	mux.HandleFunc("GET /v1/models", s.listModels)
+	mux.HandleFunc("POST /v1/messages/batches", s.createBatch)
+	mux.HandleFunc("GET /v1/messages/batches", s.listBatches)
+	mux.HandleFunc("GET /v1/messages/batches/{id}", s.retrieveBatch)
+	mux.HandleFunc("POST /v1/messages/batches/{id}/cancel", s.cancelBatch)
+	mux.HandleFunc("GET /v1/messages/batches/{id}/results", s.batchResults)
 	s.srv = httptest.NewServer(mux)
 	return s
 }
@@ -200,49 +253,60 @@ type body struct {
 
 // parse decodes and validates a body; the text of each message.
 func (s *Server) parse(w http.ResponseWriter, r *http.Request, needMax bool) (body, []string, map[string]json.RawMessage, bool) {
-	var b body
 	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 32<<20))
 	if err := dec.Decode(&raw); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "body is not JSON: "+err.Error())
+		return body{}, nil, nil, false
+	}
+	b, texts, e := s.validate(raw, needMax)
+	if e != nil {
+		writeError(w, e.status, e.typ, e.msg)
 		return b, nil, nil, false
+	}
+	return b, texts, raw, true
+}
+
+// apiError is an error answer: its HTTP status, type and message.
+type apiError struct {
+	status   int
+	typ, msg string
+}
+
+// validate checks a Messages request's body as the API does; the text of
+// each message.
+func (s *Server) validate(raw map[string]json.RawMessage, needMax bool) (body, []string, *apiError) {
+	var b body
+	bad := func(msg string) (body, []string, *apiError) {
+		return b, nil, &apiError{http.StatusBadRequest, "invalid_request_error", msg}
 	}
 	re, _ := json.Marshal(raw)
 	if err := json.Unmarshal(re, &b); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
-		return b, nil, nil, false
+		return bad(err.Error())
 	}
 	switch {
 	case b.Model == "":
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "model: Field required")
-		return b, nil, nil, false
+		return bad("model: Field required")
 	case needMax && (b.MaxTokens == nil || *b.MaxTokens < 1):
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "max_tokens: Field required")
-		return b, nil, nil, false
+		return bad("max_tokens: Field required")
 	case len(b.Messages) == 0:
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "messages: at least one message is required")
-		return b, nil, nil, false
+		return bad("messages: at least one message is required")
 	case !s.models[b.Model]:
-		writeError(w, http.StatusNotFound, "not_found_error", "model: "+b.Model)
-		return b, nil, nil, false
+		return b, nil, &apiError{http.StatusNotFound, "not_found_error", "model: " + b.Model}
 	}
 	texts := make([]string, len(b.Messages))
 	for i, m := range b.Messages {
 		if m.Role != "user" && m.Role != "assistant" {
-			writeError(w, http.StatusBadRequest, "invalid_request_error",
-				fmt.Sprintf("messages.%d.role: Input should be 'user' or 'assistant' (system prompts go in the top-level system field)", i))
-			return b, nil, nil, false
+			return bad(fmt.Sprintf("messages.%d.role: Input should be 'user' or 'assistant' (system prompts go in the top-level system field)", i))
 		}
 		if err := json.Unmarshal(m.Content, &texts[i]); err != nil {
-			writeError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("messages.%d.content: want a string", i))
-			return b, nil, nil, false
+			return bad(fmt.Sprintf("messages.%d.content: want a string", i))
 		}
 	}
 	if b.Messages[0].Role != "user" {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "messages: first message must use the \"user\" role")
-		return b, nil, nil, false
+		return bad("messages: first message must use the \"user\" role")
 	}
-	return b, texts, raw, true
+	return b, texts, nil
 }
 
 func inputTokens(b body, texts []string) int {
@@ -307,32 +371,42 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 		return
 	}
-	text := "echo: " + texts[len(texts)-1]
+	text, stop, in, out := s.reply(b, texts, f == FaultTruncated)
+	s.in.Add(int64(in))
+	s.out.Add(int64(out))
+	s.served.Add(1)
+	w.Header().Set("content-type", "application/json")
+	json.NewEncoder(w).Encode(messageObject(fmt.Sprintf("msg_%06d", s.served.Load()), b.Model, text, stop, in, out))
+}
+
+// reply plays the model: the completion's text and stop reason, and the
+// input and output tokens billed.
+func (s *Server) reply(b body, texts []string, truncate bool) (text, stop string, in, out int) {
+	text = "echo: " + texts[len(texts)-1]
 	if s.opts.Responder != nil {
 		text = s.opts.Responder(b.System, texts)
 	}
-	stop := "end_turn"
+	stop = "end_turn"
 	switch {
-	case f == FaultTruncated:
+	case truncate:
 		text, stop = text[:len(text)/2], "max_tokens"
 	case Tokens(text) > *b.MaxTokens:
 		text, stop = text[:*b.MaxTokens*4], "max_tokens"
 	}
-	in, out := inputTokens(b, texts), Tokens(text)
-	s.in.Add(int64(in))
-	s.out.Add(int64(out))
-	s.served.Add(1)
-	model := b.Model
+	return text, stop, inputTokens(b, texts), Tokens(text)
+}
+
+// messageObject is a Message as the API returns it.
+func messageObject(id, model, text, stop string, in, out int) map[string]any {
 	if model == DefaultModel {
 		model = ReportedModel
 	}
-	w.Header().Set("content-type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{
-		"id": fmt.Sprintf("msg_%06d", s.served.Load()), "type": "message", "role": "assistant", "model": model,
+	return map[string]any{
+		"id": id, "type": "message", "role": "assistant", "model": model,
 		"content":     []map[string]string{{"type": "text", "text": text}},
 		"stop_reason": stop, "stop_sequence": nil,
 		"usage": map[string]int{"input_tokens": in, "output_tokens": out},
-	})
+	}
 }
 
 func (s *Server) countTokens(w http.ResponseWriter, r *http.Request) {
