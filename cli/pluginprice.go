@@ -33,13 +33,17 @@ func loadSpec(ctx context.Context, path string, stderr io.Writer) (*spec.Experim
 // pluginPrices fills in the price of each plugin generator whose spec
 // gives none with the price its plugin advertises for the generator's
 // model (docs/plugins.md): the plan and the budgets then use it exactly as
-// a spec's price. It starts those plugins alone (their pins checked),
-// asks each for its description once, and ends them before returning.
-// It returns one positioned message per generator left without a price.
+// a spec's price. For a plugin generator in batch mode it checks that the
+// plugin takes batches (protocol version 2 and the capability), bounds
+// the spec's batch limits by the plugin's, and takes the plugin's batch
+// discount when the spec's price gives none. It starts those plugins
+// alone (their pins checked), asks each for its description once, and
+// ends them before returning. It returns one positioned message per
+// generator it cannot settle.
 func pluginPrices(ctx context.Context, exp *spec.Experiment) []string {
 	var names []string
 	for n, g := range exp.Generators {
-		if g.Provider.Plugin != "" && g.Price == nil {
+		if g.Provider.Plugin != "" && (g.Price == nil || g.Provider.Batch.On) {
 			names = append(names, n)
 		}
 	}
@@ -56,15 +60,40 @@ func pluginPrices(ctx context.Context, exp *spec.Experiment) []string {
 		p, err := h.Open(ctx, g.Provider.Plugin, g.Provider.SHA256)
 		if err != nil {
 			msg, _, _ := strings.Cut(err.Error(), "\n")
-			problems = append(problems, fmt.Sprintf("%s: generators.%s: missing price, and its plugin could not be asked for one: %s; set price: {input: …, output: …}", pos, n, msg))
+			if g.Price == nil {
+				problems = append(problems, fmt.Sprintf("%s: generators.%s: missing price, and its plugin could not be asked for one: %s; set price: {input: …, output: …}", pos, n, msg))
+			} else {
+				problems = append(problems, fmt.Sprintf("%s: generators.%s: batch is on, and its plugin could not be asked whether it takes batches: %s", pos, n, msg))
+			}
 			continue
 		}
 		m, ok := p.Description().Model(g.Model)
-		if !ok || (m.InputPrice == 0 && m.OutputPrice == 0) {
-			problems = append(problems, fmt.Sprintf("%s: generators.%s: missing price: plugin %s advertises no price for model %s; set price: {input: …, output: …} in dollars per 1M tokens", pos, n, g.Provider.Plugin, g.Model))
+		if g.Price == nil {
+			if !ok || (m.InputPrice == 0 && m.OutputPrice == 0) {
+				problems = append(problems, fmt.Sprintf("%s: generators.%s: missing price: plugin %s advertises no price for model %s; set price: {input: …, output: …} in dollars per 1M tokens", pos, n, g.Provider.Plugin, g.Model))
+				continue
+			}
+			g.Price = &spec.Price{Input: m.InputPrice, Output: m.OutputPrice}
+		}
+		b := &g.Provider.Batch
+		if !b.On {
 			continue
 		}
-		g.Price = &spec.Price{Input: m.InputPrice, Output: m.OutputPrice}
+		bpos := exp.Source.Locate("generators", n, "provider", "batch")
+		if err := p.BatchSupport(); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: generators.%s.provider.batch: %v", bpos, n, err))
+			continue
+		}
+		if g.Price.BatchDiscount == 0 && ok {
+			g.Price.BatchDiscount = m.BatchDiscount
+		}
+		l := p.Description().BatchLimits
+		if l.MaxRequests > 0 && b.MaxRequests > l.MaxRequests {
+			b.MaxRequests = l.MaxRequests
+		}
+		if l.MaxBytes > 0 && b.MaxBytes > l.MaxBytes {
+			b.MaxBytes = l.MaxBytes
+		}
 	}
 	return problems
 }

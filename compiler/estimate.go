@@ -52,15 +52,15 @@ func (c *compiler) estimateGenerate(g *spec.Generator, s *spec.Setting, cl cell,
 	}
 	if p := g.Price; p != nil {
 		mult := 1.0
-		if o := g.Provider.OpenAI; o != nil && o.Batch.On {
+		if g.BatchMode().On {
 			mult = 1 - p.BatchDiscount
 		}
 		e.USD = usd(e.InputTokens, e.OutputTokens, p.Input, p.Output) * mult
 		e.WorstUSD = usd(e.InputTokens, requests*int64(g.Sampling.MaxTokens), p.Input, p.Output) * mult
 	}
-	if o := g.Provider.OpenAI; o != nil && o.Batch.On {
-		e.BatchWindow = o.Batch.Window
-		e.Batches = (requests + int64(o.Batch.MaxRequests) - 1) / int64(max(o.Batch.MaxRequests, 1))
+	if b := g.BatchMode(); b.On {
+		e.BatchWindow = b.Window
+		e.Batches = (requests + int64(b.MaxRequests) - 1) / int64(max(b.MaxRequests, 1))
 	}
 	if v := g.Provider.VLLM; v != nil {
 		wall := float64(e.OutputTokens)/(v.ThroughputTokensPerS*float64(v.Replicas))/3600 + serverOverheadHours

@@ -42,13 +42,28 @@ import (
 //     them at the provider and records what they completed.
 
 // BatchProvider is a Provider that also takes a step's requests as
-// batches at the provider's batch price.
+// batches at the provider's batch price. It makes batches one of two
+// ways: from an uploaded input file (FileBatcher: OpenAI's Batch API) or
+// with the requests in the creation itself (InlineBatcher: a plugin).
 type BatchProvider interface {
 	Provider
 	BatchConfig() BatchConfig
-	// BatchLine encodes one request as a line of a batch's input file,
-	// with the sampling s (nil: the generator's).
+	// BatchLine encodes one request as a line of a batch's input, with
+	// the sampling s (nil: the generator's).
 	BatchLine(id string, msgs []Message, s *spec.Sampling) ([]byte, error)
+	// FindBatch finds batch key, of count requests, among those created
+	// since: one whose creation's answer was lost. An *UndeterminedError
+	// says the provider cannot tell yet.
+	FindBatch(ctx context.Context, key string, count int, since time.Time) (BatchInfo, bool, error)
+	GetBatch(ctx context.Context, id string) (BatchInfo, error)
+	CancelBatch(ctx context.Context, id string) (BatchInfo, error)
+	// BatchResults downloads an ended batch's output and error files into
+	// dir and calls fn with each line.
+	BatchResults(ctx context.Context, b BatchInfo, dir string, fn func(BatchResult) error) error
+}
+
+// FileBatcher makes a batch from an input file it uploads first.
+type FileBatcher interface {
 	// UploadBatch uploads the input file of batch key.
 	UploadBatch(ctx context.Context, key string, jsonl []byte) (fileID string, err error)
 	// FindUpload finds the input file of batch key, of size bytes,
@@ -57,14 +72,28 @@ type BatchProvider interface {
 	// CreateBatch creates batch key from its uploaded file, once: an
 	// error may still have created it (the answer was lost).
 	CreateBatch(ctx context.Context, key, fileID string) (BatchInfo, error)
-	// FindBatch finds batch key among those created since.
-	FindBatch(ctx context.Context, key string, since time.Time) (BatchInfo, bool, error)
-	GetBatch(ctx context.Context, id string) (BatchInfo, error)
-	CancelBatch(ctx context.Context, id string) (BatchInfo, error)
-	// BatchResults downloads an ended batch's output and error files into
-	// dir and calls fn with each line.
-	BatchResults(ctx context.Context, b BatchInfo, dir string, fn func(BatchResult) error) error
 }
+
+// InlineBatcher makes a batch with its requests (the BatchLines of
+// jsonl) in one call, once: an error may still have made it.
+type InlineBatcher interface {
+	SubmitBatch(ctx context.Context, key string, jsonl []byte) (BatchInfo, error)
+}
+
+// UndeterminedError is FindBatch's answer when the provider cannot tell
+// yet whether the batch exists (a plugin that can only recognise its
+// batch by its results, say): agora asks again every poll and submits
+// nothing meanwhile.
+type UndeterminedError struct{ Why string }
+
+func (e *UndeterminedError) Error() string {
+	return "cannot tell yet whether the batch was made: " + e.Why
+}
+
+// inlineSubmitted is the file id an inline batch is recorded with just
+// before its submission: from then on a rerun looks for it before
+// submitting it again.
+const inlineSubmitted = "inline"
 
 // BatchConfig is a generator's batch mode.
 type BatchConfig struct {
@@ -206,6 +235,10 @@ func (r *generateRunner) runBatches(ctx context.Context, s plan.Step, g *spec.Ge
 	dir := filepath.Join(e.opts.Dir, "batches")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("batch files: %w", err)
+	}
+	_, isFile := bp.(FileBatcher)
+	if _, isInline := bp.(InlineBatcher); !isFile && !isInline {
+		return "", fmt.Errorf("generator %s: its provider makes no batches", g.Name)
 	}
 	cfg := bp.BatchConfig()
 	if cfg.MaxRequests <= 0 {
@@ -536,55 +569,69 @@ func (b *batchRun) followBatch(ctx context.Context, rec state.Batch, res map[str
 			return ctx.Err() != nil
 		}
 	}
+	input := func() ([]byte, error) {
+		if len(jsonl) > 0 {
+			return jsonl[0], nil
+		}
+		var data []byte
+		for _, l := range rec.Lines {
+			msgs, err := b.messages(l)
+			if err != nil {
+				return nil, err
+			}
+			line, err := bp.BatchLine(customID(l), msgs, b.sampling)
+			if err != nil {
+				return nil, err
+			}
+			data = append(data, line...)
+		}
+		return data, nil
+	}
+	fb, isFile := bp.(FileBatcher)
 	if rec.BatchID == "" && rec.FileID == "" {
 		if aborted() {
 			return unsent(nil)
 		}
-		data := []byte(nil)
-		if len(jsonl) > 0 {
-			data = jsonl[0]
-		} else {
-			for _, l := range rec.Lines {
-				msgs, err := b.messages(l)
-				if err != nil {
-					return unsent(err)
-				}
-				line, err := bp.BatchLine(customID(l), msgs, b.sampling)
-				if err != nil {
-					return unsent(err)
-				}
-				data = append(data, line...)
+		if isFile {
+			data, err := input()
+			if err != nil {
+				return unsent(err)
 			}
-		}
-		id, found := "", false
-		if len(jsonl) == 0 {
-			// Resumed: an earlier apply may have uploaded the file.
-			var err error
-			if id, found, err = bp.FindUpload(ctx, rec.Key, int64(len(data)), rec.CreatedAt.Add(-time.Hour)); err != nil {
+			id, found := "", false
+			if len(jsonl) == 0 {
+				// Resumed: an earlier apply may have uploaded the file.
+				if id, found, err = fb.FindUpload(ctx, rec.Key, int64(len(data)), rec.CreatedAt.Add(-time.Hour)); err != nil {
+					return batchEvent{err: err, left: true}
+				}
+			}
+			if !found {
+				id, err = fb.UploadBatch(ctx, rec.Key, data)
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return batchEvent{left: true}
+				}
+				return unsent(err)
+			}
+			if err := st.SetBatchFile(bg, rec.Key, id); err != nil {
 				return batchEvent{err: err, left: true}
 			}
-		}
-		var err error
-		if !found {
-			id, err = bp.UploadBatch(ctx, rec.Key, data)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return batchEvent{left: true}
+			rec.FileID = id
+		} else {
+			// From here on the submission may happen: a rerun looks for
+			// the batch before submitting it again.
+			if err := st.SetBatchFile(bg, rec.Key, inlineSubmitted); err != nil {
+				return batchEvent{err: err, left: true}
 			}
-			return unsent(err)
+			rec.FileID = inlineSubmitted
 		}
-		if err := st.SetBatchFile(bg, rec.Key, id); err != nil {
-			return batchEvent{err: err, left: true}
-		}
-		rec.FileID = id
 	}
 	var info BatchInfo
 	if rec.BatchID == "" {
 		found := false
 		if lookFirst {
 			var err error
-			info, found, err = bp.FindBatch(ctx, rec.Key, rec.CreatedAt.Add(-time.Hour))
+			info, found, err = b.lookup(ctx, rec)
 			if err != nil {
 				return batchEvent{err: err, left: true}
 			}
@@ -593,8 +640,11 @@ func (b *batchRun) followBatch(ctx context.Context, rec state.Batch, res map[str
 			if aborted() {
 				return unsent(nil)
 			}
-			var err error
-			info, found, err = b.create(ctx, rec)
+			data, err := input()
+			if err != nil {
+				return unsent(err)
+			}
+			info, found, err = b.create(ctx, rec, data)
 			switch {
 			case err != nil && found:
 				return unsent(err) // refused: nothing was created
@@ -686,8 +736,7 @@ const createAttempts = 3
 // looked for by its key. It returns the batch and ok; or the error and
 // refused (ok set) when the provider refused the creation for good, so
 // that no batch exists; or the error without ok when it cannot tell.
-func (b *batchRun) create(ctx context.Context, rec state.Batch) (BatchInfo, bool, error) {
-	bg := context.WithoutCancel(ctx)
+func (b *batchRun) create(ctx context.Context, rec state.Batch, data []byte) (BatchInfo, bool, error) {
 	var last error
 	for n := 0; n < createAttempts; n++ {
 		if n > 0 {
@@ -699,7 +748,7 @@ func (b *batchRun) create(ctx context.Context, rec state.Batch) (BatchInfo, bool
 			case <-b.abort:
 				t.Stop()
 			}
-			info, found, err := b.bp.FindBatch(bg, rec.Key, rec.CreatedAt.Add(-time.Hour))
+			info, found, err := b.lookup(ctx, rec)
 			switch {
 			case err != nil:
 				return BatchInfo{}, false, last
@@ -709,7 +758,13 @@ func (b *batchRun) create(ctx context.Context, rec state.Batch) (BatchInfo, bool
 				return BatchInfo{}, false, ctx.Err()
 			}
 		}
-		info, err := b.bp.CreateBatch(ctx, rec.Key, rec.FileID)
+		var info BatchInfo
+		var err error
+		if fb, ok := b.bp.(FileBatcher); ok {
+			info, err = fb.CreateBatch(ctx, rec.Key, rec.FileID)
+		} else {
+			info, err = b.bp.(InlineBatcher).SubmitBatch(ctx, rec.Key, data)
+		}
 		if err == nil {
 			return info, true, nil
 		}
@@ -720,11 +775,37 @@ func (b *batchRun) create(ctx context.Context, rec state.Batch) (BatchInfo, bool
 			return BatchInfo{}, true, err
 		}
 	}
-	info, found, err := b.bp.FindBatch(bg, rec.Key, rec.CreatedAt.Add(-time.Hour))
+	info, found, err := b.lookup(ctx, rec)
 	if err == nil && found {
 		return info, true, nil
 	}
 	return BatchInfo{}, false, last
+}
+
+// lookup asks the provider for batch rec, made by a creation whose answer
+// was lost. While the provider cannot tell, it asks again every poll and
+// shows why; an abort or a cancel leaves the batch to the next apply.
+func (b *batchRun) lookup(ctx context.Context, rec state.Batch) (BatchInfo, bool, error) {
+	bg := context.WithoutCancel(ctx)
+	for {
+		info, found, err := b.bp.FindBatch(bg, rec.Key, len(rec.Lines), rec.CreatedAt.Add(-time.Hour))
+		var u *UndeterminedError
+		if !errors.As(err, &u) {
+			return info, found, err
+		}
+		b.sp.batchState(rec.Key, "", "looking", len(rec.Lines), 0, 0)
+		b.e.prog.note(fmt.Sprintf("%s: batch %s: %v; looking again in %s", b.s.Address, rec.Key, u, b.cfg.Poll))
+		t := time.NewTimer(b.cfg.Poll)
+		select {
+		case <-t.C:
+		case <-b.abort:
+			t.Stop()
+			return BatchInfo{}, false, fmt.Errorf("batch %s: %w", rec.Key, err)
+		case <-ctx.Done():
+			t.Stop()
+			return BatchInfo{}, false, fmt.Errorf("batch %s: %w", rec.Key, err)
+		}
+	}
 }
 
 // record downloads an ended batch's results and records each line once:

@@ -25,7 +25,10 @@ type apiBatchProvider struct {
 	cfg engine.BatchConfig
 }
 
-var _ engine.BatchProvider = apiBatchProvider{}
+var (
+	_ engine.BatchProvider = apiBatchProvider{}
+	_ engine.FileBatcher   = apiBatchProvider{}
+)
 
 func newAPIBatchProvider(c *api.Client, g *spec.Generator, t Tuning) apiBatchProvider {
 	b := g.Provider.OpenAI.Batch
@@ -60,7 +63,7 @@ func (p apiBatchProvider) CreateBatch(ctx context.Context, key, fileID string) (
 	return info(b), err
 }
 
-func (p apiBatchProvider) FindBatch(ctx context.Context, key string, since time.Time) (engine.BatchInfo, bool, error) {
+func (p apiBatchProvider) FindBatch(ctx context.Context, key string, _ int, since time.Time) (engine.BatchInfo, bool, error) {
 	b, ok, err := p.c.FindBatch(ctx, batchMetaKey, key, since)
 	return info(b), ok, err
 }

@@ -68,6 +68,9 @@ func New(t Tuning) func(g *spec.Generator) (engine.Provider, error) {
 			if err != nil {
 				return nil, err // names the generator already
 			}
+			if g.Provider.Batch.On {
+				return newPluginBatchProvider(c, g, t) // plugin_batch.go
+			}
 			return pluginProvider{c}, nil
 		default:
 			return nil, fmt.Errorf("generator %s: no provider: set one of openai, vllm or plugin", g.Name)

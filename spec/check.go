@@ -150,26 +150,19 @@ func (l *loader) completeGenerator(name string, g *Generator) {
 		if u, err := url.Parse(o.BaseURL); err == nil && u.User != nil {
 			l.at(append(p, cue.Str("openai"), cue.Str("base_url")), "base_url must not carry credentials: put the key in the environment variable named by api_key_env (the URL is not shown)")
 		}
-		if b := o.Batch; b.On {
-			bp := append(p, cue.Str("openai"), cue.Str("batch"))
-			if !batchWindowRE.MatchString(b.Window) {
-				l.at(append(bp, cue.Str("window")), "window %q is not a number of hours such as \"24h\" (OpenAI accepts 24h)", b.Window)
-			}
-			if b.MaxRequests < 1 || b.MaxRequests > BatchMaxRequests {
-				l.at(append(bp, cue.Str("max_requests")), "max_requests %d is not between 1 and %d, the requests OpenAI takes in one batch", b.MaxRequests, BatchMaxRequests)
-			}
-			if b.MaxBytes < 1024 || b.MaxBytes > BatchMaxBytes {
-				l.at(append(bp, cue.Str("max_bytes")), "max_bytes %d is not between 1024 and %d, the size of a batch's input file OpenAI takes (200 MB)", b.MaxBytes, BatchMaxBytes)
-			}
-			if b.MaxEnqueuedTokens < 0 {
-				l.at(append(bp, cue.Str("max_enqueued_tokens")), "max_enqueued_tokens %d is not a positive number of tokens", b.MaxEnqueuedTokens)
-			}
-			if d, err := time.ParseDuration(b.Poll); err != nil || d <= 0 {
-				l.at(append(bp, cue.Str("poll")), "poll %q is not a positive duration such as \"30s\" or \"5m\"", b.Poll)
-			}
-			if d, err := time.ParseDuration(b.SyncAfter); b.SyncAfter != "" && (err != nil || d <= 0) {
-				l.at(append(bp, cue.Str("sync_after")), "sync_after %q is not a positive duration such as \"30h\"", b.SyncAfter)
-			}
+		if o.Batch.On {
+			l.checkBatch(o.Batch, append(p, cue.Str("openai"), cue.Str("batch")), "OpenAI")
+		}
+	}
+	if b := g.Provider.Batch; b.On {
+		bp := append(p, cue.Str("batch"))
+		switch {
+		case g.Provider.OpenAI != nil:
+			l.at(bp, "provider.batch is for plugin generators: an OpenAI-compatible generator sets openai.batch")
+		case g.Provider.VLLM != nil:
+			l.at(bp, "provider.batch is for plugin generators: a vllm generator sets vllm.batch (offline inference)")
+		default:
+			l.checkBatch(b, bp, "a plugin")
 		}
 	}
 	// A plugin generator without a price takes the one its plugin
@@ -193,6 +186,34 @@ func (l *loader) completeGenerator(name string, g *Generator) {
 				g.Limits.Concurrency = VLLMBatchConcurrency
 			}
 		}
+	}
+}
+
+// checkBatch checks the batch block at bp; who names the provider whose
+// limits bound it (a plugin's own limits apply when it starts).
+func (l *loader) checkBatch(b Batch, bp []cue.Selector, who string) {
+	at := func(field string) []cue.Selector { return append(append([]cue.Selector(nil), bp...), cue.Str(field)) }
+	maxReq, maxBytes := BatchMaxRequests, int64(BatchMaxBytes)
+	if who != "OpenAI" {
+		maxReq, maxBytes = BatchMaxRequestsAny, BatchMaxBytesAny
+	}
+	if !batchWindowRE.MatchString(b.Window) {
+		l.at(at("window"), "window %q is not a number of hours such as \"24h\" (OpenAI and Anthropic take 24h)", b.Window)
+	}
+	if b.MaxRequests < 1 || b.MaxRequests > maxReq {
+		l.at(at("max_requests"), "max_requests %d is not between 1 and %d, the most requests %s takes in one batch", b.MaxRequests, maxReq, who)
+	}
+	if b.MaxBytes < 1024 || b.MaxBytes > maxBytes {
+		l.at(at("max_bytes"), "max_bytes %d is not between 1024 and %d, the most bytes %s takes in one batch", b.MaxBytes, maxBytes, who)
+	}
+	if b.MaxEnqueuedTokens < 0 {
+		l.at(at("max_enqueued_tokens"), "max_enqueued_tokens %d is not a positive number of tokens", b.MaxEnqueuedTokens)
+	}
+	if d, err := time.ParseDuration(b.Poll); err != nil || d <= 0 {
+		l.at(at("poll"), "poll %q is not a positive duration such as \"30s\" or \"5m\"", b.Poll)
+	}
+	if d, err := time.ParseDuration(b.SyncAfter); b.SyncAfter != "" && (err != nil || d <= 0) {
+		l.at(at("sync_after"), "sync_after %q is not a positive duration such as \"30h\"", b.SyncAfter)
 	}
 }
 

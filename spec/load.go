@@ -444,7 +444,7 @@ func (l *loader) addValueErr(err error, sels []cue.Selector) {
 		pos = l.posOf(sels)
 	}
 	path := cue.MakePath(sels...).String()
-	if strings.HasSuffix(path, "provider.openai.batch") && strings.Contains(msg, "errors in empty disjunction") {
+	if (strings.HasSuffix(path, "provider.openai.batch") || strings.HasSuffix(path, "provider.batch")) && strings.Contains(msg, "errors in empty disjunction") {
 		// true, false or a block: CUE's account of the three is no help.
 		l.add(pos, path, "batch is true, false or a block of settings such as {max_requests: 10000, poll: \"1m\"} (window, max_requests, max_bytes, max_enqueued_tokens, poll, sync_after; docs/batch.md)")
 		return

@@ -78,6 +78,22 @@ type Provider struct {
 	VLLM   *VLLM   `json:"vllm,omitempty"`
 	Plugin string  `json:"plugin,omitempty"`
 	SHA256 string  `json:"sha256,omitempty"`
+	// Batch is a plugin generator's batch mode (an OpenAI-compatible
+	// one's is OpenAI.Batch).
+	Batch Batch `json:"batch"`
+}
+
+// BatchMode is the generator's batch mode: openai.batch for an
+// OpenAI-compatible generator, provider.batch for a plugin one; off for
+// the rest (vllm.batch is offline inference, not a provider's batches).
+func (g *Generator) BatchMode() Batch {
+	switch {
+	case g.Provider.OpenAI != nil:
+		return g.Provider.OpenAI.Batch
+	case g.Provider.Plugin != "":
+		return g.Provider.Batch
+	}
+	return Batch{}
 }
 
 // Kind names the provider: "openai", "vllm" or "plugin:NAME".
@@ -124,8 +140,13 @@ type Batch struct {
 const (
 	BatchMaxRequests = 50000
 	BatchMaxBytes    = 200000000
-	BatchWindow      = "24h"
-	BatchPoll        = "30s"
+	// BatchMaxRequestsAny and BatchMaxBytesAny bound a plugin's batch in
+	// the spec (Anthropic's Message Batches: 100,000 requests, 256 MB);
+	// the plugin's own limits bound it further when it starts.
+	BatchMaxRequestsAny = 100000
+	BatchMaxBytesAny    = 256000000
+	BatchWindow         = "24h"
+	BatchPoll           = "30s"
 )
 
 // UnmarshalJSON reads `true`, `false` or a block (which means on).

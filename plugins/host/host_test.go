@@ -42,7 +42,7 @@ func plugins(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		binDir = plugintest.Build(t, dir, "fake", "future")
+		binDir = plugintest.Build(t, dir, "fake", "future", "old")
 	})
 	if binDir == "" {
 		t.Fatal("plugins not built")

@@ -1,6 +1,7 @@
 // Package plugintest builds plugin binaries for tests, and holds the test
 // plugins themselves: fake (an echo provider that panics, hangs or rate
-// limits on request), future (a provider speaking protocol version 2) and,
+// limits on request), future (a provider speaking protocol version 3), old
+// (one speaking only version 1, from before the batch calls) and,
 // in python/, pyfake (the same as fake, written with the Python SDK, which
 // python.go builds and installs for the tests).
 package plugintest
@@ -21,6 +22,7 @@ var Packages = map[string]string{
 	"anthropic": "github.com/agorabench/agora/plugins/anthropic/cmd/agora-provider-anthropic",
 	"fake":      "github.com/agorabench/agora/plugins/plugintest/fake",
 	"future":    "github.com/agorabench/agora/plugins/plugintest/future",
+	"old":       "github.com/agorabench/agora/plugins/plugintest/old",
 }
 
 // Build builds the named plugins as dir/agora-provider-NAME and returns
