@@ -264,8 +264,9 @@ func judgeGen(j *spec.JudgeMetric) *spec.Generator {
 // verifyPlugin checks one plugin use as apply will: the plugin found, its
 // checksum equal to the pin, the protocol version, the plugin able to
 // serve (describe's unavailable), its health service serving, the model
-// listed, a price (the spec's or the plugin's), and embeddings when the
-// diversity metric needs them. It returns the line to print, or the
+// listed, a price (the spec's or the plugin's), embeddings when the
+// diversity metric needs them, and batches when a generator's batch mode
+// is on. It returns the line to print, or the
 // first problem.
 func verifyPlugin(ctx context.Context, h *host.Host, dirs []string, u pluginUse) (string, bool, error) {
 	g := u.g
@@ -313,6 +314,12 @@ func verifyPlugin(ctx context.Context, h *host.Host, dirs []string, u pluginUse)
 		}
 		notes = append(notes, "embeddings")
 	}
+	if g.BatchMode().On && strings.HasPrefix(u.label, "generator ") {
+		if err := pg.BatchSupport(); err != nil {
+			return "", false, err
+		}
+		notes = append(notes, "batches")
+	}
 	if pin == "" {
 		return fmt.Sprintf("plugin %s (%s): not pinned (%s); to pin it: sha256: %q", pl, p, strings.Join(notes, ", "), sum), false, nil
 	}
@@ -327,6 +334,9 @@ func capabilities(d host.Description) string {
 	}
 	if d.Embeddings {
 		caps = append(caps, "embeddings")
+	}
+	if d.Batches {
+		caps = append(caps, "batches")
 	}
 	return strings.Join(caps, ", ")
 }

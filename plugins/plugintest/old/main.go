@@ -1,6 +1,7 @@
 // Command old is a test plugin built before the batch calls: it speaks
-// provider protocol version 1 only (Describe and Complete, echoing the
-// last message of model old-1 at $1 in / $2 out per 1M tokens), as a
+// provider protocol version 1 only (Describe and Complete: model old-1,
+// at $1 in / $2 out per 1M tokens, answers every request with one short
+// worked answer), as a
 // plugin built for an older agora does. agora must keep completing
 // through it one request at a time, and refuse batch mode for it before
 // spending.
@@ -37,14 +38,14 @@ func (server) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeRespon
 }
 
 func (server) Complete(_ context.Context, r *pb.CompleteRequest) (*pb.CompleteResponse, error) {
-	msgs := r.GetMessages()
-	text := ""
-	if len(msgs) > 0 {
-		text = msgs[len(msgs)-1].GetContent()
+	in := 0
+	for _, m := range r.GetMessages() {
+		in += len(m.GetContent())
 	}
+	const text = "Add the two numbers step by step: 3 + 4 = 7.\n[RESULT] 7 [/RESULT]"
 	return &pb.CompleteResponse{Result: &pb.CompleteResponse_Completion{Completion: &pb.Completion{
 		Text: text, FinishReason: "stop", Model: r.GetModel(), Id: "old-1",
-		Usage: &pb.Usage{InputTokens: int64(len(text)+3) / 4, OutputTokens: int64(len(text)+3) / 4},
+		Usage: &pb.Usage{InputTokens: int64(in+3) / 4, OutputTokens: int64(len(text)+3) / 4},
 	}}}, nil
 }
 
