@@ -161,7 +161,10 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(tw, "STEP\tBATCH\tSTATE\tREQUESTS\tCOMPLETED\tFAILED\tRESERVED\tRESULTS")
 		for _, b := range rep.Batches {
 			id := b.ID
-			if id == "" {
+			switch {
+			case id == "" && b.State == state.BatchSubmitting:
+				id = "(submitted, no answer seen) " + b.Key
+			case id == "":
 				id = "(not created) " + b.Key
 			}
 			results := "recorded"
@@ -258,7 +261,11 @@ func readStatus(ctx context.Context, exp *spec.Experiment, store *state.Store) (
 		if a == "" {
 			a = b.StepID
 		}
-		rep.Batches = append(rep.Batches, batchStatus{Step: a, Key: b.Key, ID: b.BatchID, File: b.FileID, State: b.Status,
+		file := b.FileID
+		if file == state.InlineFile {
+			file = "" // a plugin's batch has no input file
+		}
+		rep.Batches = append(rep.Batches, batchStatus{Step: a, Key: b.Key, ID: b.BatchID, File: file, State: b.Status,
 			Requests: len(b.Lines), Completed: b.Completed, Failed: b.Failed, ReservedUSD: b.ReservedUSD, Recorded: b.Done, Message: b.Message})
 	}
 	rep.ETASeconds = statusETA(ctx, exp, store, steps, jobs)

@@ -93,7 +93,7 @@ func (e *UndeterminedError) Error() string {
 // inlineSubmitted is the file id an inline batch is recorded with just
 // before its submission: from then on a rerun looks for it before
 // submitting it again.
-const inlineSubmitted = "inline"
+const inlineSubmitted = state.InlineFile
 
 // BatchConfig is a generator's batch mode.
 type BatchConfig struct {

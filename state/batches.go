@@ -39,6 +39,13 @@ const (
 	BatchPrepared = "prepared"
 	// BatchUploaded: its file uploaded, the batch not yet created.
 	BatchUploaded = "uploaded"
+	// BatchSubmitting: a batch with no file (a plugin's, which takes
+	// the requests with the batch) about to be submitted: from here on
+	// it may exist at the provider without its id recorded.
+	BatchSubmitting = "submitting"
+	// InlineFile is the file id of a batch with no file, once
+	// BatchSubmitting.
+	InlineFile = "inline"
 )
 
 // BatchLine is one request of a batch: a slot of its step and the attempt
@@ -109,7 +116,11 @@ func (s *Store) updateBatch(ctx context.Context, key, set string, args ...any) e
 
 // SetBatchFile records the id of a batch's uploaded file.
 func (s *Store) SetBatchFile(ctx context.Context, key, fileID string) error {
-	return s.updateBatch(ctx, key, "file_id = ?, status = ?", fileID, BatchUploaded)
+	status := BatchUploaded
+	if fileID == InlineFile {
+		status = BatchSubmitting
+	}
+	return s.updateBatch(ctx, key, "file_id = ?, status = ?", fileID, status)
 }
 
 // SetBatchID records the provider's id of a batch just created.
