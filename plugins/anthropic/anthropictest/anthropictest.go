@@ -14,6 +14,7 @@
 package anthropictest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -87,6 +88,11 @@ type Options struct {
 	// Now is the server's clock (time.Now when nil), for created_at and
 	// BatchDuration.
 	Now func() time.Time
+	// BatchHook, when set, is called as each request to a batch endpoint
+	// arrives, before anything else (its ctx ends when the client goes);
+	// id is the path's batch id, "" for create and list. A crash test
+	// blocks in it to kill the client at that point.
+	BatchHook func(ctx context.Context, op BatchOp, id string)
 }
 
 // Request is a received /v1/messages request.
@@ -149,11 +155,11 @@ func New(o Options) *Server {
 	mux.HandleFunc("POST /v1/messages", s.messages)
 	mux.HandleFunc("POST /v1/messages/count_tokens", s.countTokens)
 	mux.HandleFunc("GET /v1/models", s.listModels)
-	mux.HandleFunc("POST /v1/messages/batches", s.createBatch)
-	mux.HandleFunc("GET /v1/messages/batches", s.listBatches)
-	mux.HandleFunc("GET /v1/messages/batches/{id}", s.retrieveBatch)
-	mux.HandleFunc("POST /v1/messages/batches/{id}/cancel", s.cancelBatch)
-	mux.HandleFunc("GET /v1/messages/batches/{id}/results", s.batchResults)
+	mux.HandleFunc("POST /v1/messages/batches", s.hooked(OpCreate, s.createBatch))
+	mux.HandleFunc("GET /v1/messages/batches", s.hooked(OpList, s.listBatches))
+	mux.HandleFunc("GET /v1/messages/batches/{id}", s.hooked(OpRetrieve, s.retrieveBatch))
+	mux.HandleFunc("POST /v1/messages/batches/{id}/cancel", s.hooked(OpCancel, s.cancelBatch))
+	mux.HandleFunc("GET /v1/messages/batches/{id}/results", s.hooked(OpResults, s.batchResults))
 	s.srv = httptest.NewServer(mux)
 	return s
 }

@@ -40,6 +40,16 @@ const (
 	OpResults
 )
 
+// hooked calls Options.BatchHook before h.
+func (s *Server) hooked(op BatchOp, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if hook := s.opts.BatchHook; hook != nil {
+			hook(r.Context(), op, r.PathValue("id"))
+		}
+		h(w, r)
+	}
+}
+
 // FaultLoseAnswer drops the connection without answering. On OpCreate the
 // batch is made first: the client cannot tell whether it was.
 const FaultLoseAnswer Fault = 100
