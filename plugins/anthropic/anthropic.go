@@ -8,6 +8,16 @@
 // content_filter); 429 and 529 (overloaded) are rate limits with their
 // retry-after, 5xx retryable, other errors permanent. Token counting uses
 // /v1/messages/count_tokens.
+//
+// It takes batches (sdk.Batcher, batches.go) through the Message Batches
+// API at half price, as anthropic-sdk-go v1.60.0 and anthropic-sdk-python
+// v0.121.0 call it (no beta header). The API keeps no metadata on a batch,
+// so every custom_id is "KEY_CUSTOMID", agora's batch key first; FindBatch
+// finds a batch whose creation's answer was lost by listing the batches
+// since then with as many requests and reading their first result, and
+// answers Unknown while such a batch is still running. Results are read
+// from results_url only on the base URL's own scheme and host, bounded and
+// checked line by line.
 package anthropic
 
 import (
@@ -47,6 +57,11 @@ var prices = map[string][2]float64{
 type Provider struct {
 	BaseURL, Key string
 	HTTP         *http.Client
+	// MaxResultLine and MaxResultBytes bound a batch's results: one line,
+	// and all of them (DefaultMaxResultLine and DefaultMaxResultBytes
+	// when zero).
+	MaxResultLine  int
+	MaxResultBytes int64
 }
 
 // FromEnv configures a provider from $ANTHROPIC_API_KEY and
@@ -78,7 +93,7 @@ func (p *Provider) Describe(ctx context.Context) (sdk.Description, error) {
 	if p.Key == "" {
 		d.Unavailable = noKey
 		for id, pr := range prices {
-			d.Models = append(d.Models, sdk.Model{ID: id, InputPrice: pr[0], OutputPrice: pr[1]})
+			d.Models = append(d.Models, sdk.Model{ID: id, InputPrice: pr[0], OutputPrice: pr[1], BatchDiscount: BatchDiscount})
 		}
 		sort.Slice(d.Models, func(i, j int) bool { return d.Models[i].ID < d.Models[j].ID })
 		return d, nil
@@ -88,7 +103,7 @@ func (p *Provider) Describe(ctx context.Context) (sdk.Description, error) {
 		sdk.Log.Warn("listing models failed; describing none", "error", err)
 	}
 	for _, id := range ids {
-		m := sdk.Model{ID: id}
+		m := sdk.Model{ID: id, BatchDiscount: BatchDiscount}
 		if pr, ok := price(id); ok {
 			m.InputPrice, m.OutputPrice = pr[0], pr[1]
 		}
@@ -165,6 +180,18 @@ func (p *Provider) Complete(ctx context.Context, req sdk.Request) (sdk.Completio
 	if p.Key == "" {
 		return sdk.Completion{}, errors.New(noKey)
 	}
+	var out messageOut
+	if err := p.do(ctx, http.MethodPost, p.BaseURL+"/v1/messages", messagesBody(req), &out); err != nil {
+		return sdk.Completion{}, err
+	}
+	return out.completion(), nil
+}
+
+// messagesBody is req as a Messages API request body: system and
+// developer messages in the top-level system field, the sampling
+// parameters in the API's names, the spec's extra entries as they are.
+// Complete sends it, and SubmitBatch sends it as each request's params.
+func messagesBody(req sdk.Request) map[string]any {
 	body := map[string]any{"model": req.Model}
 	system, msgs := split(req.Messages)
 	if system != "" {
@@ -189,30 +216,35 @@ func (p *Provider) Complete(ctx context.Context, req sdk.Request) (sdk.Completio
 	for k, v := range s.Extra { // top_k, metadata, …
 		body[k] = v
 	}
-	var out struct {
-		ID         string `json:"id"`
-		Model      string `json:"model"`
-		StopReason string `json:"stop_reason"`
-		Content    []struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
-		} `json:"content"`
-		Usage struct {
-			InputTokens  int `json:"input_tokens"`
-			OutputTokens int `json:"output_tokens"`
-		} `json:"usage"`
-	}
-	if err := p.do(ctx, http.MethodPost, p.BaseURL+"/v1/messages", body, &out); err != nil {
-		return sdk.Completion{}, err
-	}
+	return body
+}
+
+// messageOut is the part of a Message agora uses.
+type messageOut struct {
+	ID         string `json:"id"`
+	Model      string `json:"model"`
+	StopReason string `json:"stop_reason"`
+	Content    []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	} `json:"content"`
+	Usage struct {
+		InputTokens  int `json:"input_tokens"`
+		OutputTokens int `json:"output_tokens"`
+	} `json:"usage"`
+}
+
+// completion is the message's text blocks, its stop reason in OpenAI's
+// terms, and its usage.
+func (m messageOut) completion() sdk.Completion {
 	var text strings.Builder
-	for _, c := range out.Content {
+	for _, c := range m.Content {
 		if c.Type == "text" {
 			text.WriteString(c.Text)
 		}
 	}
-	return sdk.Completion{Text: text.String(), FinishReason: FinishReason(out.StopReason), Model: out.Model, ID: out.ID,
-		Usage: sdk.Usage{InputTokens: out.Usage.InputTokens, OutputTokens: out.Usage.OutputTokens}}, nil
+	return sdk.Completion{Text: text.String(), FinishReason: FinishReason(m.StopReason), Model: m.Model, ID: m.ID,
+		Usage: sdk.Usage{InputTokens: m.Usage.InputTokens, OutputTokens: m.Usage.OutputTokens}}
 }
 
 // FinishReason maps a stop_reason to OpenAI's finish reasons.
@@ -249,19 +281,41 @@ func (p *Provider) CountTokens(ctx context.Context, model string, msgs []sdk.Mes
 }
 
 // do sends one request and decodes a 2xx answer into out; failures come
-// back as *sdk.Error.
+// back as *sdk.Error. A []byte body is sent as it is (JSON already).
 func (p *Provider) do(ctx context.Context, method, url string, body, out any) error {
+	res, err := p.send(ctx, method, url, body)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	if err != nil {
+		return sdk.Retryable(fmt.Errorf("reading the response: %v", redact(err.Error(), p.Key)))
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return &sdk.Error{Message: "malformed response body: " + err.Error(), Retryable: true, Status: res.StatusCode}
+	}
+	return nil
+}
+
+// send sends one request with the key and the version headers; a non-2xx
+// answer comes back as *sdk.Error, a 2xx one for the caller to read and
+// close.
+func (p *Provider) send(ctx context.Context, method, url string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encode request: %v", err)
+		b, ok := body.([]byte)
+		if !ok {
+			var err error
+			if b, err = json.Marshal(body); err != nil {
+				return nil, fmt.Errorf("encode request: %v", err)
+			}
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
-		return fmt.Errorf("base URL %s: %v", p.BaseURL, err)
+		return nil, fmt.Errorf("base URL %s: %v", p.BaseURL, err)
 	}
 	req.Header.Set("x-api-key", p.Key)
 	req.Header.Set("anthropic-version", Version)
@@ -270,14 +324,11 @@ func (p *Provider) do(ctx context.Context, method, url string, body, out any) er
 	}
 	res, err := p.HTTP.Do(req)
 	if err != nil {
-		return sdk.Retryable(fmt.Errorf("%s %s: %v", method, p.BaseURL, redact(err.Error(), p.Key)))
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
-	if err != nil {
-		return sdk.Retryable(fmt.Errorf("reading the response: %v", err))
+		return nil, sdk.Retryable(fmt.Errorf("%s %s: %v", method, p.BaseURL, redact(err.Error(), p.Key)))
 	}
 	if res.StatusCode/100 != 2 {
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 		var e struct {
 			Error struct {
 				Type    string `json:"type"`
@@ -293,12 +344,9 @@ func (p *Provider) do(ctx context.Context, method, url string, body, out any) er
 		if res.StatusCode == http.StatusUnauthorized {
 			se.Message += ": check the key in $ANTHROPIC_API_KEY"
 		}
-		return se
+		return nil, se
 	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return &sdk.Error{Message: "malformed response body: " + err.Error(), Retryable: true, Status: res.StatusCode}
-	}
-	return nil
+	return res, nil
 }
 
 func redact(s, key string) string {

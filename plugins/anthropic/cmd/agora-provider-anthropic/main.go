@@ -1,5 +1,6 @@
 // Command agora-provider-anthropic is agora's provider plugin for
-// Anthropic's Messages API. agora starts it; run by hand it exits.
+// Anthropic's Messages API, and its Message Batches (protocol version
+// 2). agora starts it; run by hand it exits.
 // Configure it with $ANTHROPIC_API_KEY and, for a proxy or a stand-in,
 // $ANTHROPIC_BASE_URL.
 package main
