@@ -1,0 +1,254 @@
+//go:build unix
+
+package cli_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agorabench/agora/plugins/anthropic/anthropictest"
+	"github.com/agorabench/agora/plugins/plugintest"
+	"github.com/agorabench/agora/state"
+)
+
+// TestPluginBatchSurvivesKill9 is TestBatchSurvivesKill9 through the
+// plugin protocol: the real agora binary runs a generator in batch mode
+// through the real agora-provider-anthropic plugin against the stand-in
+// Message Batches API, and is killed with SIGKILL during the batch's
+// submission (whether the server made the batch or not), while the
+// batch is in progress, and while its results are read. The final apply
+// also loses the answer of its first submission (the connection dropped
+// after the server made the batch): the plugin cannot tell whose batch
+// it is until it ends, and agora waits rather than submit it again.
+// Every instance is recorded exactly once, every batch the server made
+// is in the state with its id, every request the server billed is in the
+// state once, and the recorded spend equals the server's tally at the
+// batch price.
+func TestPluginBatchSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds agora and the plugin and runs them as subprocesses")
+	}
+	bin := buildAgora(t)
+	const n = 30
+	dir := t.TempDir()
+	plugintest.Build(t, filepath.Join(dir, ".agora", "plugins"), "anthropic")
+	var seeds strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&seeds, `{"instruction": "What is %d + %d?", "response": "%d"}`+"\n", i, i+7, 2*i+7)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "seed.jsonl"), []byte(seeds.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		answered = map[string]int{}
+		hook     atomic.Pointer[func(context.Context, anthropictest.BatchOp, string)]
+	)
+	srv := anthropictest.New(anthropictest.Options{
+		Responder: func(system string, texts []string) string {
+			q := texts[len(texts)-1]
+			mu.Lock()
+			k := answered[q]
+			answered[q]++
+			mu.Unlock()
+			if k == 0 && len(q)%5 == 0 {
+				return "This needs more thought than I can give it." // no [RESULT]: rejected, asked again
+			}
+			return "Adding the two numbers step by step gives the sum.\n[RESULT] 7 [/RESULT]"
+		},
+		// A batch runs a second: long enough to be found in progress.
+		BatchDuration: time.Second,
+		BatchHook: func(ctx context.Context, op anthropictest.BatchOp, id string) {
+			if h := hook.Load(); h != nil {
+				(*h)(ctx, op, id)
+			}
+		},
+	})
+	t.Cleanup(srv.Close)
+	src := fmt.Sprintf(`
+generators: g: {
+	provider: {plugin: "anthropic", batch: {poll: "20ms"}}
+	model: %q
+	price: {input: 3, output: 15, batch_discount: 0.5}
+	sampling: max_tokens: 300
+}
+settings: s: {
+	domain: "math"
+	method: "response_generation"
+	seed_data: path: "seed.jsonl"
+	instances: %d
+	benchmarks: ["gsm8k"]
+}
+budgets: usd: 100
+`, anthropictest.DefaultModel, n)
+	if err := os.WriteFile(filepath.Join(dir, "agora.cue"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	command := func(args ...string) (*exec.Cmd, *crashOutput) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "ANTHROPIC_BASE_URL="+srv.URL(), "ANTHROPIC_API_KEY="+srv.APIKey())
+		out := &crashOutput{}
+		cmd.Stdout, cmd.Stderr = &out.stdout, &out.stderr
+		return cmd, out
+	}
+	readState := func() ([]state.Batch, float64) {
+		st, err := state.Open(context.Background(), filepath.Join(dir, ".agora"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		bs, err := st.Batches(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		spent, _, _ := st.Spend(context.Background())
+		return bs, spent
+	}
+
+	for _, phase := range []anthropictest.BatchOp{anthropictest.OpCreate, anthropictest.OpRetrieve, anthropictest.OpResults} {
+		hit := make(chan struct{})
+		var once sync.Once
+		h := func(ctx context.Context, op anthropictest.BatchOp, id string) {
+			if op != phase {
+				return
+			}
+			fired := false
+			once.Do(func() { fired = true; close(hit) })
+			if fired {
+				// The kill comes meanwhile; the server then goes on
+				// with the request as a server would.
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Minute):
+				}
+			}
+		}
+		hook.Store(&h)
+		cmd, out := command("apply", "-auto-approve", "agora.cue")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case <-hit:
+			cmd.Process.Signal(syscall.SIGKILL)
+		case err := <-exited:
+			t.Fatalf("kill at op %d: agora exited first (%v)\nstdout:\n%s\nstderr:\n%s", phase, err, out.stdout.String(), out.stderr.String())
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("kill at op %d: not reached in 60s\nstderr:\n%s", phase, out.stderr.String())
+		}
+		err := <-exited
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("kill at op %d: agora did not die of SIGKILL: %v", phase, err)
+		}
+		hook.Store(nil)
+		// The plugin dies with agora (it watches its parent).
+		deadline := time.Now().Add(10 * time.Second)
+		for exec.Command("pgrep", "-f", filepath.Join(dir, ".agora", "plugins")).Run() == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("kill at op %d: the plugin outlived agora by 10s", phase)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		bs, _ := readState()
+		var seen []string
+		for _, b := range bs {
+			seen = append(seen, fmt.Sprintf("%s file=%q batch=%q %s", b.Key, b.FileID, b.BatchID, b.Status))
+		}
+		t.Logf("killed at op %d: state %v; server %+v", phase, seen, srv.Batches())
+		if phase == anthropictest.OpCreate && (len(bs) != 1 || bs[0].Status != state.BatchSubmitting) {
+			t.Fatalf("killed during the submission: want one batch recorded as submitting, have %v", seen)
+		}
+		code, stdout, stderr := runIn(t, command, "status", "agora.cue")
+		if code != 0 || !strings.Contains(stdout, "Batches") {
+			t.Fatalf("status after kill at op %d: exit %d\n%s\n%s", phase, code, stdout, stderr)
+		}
+	}
+	// The final apply: its first submission's answer is lost after the
+	// server made the batch.
+	srv.EnqueueBatch(anthropictest.OpCreate, anthropictest.FaultLoseAnswer)
+	code, stdout, stderr := runIn(t, command, "apply", "-auto-approve", "agora.cue")
+	if code != 4 || !strings.Contains(stdout, "Apply finished: 1 step done in this run.") {
+		t.Fatalf("final apply: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+
+	bs, spent := readState()
+	ids := map[string]bool{}
+	for _, b := range bs {
+		if b.BatchID != "" {
+			ids[b.BatchID] = true
+		}
+		if !b.Done {
+			t.Errorf("batch %+v not recorded", b)
+		}
+	}
+	made := srv.Batches()
+	for _, b := range made {
+		if !ids[b.ID] {
+			t.Errorf("the server made batch %s (%d requests), which the state does not know: paid for and not recorded", b.ID, b.Requests)
+		}
+	}
+	if len(made) != len(ids) || len(made) < 2 {
+		t.Errorf("the server made %d batches, the state knows %d (want one each, and a second batch for the rejected)", len(made), len(ids))
+	}
+	st, err := state.Open(context.Background(), filepath.Join(dir, ".agora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stepID := ""
+	steps, _ := st.Steps(context.Background())
+	for _, s := range steps {
+		if s.Kind == "generate" {
+			stepID = s.ID
+		}
+	}
+	slots := map[int]int{}
+	st.Accepted(context.Background(), stepID, func(g state.Generation) error { slots[g.Slot]++; return nil })
+	for i := 0; i < n; i++ {
+		if slots[i] != 1 {
+			t.Errorf("slot %d accepted %d times", i, slots[i])
+		}
+	}
+	tally := srv.BatchTally()
+	want := (float64(tally.InputTokens)*3 + float64(tally.OutputTokens)*15) * 0.5 / 1e6
+	if math.Abs(spent-want) > 1e-9 || want == 0 {
+		t.Errorf("recorded $%.9f, the server's tally at the batch price $%.9f (%+v)", spent, want, tally)
+	}
+	// Each prompt ran once, and once more when its first answer was
+	// rejected: no request was bought twice.
+	mu.Lock()
+	defer mu.Unlock()
+	if len(answered) != n {
+		t.Errorf("%d prompts answered, want %d", len(answered), n)
+	}
+	runs := int64(0)
+	for q, k := range answered {
+		want := 1
+		if len(q)%5 == 0 {
+			want = 2
+		}
+		if k != want {
+			t.Errorf("prompt %q answered %d times, want %d", q, k, want)
+		}
+		runs += int64(k)
+	}
+	if tally.Succeeded != runs {
+		t.Errorf("the server billed %d requests, its model answered %d", tally.Succeeded, runs)
+	}
+}
