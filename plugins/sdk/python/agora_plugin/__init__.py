@@ -23,19 +23,31 @@ or :class:`Fatal` (or what :func:`http_error` returns for an HTTP answer)
 to say what agora should do about a failure; any other exception is
 permanent, unless the call's deadline (agora's attempt timeout) has passed.
 Requests arrive on several threads at once.
+
+A provider that sells batches at a batch price (protocol version 2) also
+defines ``submit_batch``, ``find_batch``, ``get_batch``, ``cancel_batch``
+and ``batch_results`` (optionally ``batch_limits``): see :class:`Provider`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import email.utils
+import enum
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 __all__ = [
+    "BatchItem",
+    "BatchLimits",
+    "BatchResult",
+    "BatchStatus",
+    "BatchSubmission",
     "Completion",
     "Description",
     "Fatal",
+    "FindResult",
+    "Found",
     "Message",
     "Model",
     "PluginError",
@@ -57,7 +69,9 @@ class Model:
 
     Prices are US dollars per million tokens (0: unknown); agora uses them
     when the spec gives no price. Limits are the account's defaults (0:
-    unknown); a spec's limits take precedence.
+    unknown); a spec's limits take precedence. batch_discount is the
+    fraction taken off for batch requests (0.5: half price; 0: none or
+    unknown).
     """
 
     id: str
@@ -66,6 +80,7 @@ class Model:
     rpm: int = 0
     tpm: int = 0
     concurrency: int = 0
+    batch_discount: float = 0.0
 
 
 @dataclasses.dataclass
@@ -206,6 +221,88 @@ class Fatal(PluginError):
         super().__init__(message, **kw)
 
 
+# The batch calls (protocol version 2).
+
+@dataclasses.dataclass
+class BatchLimits:
+    """The most one batch takes: requests, and bytes of the requests' JSON
+    encoding (0: no bound of the provider's own)."""
+
+    max_requests: int = 0
+    max_bytes: int = 0
+
+
+@dataclasses.dataclass
+class BatchItem:
+    """One request of a batch; custom_id (1 to 20 characters of [a-z0-9-],
+    unique in the batch) names its result."""
+
+    custom_id: str
+    request: Request
+
+
+@dataclasses.dataclass
+class BatchSubmission:
+    """One batch to make. key is agora's name for it (1 to 40 characters of
+    [A-Za-z0-9_-]): record it with the batch at the provider (metadata, a
+    name) so that ``find_batch`` finds it. window is the completion window
+    the spec asks for ("24h"; a provider with a fixed one ignores it)."""
+
+    key: str
+    model: str
+    items: List[BatchItem]
+    window: str = ""
+
+
+@dataclasses.dataclass
+class BatchStatus:
+    """A batch as the provider last reported it. status is the provider's
+    word for its state (in_progress, canceling, ended, …); ended says it
+    will not change any more and its results can be read; completed and
+    failed count the requests with a result so far; message says why a
+    batch failed, when it did."""
+
+    id: str
+    status: str = ""
+    ended: bool = False
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    message: str = ""
+
+
+class Found(enum.Enum):
+    """What ``find_batch`` found."""
+
+    ABSENT = 0  # no batch was made with the key
+    FOUND = 1  # the batch was made: FindResult.batch is it
+    UNKNOWN = 2  # the provider cannot tell yet (FindResult.why says why)
+
+
+@dataclasses.dataclass
+class FindResult:
+    """What ``find_batch`` returns: ``FindResult(Found.FOUND, batch)``,
+    ``FindResult(Found.ABSENT)``, or ``FindResult(Found.UNKNOWN, why=…)``
+    when the provider cannot tell yet (its batch list lags behind, say):
+    agora asks again later and submits nothing meanwhile."""
+
+    found: Found
+    batch: Optional[BatchStatus] = None
+    why: str = ""
+
+
+@dataclasses.dataclass
+class BatchResult:
+    """One request's outcome: a completion (billed at the batch price), or
+    an error. An error that is retryable (:class:`Retryable`: expired,
+    cancelled, a server error) cost nothing and agora sends the request
+    again; any other (:class:`Fatal`) is permanent."""
+
+    custom_id: str
+    completion: Optional[Completion] = None
+    error: Optional[PluginError] = None
+
+
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             408: "Request Timeout", 409: "Conflict", 413: "Request Entity Too Large", 422: "Unprocessable Entity",
             425: "Too Early", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
@@ -268,6 +365,27 @@ class Provider:
     ``embed(model: str, inputs: list[str]) -> list[list[float]]`` or
     ``(vectors, Usage)`` (one vector per input, in order, for the diversity
     metric). All of them raise the errors of this module.
+
+    Batches (protocol version 2), offered to agora only when all five are
+    defined (agora keeps the state, the money and the retries; these only
+    talk to the provider):
+
+    - ``submit_batch(submission: BatchSubmission) -> BatchStatus`` makes
+      the batch, once: never retry a creation whose answer was lost (agora
+      calls ``find_batch``). :class:`Fatal` (or any other exception) says
+      the provider refused it and none was made; :class:`Retryable` that it
+      may or may not have been made.
+    - ``find_batch(key: str, count: int, since: datetime) -> FindResult``
+      finds the batch a ``submit_batch`` with key made, of count requests,
+      created after since (UTC).
+    - ``get_batch(id: str) -> BatchStatus``;
+      ``cancel_batch(id: str) -> BatchStatus`` asks the provider to stop
+      it (what it completed is still read with ``batch_results``).
+    - ``batch_results(id: str) -> Iterable[BatchResult]``: an ended batch's
+      results, in any order; write it as a generator, so that a large
+      batch is streamed, not held in memory.
+    - optionally ``batch_limits() -> BatchLimits``, the provider's bounds
+      on one batch.
     """
 
     def describe(self) -> Description:
@@ -278,6 +396,10 @@ class Provider:
 
 
 EmbedResult = Union[Sequence[Sequence[float]], Tuple[Sequence[Sequence[float]], Usage]]
+BatchResults = Iterable[BatchResult]
+
+# The methods a provider defines to take batches.
+BATCH_METHODS = ("submit_batch", "find_batch", "get_batch", "cancel_batch", "batch_results")
 
 from ._log import log  # noqa: E402
 from ._serve import serve  # noqa: E402

@@ -9,9 +9,11 @@ parent watch, and the wait for agora's Shutdown.
 from __future__ import annotations
 
 import base64
+import datetime
 import faulthandler
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -20,24 +22,27 @@ import threading
 import time
 import traceback
 from concurrent import futures
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 import grpc
 
 # The package's public types are defined before it imports this module.
-from . import Completion, Description, Message, PluginError, Request, Sampling, Usage, _log, _tls
+from . import (BATCH_METHODS, BatchItem, BatchLimits, BatchResult, BatchStatus, BatchSubmission, Completion, Description,
+               FindResult, Found, Message, PluginError, Request, Sampling, Usage, _log, _tls)
 from . import provider_pb2 as pb
 
 COOKIE_KEY = "AGORA_PLUGIN"
 COOKIE_VALUE = "provider-c1d6f4a2"
 CORE_PROTOCOL_VERSION = 1
-# The versions of provider.proto this SDK speaks.
-PROTOCOL_VERSIONS = (1,)
+# The versions of provider.proto this SDK speaks: 1 (Describe, Complete,
+# CountTokens, Embed) and 2, which adds the batch calls.
+PROTOCOL_VERSIONS = (1, 2)
+BATCH_VERSION = 2
 
 _log_ = _log.log
 
 
-def serve(provider: Any, *, max_workers: int = 128) -> None:
+def serve(provider: Any, *, max_workers: int = 128, protocol_versions: Sequence[int] = PROTOCOL_VERSIONS) -> None:
     """Serve provider to agora until agora ends the plugin, then exit.
 
     It never returns: the process exits with status 0 when agora calls
@@ -45,8 +50,14 @@ def serve(provider: Any, *, max_workers: int = 128) -> None:
     with status 2 when agora goes away without a word. Run by hand (without
     agora's cookie) it says so and exits 1. max_workers bounds the requests
     served at once (each on its own thread); agora's concurrency limits
-    apply before that.
+    apply before that. protocol_versions are the provider protocol
+    versions the plugin offers agora, which picks the newest both speak:
+    (1,) makes it a plugin of the first protocol, without batches, as an
+    older agora sees every plugin.
     """
+    bad = [v for v in protocol_versions if v not in PROTOCOL_VERSIONS]
+    if bad or not protocol_versions:
+        raise ValueError(f"protocol_versions {list(protocol_versions)}: this SDK speaks {list(PROTOCOL_VERSIONS)}")
     if os.environ.get(COOKIE_KEY) != COOKIE_VALUE:
         sys.stderr.write("This is an agora provider plugin: agora starts it (agora plugins lists the plugins it finds); "
                          "it is not meant to be run by hand.\n")
@@ -59,11 +70,11 @@ def serve(provider: Any, *, max_workers: int = 128) -> None:
     faulthandler.enable(all_threads=False)
     _log.install()
 
-    version = negotiate(os.environ.get("PLUGIN_PROTOCOL_VERSIONS", ""))
+    version = negotiate(os.environ.get("PLUGIN_PROTOCOL_VERSIONS", ""), protocol_versions)
     stop = threading.Event()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
                          options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
-    server.add_generic_rpc_handlers(handlers(provider, stop))
+    server.add_generic_rpc_handlers(handlers(provider, stop, version))
 
     made_dir = None
     sock_dir = os.environ.get("PLUGIN_UNIX_SOCKET_DIR")
@@ -103,10 +114,11 @@ def serve(provider: Any, *, max_workers: int = 128) -> None:
     _exit(0, server, made_dir)
 
 
-def negotiate(offered: str) -> int:
-    """The protocol version to serve: the highest this SDK shares with
-    PLUGIN_PROTOCOL_VERSIONS (comma-separated), else its own highest, which
-    agora then reports as a mismatch."""
+def negotiate(offered: str, speaks: Sequence[int] = PROTOCOL_VERSIONS) -> int:
+    """The protocol version to serve: the highest of speaks (the versions
+    the plugin offers) that PLUGIN_PROTOCOL_VERSIONS (comma-separated) has
+    too, else the plugin's own highest, which agora then reports as a
+    mismatch."""
     theirs = set()
     for v in offered.split(","):
         v = v.strip()
@@ -116,8 +128,8 @@ def negotiate(offered: str) -> int:
             theirs.add(int(v))
         except ValueError:
             _log_.warning("ignoring an invalid version in PLUGIN_PROTOCOL_VERSIONS", extra={"version": v})
-    shared = theirs.intersection(PROTOCOL_VERSIONS)
-    return max(shared) if shared else max(PROTOCOL_VERSIONS)
+    shared = theirs.intersection(speaks)
+    return max(shared) if shared else max(speaks)
 
 
 def _exit(code: int, server: Any, made_dir: Optional[str]) -> None:
@@ -156,14 +168,25 @@ def _watch_parent(ppid: int, every: float, exit: Callable[[], None]) -> None:
 # (name → handler, request and response class), so that new operations of
 # the protocol are one more entry each.
 
-def handlers(provider: Any, stop: threading.Event) -> List[grpc.GenericRpcHandler]:
-    s = _ProviderService(provider)
+def handlers(provider: Any, stop: threading.Event, version: int = PROTOCOL_VERSIONS[-1]) -> List[grpc.GenericRpcHandler]:
+    """The services, for protocol version: version 1 has no batch calls
+    (gRPC answers UNIMPLEMENTED for them)."""
+    s = _ProviderService(provider, version)
+    unary = grpc.unary_unary_rpc_method_handler
     table = {
-        "Describe": (s.describe, pb.DescribeRequest, pb.DescribeResponse),
-        "Complete": (s.complete, pb.CompleteRequest, pb.CompleteResponse),
-        "CountTokens": (s.count_tokens, pb.CountTokensRequest, pb.CountTokensResponse),
-        "Embed": (s.embed, pb.EmbedRequest, pb.EmbedResponse),
+        "Describe": (unary, s.describe, pb.DescribeRequest, pb.DescribeResponse),
+        "Complete": (unary, s.complete, pb.CompleteRequest, pb.CompleteResponse),
+        "CountTokens": (unary, s.count_tokens, pb.CountTokensRequest, pb.CountTokensResponse),
+        "Embed": (unary, s.embed, pb.EmbedRequest, pb.EmbedResponse),
     }
+    if version >= BATCH_VERSION:
+        table.update({
+            "SubmitBatch": (grpc.stream_unary_rpc_method_handler, s.submit_batch, pb.SubmitBatchRequest, pb.BatchStatus),
+            "FindBatch": (unary, s.find_batch, pb.FindBatchRequest, pb.FindBatchResponse),
+            "GetBatch": (unary, s.get_batch, pb.BatchRef, pb.BatchStatus),
+            "CancelBatch": (unary, s.cancel_batch, pb.BatchRef, pb.BatchStatus),
+            "BatchResults": (grpc.unary_stream_rpc_method_handler, s.batch_results, pb.BatchRef, pb.BatchResult),
+        })
     ident = lambda b: b  # noqa: E731
 
     def shutdown(_req: bytes, _ctx: grpc.ServicerContext) -> bytes:
@@ -173,8 +196,8 @@ def handlers(provider: Any, stop: threading.Event) -> List[grpc.GenericRpcHandle
 
     return [
         grpc.method_handlers_generic_handler("agora.provider.v1.Provider", {
-            name: grpc.unary_unary_rpc_method_handler(fn, req.FromString, resp.SerializeToString)
-            for name, (fn, req, resp) in table.items()
+            name: kind(fn, req.FromString, resp.SerializeToString)
+            for name, (kind, fn, req, resp) in table.items()
         }),
         grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
             "Check": grpc.unary_unary_rpc_method_handler(_health_check, ident, ident),
@@ -231,8 +254,9 @@ def _varint(b: bytes, i: int):
 class _ProviderService:
     """agora.provider.v1.Provider over the author's provider object."""
 
-    def __init__(self, provider: Any):
+    def __init__(self, provider: Any, version: int = PROTOCOL_VERSIONS[-1]):
         self.p = provider
+        self.version = version
 
     def describe(self, _req: pb.DescribeRequest, ctx: grpc.ServicerContext) -> pb.DescribeResponse:
         try:
@@ -245,32 +269,39 @@ class _ProviderService:
         out = pb.DescribeResponse(name=d.name, unavailable=d.unavailable, capabilities=pb.Capabilities(
             count_tokens=callable(getattr(self.p, "count_tokens", None)),
             embeddings=callable(getattr(self.p, "embed", None))))
+        batches = self._batches(ctx)
+        if batches and self.version >= BATCH_VERSION:
+            out.capabilities.batches = True
+            limits = BatchLimits()
+            fn = getattr(self.p, "batch_limits", None)
+            if callable(fn):
+                try:
+                    limits = fn()
+                except Exception as e:  # noqa: BLE001
+                    _log_.error("batch_limits failed", exc_info=True)
+                    ctx.abort(grpc.StatusCode.UNAVAILABLE, _message(e))
+                if not isinstance(limits, BatchLimits):
+                    ctx.abort(grpc.StatusCode.INTERNAL,
+                              f"batch_limits returned {type(limits).__name__}, not an agora_plugin.BatchLimits")
+            out.capabilities.batch_limits.max_requests = int(limits.max_requests)
+            out.capabilities.batch_limits.max_bytes = int(limits.max_bytes)
         for m in d.models:
             pm = out.models.add(id=m.id)
             if m.input_price or m.output_price:
                 pm.price.input_per_mtok, pm.price.output_per_mtok = float(m.input_price), float(m.output_price)
+                pm.price.batch_discount = float(m.batch_discount)
             if m.rpm or m.tpm or m.concurrency:
                 pm.limits.requests_per_minute, pm.limits.tokens_per_minute, pm.limits.concurrency = m.rpm, m.tpm, m.concurrency
         return out
 
     def complete(self, r: pb.CompleteRequest, ctx: grpc.ServicerContext) -> pb.CompleteResponse:
         try:
-            sp = r.sampling
-            sampling = Sampling(
-                temperature=sp.temperature if sp.HasField("temperature") else None,
-                top_p=sp.top_p if sp.HasField("top_p") else None,
-                max_tokens=sp.max_tokens, stop=list(sp.stop),
-                seed=sp.seed if sp.HasField("seed") else None,
-                extra={k: json.loads(v) for k, v in sp.extra_json.items()})
-            req = Request(model=r.model, messages=_messages(r.messages), sampling=sampling, deadline=_deadline(ctx))
-            c = self.p.complete(req)
+            c = self.p.complete(_request(r, _deadline(ctx)))
             if not isinstance(c, Completion):
                 raise TypeError(f"complete returned {type(c).__name__}, not an agora_plugin.Completion")
         except Exception as e:  # noqa: BLE001
             return pb.CompleteResponse(error=_wire_error(e, ctx, "complete"))
-        return pb.CompleteResponse(completion=pb.Completion(
-            text=c.text, finish_reason=c.finish_reason, model=c.model, id=c.id, system_fingerprint=c.system_fingerprint,
-            usage=pb.Usage(input_tokens=int(c.usage.input_tokens), output_tokens=int(c.usage.output_tokens))))
+        return pb.CompleteResponse(completion=_wire_completion(c))
 
     def count_tokens(self, r: pb.CountTokensRequest, ctx: grpc.ServicerContext) -> pb.CountTokensResponse:
         fn = getattr(self.p, "count_tokens", None)
@@ -302,6 +333,169 @@ class _ProviderService:
         return out
 
 
+    # The batch calls (protocol version 2), with the Go SDK's checks and
+    # statuses: an invalid submission is INVALID_ARGUMENT, a refused one
+    # FAILED_PRECONDITION (no batch was made), the other failures as
+    # CountTokens and Embed report them.
+
+    def _batches(self, ctx: grpc.ServicerContext) -> bool:
+        """Whether the provider takes batches: it defines all five batch
+        methods (some but not all is a mistake, which Describe reports)."""
+        have = [m for m in BATCH_METHODS if callable(getattr(self.p, m, None))]
+        if have and len(have) < len(BATCH_METHODS):
+            missing = [m for m in BATCH_METHODS if m not in have]
+            ctx.abort(grpc.StatusCode.INTERNAL, f"{type(self.p).__name__} defines {', '.join(have)} but not "
+                      f"{', '.join(missing)}: a provider that takes batches defines all of {', '.join(BATCH_METHODS)}")
+        return bool(have)
+
+    def _batch_method(self, name: str, ctx: grpc.ServicerContext) -> Callable[..., Any]:
+        fn = getattr(self.p, name, None)
+        if not callable(fn) or not self._batches(ctx):
+            ctx.abort(grpc.StatusCode.UNIMPLEMENTED, "this provider takes no batches")
+        return fn
+
+    def submit_batch(self, stream: Iterator[pb.SubmitBatchRequest], ctx: grpc.ServicerContext) -> pb.BatchStatus:
+        fn = self._batch_method("submit_batch", ctx)
+        first = next(stream, None)
+        if first is None or first.WhichOneof("part") != "header":
+            ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "a batch starts with its header")
+        h = first.header
+        if not _BATCH_KEY.fullmatch(h.key):
+            ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch key {h.key!r} is not 1 to 40 characters of [A-Za-z0-9_-]")
+        items: List[BatchItem] = []
+        seen = set()
+        for m in stream:
+            if m.WhichOneof("part") != "item":
+                ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "a batch has one header, then items")
+            cid = m.item.custom_id
+            if not _CUSTOM_ID.fullmatch(cid) or cid in seen:
+                ctx.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"custom id {cid!r} is not 1 to 20 characters of [a-z0-9-] unique in the batch")
+            seen.add(cid)
+            try:
+                req = _request(m.item.request, None)
+            except ValueError as e:  # sampling.extra that is not JSON
+                ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, f"custom id {cid}: {e}")
+            items.append(BatchItem(custom_id=cid, request=req))
+        if not items or len(items) != h.count:
+            ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the header announces {h.count} requests; {len(items)} came")
+        try:
+            st = fn(BatchSubmission(key=h.key, model=h.model, items=items, window=h.window))
+        except Exception as e:  # noqa: BLE001
+            w = _wire_error(e, ctx, "submit_batch")
+            if not w.retryable and not w.timed_out:
+                # Refused: no batch was made.
+                ctx.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{w.message} (HTTP {w.status})" if w.status else w.message)
+            _abort(ctx, w)
+        try:
+            _check_status(st, "submit_batch")
+        except TypeError as e:
+            # Not a refusal: the batch may well have been made, and agora
+            # looks it up by its key.
+            _log_.error(str(e))
+            ctx.abort(grpc.StatusCode.INTERNAL, str(e))
+        return _wire_batch(st)
+
+    def find_batch(self, r: pb.FindBatchRequest, ctx: grpc.ServicerContext) -> pb.FindBatchResponse:
+        fn = self._batch_method("find_batch", ctx)
+        since = datetime.datetime.fromtimestamp(r.since_unix_ms / 1000, tz=datetime.timezone.utc)
+        try:
+            res = fn(r.key, int(r.count), since)
+            if not isinstance(res, FindResult) or not isinstance(res.found, Found):
+                raise TypeError(f"find_batch returned {type(res).__name__}, not an agora_plugin.FindResult")
+            if res.found is Found.FOUND:
+                batch = _check_status(res.batch, "find_batch's FindResult.batch")
+        except Exception as e:  # noqa: BLE001
+            _abort(ctx, _wire_error(e, ctx, "find_batch"))
+        if res.found is Found.FOUND:
+            return pb.FindBatchResponse(found=pb.FindBatchResponse.FOUND, batch=_wire_batch(batch))
+        if res.found is Found.UNKNOWN:
+            return pb.FindBatchResponse(found=pb.FindBatchResponse.UNKNOWN, why=res.why)
+        return pb.FindBatchResponse(found=pb.FindBatchResponse.ABSENT)
+
+    def get_batch(self, r: pb.BatchRef, ctx: grpc.ServicerContext) -> pb.BatchStatus:
+        return self._batch_call("get_batch", r, ctx)
+
+    def cancel_batch(self, r: pb.BatchRef, ctx: grpc.ServicerContext) -> pb.BatchStatus:
+        return self._batch_call("cancel_batch", r, ctx)
+
+    def _batch_call(self, name: str, r: pb.BatchRef, ctx: grpc.ServicerContext) -> pb.BatchStatus:
+        fn = self._batch_method(name, ctx)
+        try:
+            st = _check_status(fn(r.id), name)
+        except Exception as e:  # noqa: BLE001
+            _abort(ctx, _wire_error(e, ctx, name))
+        return _wire_batch(st)
+
+    def batch_results(self, r: pb.BatchRef, ctx: grpc.ServicerContext) -> Iterator[pb.BatchResult]:
+        """The provider's results, one message each as its iterator yields
+        them: a generator is read as agora reads the stream, never whole."""
+        fn = self._batch_method("batch_results", ctx)
+        failed = None
+        try:
+            for res in fn(r.id):
+                yield _wire_result(res)
+        except Exception as e:  # noqa: BLE001
+            failed = _wire_error(e, ctx, "batch_results")
+        if failed is not None:
+            _abort(ctx, failed)
+
+
+_BATCH_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
+_CUSTOM_ID = re.compile(r"[a-z0-9-]{1,20}")
+
+
+def _check_status(st: Any, what: str) -> BatchStatus:
+    if not isinstance(st, BatchStatus):
+        raise TypeError(f"{what} returned {type(st).__name__}, not an agora_plugin.BatchStatus")
+    if not st.id:
+        raise TypeError(f"{what} returned a BatchStatus without an id")
+    return st
+
+
+def _wire_batch(st: BatchStatus) -> pb.BatchStatus:
+    return pb.BatchStatus(id=st.id, status=st.status, ended=bool(st.ended), total=int(st.total),
+                          completed=int(st.completed), failed=int(st.failed), message=st.message)
+
+
+def _wire_result(res: Any) -> pb.BatchResult:
+    """One result for agora: its completion, or its error (retryable as the
+    error says; any exception but a PluginError is permanent)."""
+    if not isinstance(res, BatchResult):
+        raise TypeError(f"batch_results yielded {type(res).__name__}, not an agora_plugin.BatchResult")
+    if (res.completion is None) == (res.error is None):
+        raise TypeError(f"batch_results yielded a result for {res.custom_id!r} with "
+                        f"{'both a completion and an error' if res.error is not None else 'neither a completion nor an error'}")
+    if res.error is not None:
+        e = res.error
+        if isinstance(e, PluginError):
+            return pb.BatchResult(custom_id=res.custom_id, error=_plugin_error(e))
+        if isinstance(e, BaseException):
+            return pb.BatchResult(custom_id=res.custom_id, error=pb.Error(message=_message(e)))
+        raise TypeError(f"batch_results yielded an error of type {type(e).__name__}, not an agora_plugin.PluginError")
+    if not isinstance(res.completion, Completion):
+        raise TypeError(f"batch_results yielded a completion of type {type(res.completion).__name__}, "
+                        "not an agora_plugin.Completion")
+    return pb.BatchResult(custom_id=res.custom_id, completion=_wire_completion(res.completion))
+
+
+def _request(r: pb.CompleteRequest, deadline: Optional[float]) -> Request:
+    """r in the SDK's terms; ValueError when sampling.extra is not JSON."""
+    sp = r.sampling
+    sampling = Sampling(
+        temperature=sp.temperature if sp.HasField("temperature") else None,
+        top_p=sp.top_p if sp.HasField("top_p") else None,
+        max_tokens=sp.max_tokens, stop=list(sp.stop),
+        seed=sp.seed if sp.HasField("seed") else None,
+        extra={k: json.loads(v) for k, v in sp.extra_json.items()})
+    return Request(model=r.model, messages=_messages(r.messages), sampling=sampling, deadline=deadline)
+
+
+def _wire_completion(c: Completion) -> pb.Completion:
+    return pb.Completion(
+        text=c.text, finish_reason=c.finish_reason, model=c.model, id=c.id, system_fingerprint=c.system_fingerprint,
+        usage=pb.Usage(input_tokens=int(c.usage.input_tokens), output_tokens=int(c.usage.output_tokens)))
+
 def _messages(ms: Any) -> list:
     return [Message(role=m.role, content=m.content) for m in ms]
 
@@ -323,9 +517,7 @@ def _wire_error(e: BaseException, ctx: grpc.ServicerContext, op: str) -> pb.Erro
     permanent, unless the call's deadline passed (timed out, retryable) or
     agora cancelled it (retryable)."""
     if isinstance(e, PluginError):
-        ms = 0 if e.retry_after is None else max(0, int(e.retry_after * 1000))
-        return pb.Error(message=e.message, retryable=e.retryable, rate_limited=e.rate_limited, retry_after_ms=ms,
-                        status=int(e.status), code=e.code)
+        return _plugin_error(e)
     left = ctx.time_remaining()
     if left is not None and left <= 0:
         return pb.Error(message=_message(e), retryable=True, timed_out=True)
@@ -335,8 +527,15 @@ def _wire_error(e: BaseException, ctx: grpc.ServicerContext, op: str) -> pb.Erro
     return pb.Error(message=_message(e))
 
 
+def _plugin_error(e: PluginError) -> pb.Error:
+    ms = 0 if e.retry_after is None else max(0, int(e.retry_after * 1000))
+    return pb.Error(message=e.message, retryable=e.retryable or e.rate_limited, rate_limited=e.rate_limited,
+                    retry_after_ms=ms, status=int(e.status), code=e.code)
+
+
 def _abort(ctx: grpc.ServicerContext, e: pb.Error) -> None:
-    """CountTokens and Embed report failures as gRPC statuses."""
+    """CountTokens, Embed and the batch calls report failures as gRPC
+    statuses."""
     if e.timed_out:
         ctx.abort(grpc.StatusCode.DEADLINE_EXCEEDED, e.message)
     if e.rate_limited:
