@@ -128,7 +128,7 @@ func TestPySDKCompleteDescribe(t *testing.T) {
 	}
 	p := c.Plugin()
 	d := p.Description()
-	if p.Version() != 1 || d.Name != "pyfake" || !d.CountTokens || !d.Embeddings || d.Unavailable != "" || len(d.Models) != 2 {
+	if p.Version() != 2 || d.Name != "pyfake" || !d.CountTokens || !d.Embeddings || d.Unavailable != "" || len(d.Models) != 2 {
 		t.Errorf("version %d description %+v", p.Version(), d)
 	}
 	if m, _ := d.Model("fake-py"); m.InputPrice != 1.5 || m.OutputPrice != 3 || m.RPM != 6000 || m.Concurrency != 16 {
@@ -372,4 +372,259 @@ func newHostIn(t *testing.T, dir string) (*host.Host, *syncbuf.Buffer) {
 	h := host.New(host.Options{Dirs: []string{dir}, Logger: hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Debug})})
 	t.Cleanup(h.Close)
 	return h, log
+}
+
+// pyBatchHost is a host whose search path holds the Python SDK's batch
+// test plugin pybatch, offering the protocol versions protocols.
+func pyBatchHost(t *testing.T, protocols string) (*host.Host, *syncbuf.Buffer, host.Config) {
+	t.Helper()
+	sdk := pySDK(t)
+	dir := t.TempDir()
+	if err := sdk.Install(filepath.Join("..", "plugintest", "python", "agora-provider-pybatch"), dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PYBATCH_PROTOCOLS", protocols)
+	h, log := newHostIn(t, dir)
+	return h, log, host.Config{Generator: "g", Plugin: "pybatch", Model: "batch-py", Sampling: spec.Sampling{MaxTokens: 100},
+		Retry: retry.Config{AttemptTimeout: 5 * time.Second, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxRetries: 3}}
+}
+
+func batchItems(texts ...string) []host.BatchItem {
+	items := make([]host.BatchItem, len(texts))
+	for i, s := range texts {
+		items[i] = host.BatchItem{CustomID: fmt.Sprintf("r-%d", i), Messages: user(s)}
+	}
+	return items
+}
+
+// permanent says whether a batch call's error is a refusal for good.
+func permanent(err error) bool {
+	var p interface{ IsPermanent() bool }
+	return errors.As(err, &p) && p.IsPermanent()
+}
+
+// TestPySDKBatches drives the five batch calls through agora's client
+// into a Python plugin that keeps its batches in memory (pybatch): made,
+// found by key after a lost answer, polled to the end, read back line by
+// line with a retryable and a permanent error, cancelled part-way, and
+// refused.
+func TestPySDKBatches(t *testing.T) {
+	h, log, cfg := pyBatchHost(t, "1,2")
+	ctx := context.Background()
+	c, err := h.Client(ctx, cfg)
+	if err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, log.String())
+	}
+	p := c.Plugin()
+	d := p.Description()
+	if p.Version() != 2 || !d.Batches || c.BatchSupport() != nil {
+		t.Fatalf("version %d, description %+v, batch support: %v", p.Version(), d, c.BatchSupport())
+	}
+	if l := c.BatchLimits(); l.MaxRequests != 1000 || l.MaxBytes != 32<<20 {
+		t.Errorf("limits %+v", l)
+	}
+	if m, _ := d.Model("batch-py"); m.InputPrice != 2 || m.OutputPrice != 8 || m.BatchDiscount != 0.5 {
+		t.Errorf("model %+v", m)
+	}
+
+	// A batch of five: three answers, one retryable and one permanent error.
+	since := time.Now().Add(-time.Second)
+	st, err := c.SubmitBatch(ctx, "step-1_a", "24h", batchItems("one", "two LINE-RETRY", "three", "four LINE-FATAL", "five"))
+	if err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, log.String())
+	}
+	if st.ID == "" || st.Status != "in_progress" || st.Ended || st.Total != 5 || st.Completed != 0 {
+		t.Fatalf("submitted %+v", st)
+	}
+	if !log.WaitFor("batch made:", 2*time.Second) {
+		t.Errorf("no log line for the batch:\n%s", log.String())
+	}
+	for _, kv := range []string{"id=" + st.ID, "key=step-1_a", "requests=5", "window=24h"} {
+		if !regexp.MustCompile(`batch made: .*\b` + regexp.QuoteMeta(kv) + `\b`).MatchString(log.String()) {
+			t.Errorf("the log line for the batch has no %s:\n%s", kv, log.String())
+		}
+	}
+	// Found by its key, count and time; not with another count, key or a
+	// later time; UNKNOWN when the plugin cannot tell.
+	found, how, why, err := c.FindBatch(ctx, "step-1_a", 5, since)
+	if err != nil || how != host.Present || found.ID != st.ID || found.Total != 5 || why != "" {
+		t.Errorf("find: %+v %v %q %v", found, how, why, err)
+	}
+	for _, f := range []struct {
+		key   string
+		n     int
+		since time.Time
+	}{{"step-1_a", 4, since}, {"step-1_b", 5, since}, {"step-1_a", 5, time.Now().Add(time.Minute)}} {
+		if _, how, _, err := c.FindBatch(ctx, f.key, f.n, f.since); err != nil || how != host.Absent {
+			t.Errorf("find %+v: %v %v", f, how, err)
+		}
+	}
+	if _, how, why, err := c.FindBatch(ctx, "lagging-1", 5, since); err != nil || how != host.Unknown || why != "pybatch: the batch list is behind" {
+		t.Errorf("find lagging: %v %q %v", how, why, err)
+	}
+	// Results are read when it has ended, not before.
+	if err := c.BatchResults(ctx, st.ID, func(host.BatchResult) error { return nil }); !permanent(err) ||
+		err.Error() != "generator g: plugin pybatch: batch results "+st.ID+": pybatch: batch "+st.ID+" is in_progress, not ended" {
+		t.Errorf("results before the end: %v", err)
+	}
+	var polls []string
+	for n := 0; !st.Ended; n++ {
+		if n > 5 {
+			t.Fatalf("batch %s not ended after %d polls: %+v", st.ID, n, st)
+		}
+		if st, err = c.GetBatch(ctx, st.ID); err != nil {
+			t.Fatal(err)
+		}
+		polls = append(polls, fmt.Sprintf("%s %d+%d/%d", st.Status, st.Completed, st.Failed, st.Total))
+	}
+	if got := strings.Join(polls, ", "); got != "in_progress 1+1/5, in_progress 2+2/5, ended 3+2/5" {
+		t.Errorf("polls %s", got)
+	}
+	got := map[string]host.BatchResult{}
+	if err := c.BatchResults(ctx, st.ID, func(r host.BatchResult) error { got[r.CustomID] = r; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 {
+		t.Fatalf("results %+v", got)
+	}
+	for id, text := range map[string]string{"r-0": "one", "r-2": "three", "r-4": "five"} {
+		r := got[id]
+		if r.Err != nil || r.Response.Text != "batch echo: "+text || r.Response.Model != "batch-py-batch" ||
+			r.Response.ID != st.ID+"-"+id || r.Response.PromptTokens == 0 || r.Response.CompletionTokens == 0 {
+			t.Errorf("result %s: %+v", id, r)
+		}
+	}
+	if r := got["r-1"]; r.Err == nil || !r.Retryable || r.Err.Error() != "generator g: plugin pybatch: 529 overloaded_error: pybatch: overloaded" {
+		t.Errorf("retryable line: %+v", r)
+	}
+	if r := got["r-3"]; r.Err == nil || r.Retryable || r.Err.Error() != "generator g: plugin pybatch: pybatch: invalid request" {
+		t.Errorf("permanent line: %+v", r)
+	}
+	// fn's error ends the stream and is BatchResults' answer.
+	stop, seen := errors.New("enough"), 0
+	if err := c.BatchResults(ctx, st.ID, func(host.BatchResult) error { seen++; return stop }); err != stop || seen != 1 {
+		t.Errorf("stopped results: %v after %d", err, seen)
+	}
+
+	// Cancelled part-way: what was done stays, the rest ends cancelled
+	// (retryable: it cost nothing).
+	st, err = c.SubmitBatch(ctx, "step-2", "", batchItems("a", "b", "c", "d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err = c.GetBatch(ctx, st.ID); err != nil || st.Completed != 2 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if st, err = c.CancelBatch(ctx, st.ID); err != nil || st.Status != "canceling" || st.Ended {
+		t.Fatalf("cancel: %+v %v", st, err)
+	}
+	if st, err = c.GetBatch(ctx, st.ID); err != nil || st.Status != "ended" || !st.Ended || st.Completed != 2 || st.Failed != 2 {
+		t.Fatalf("after the cancel: %+v %v", st, err)
+	}
+	var lines []string
+	if err := c.BatchResults(ctx, st.ID, func(r host.BatchResult) error {
+		if r.Err != nil {
+			lines = append(lines, fmt.Sprintf("%s %v retryable=%v", r.CustomID, r.Err, r.Retryable))
+		} else {
+			lines = append(lines, r.CustomID+" "+r.Response.Text)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if s := strings.Join(lines, "\n"); s != "r-0 batch echo: a\nr-1 batch echo: b\n"+
+		"r-2 generator g: plugin pybatch: pybatch: canceled retryable=true\nr-3 generator g: plugin pybatch: pybatch: canceled retryable=true" {
+		t.Errorf("results of the cancelled batch:\n%s", s)
+	}
+
+	// Refused: permanent, and no batch was made.
+	_, err = c.SubmitBatch(ctx, "step-3", "", batchItems("REFUSE this", "b"))
+	if !permanent(err) || err.Error() != "generator g: plugin pybatch: submit batch: 413 Request Entity Too Large: pybatch: batch too large (HTTP 413)" {
+		t.Errorf("refused: %v", err)
+	}
+	if _, how, _, err := c.FindBatch(ctx, "step-3", 2, since); err != nil || how != host.Absent {
+		t.Errorf("a refused batch was made: %v %v", how, err)
+	}
+	// The answer lost after the batch was made: retryable, and the batch
+	// is found by its key.
+	_, err = c.SubmitBatch(ctx, "lost-1", "", batchItems("x"))
+	if err == nil || permanent(err) || err.Error() != "generator g: plugin pybatch: submit batch: pybatch: connection reset" {
+		t.Errorf("lost answer: %v", err)
+	}
+	if b, how, _, err := c.FindBatch(ctx, "lost-1", 1, since); err != nil || how != host.Present || b.Total != 1 {
+		t.Errorf("the lost batch: %+v %v %v", b, how, err)
+	}
+	// What the SDK checks before the provider sees a batch (the Python
+	// unit tests try the rest).
+	_, err = c.SubmitBatch(ctx, "step-4", "", []host.BatchItem{{CustomID: "r", Messages: user("a")}, {CustomID: "r", Messages: user("b")}})
+	if !permanent(err) || err.Error() != "generator g: plugin pybatch: submit batch: custom id 'r' is not 1 to 20 characters of [a-z0-9-] unique in the batch" {
+		t.Errorf("the same custom id twice: %v", err)
+	}
+	if _, err := c.GetBatch(ctx, "pyb_99"); !permanent(err) || err.Error() != "generator g: plugin pybatch: get batch pyb_99: 404 Not Found: pybatch: no batch pyb_99" {
+		t.Errorf("unknown batch: %v", err)
+	}
+	if _, err := c.CancelBatch(ctx, "pyb_99"); !permanent(err) {
+		t.Errorf("cancel an unknown batch: %v", err)
+	}
+	// The synchronous path is unchanged.
+	if r, err := c.Complete(ctx, user("sync")); err != nil || r.Text != "echo: sync" {
+		t.Errorf("complete: %+v %v", r, err)
+	}
+}
+
+// TestPySDKNoBatches: a Python plugin that defines no batch methods
+// speaks protocol 2 but offers no batches, and says so.
+func TestPySDKNoBatches(t *testing.T) {
+	h, _, cfg := pyHost(t)
+	c, err := h.Client(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Plugin()
+	if p.Version() != 2 || p.Description().Batches {
+		t.Errorf("version %d, description %+v", p.Version(), p.Description())
+	}
+	if err := c.BatchSupport(); err == nil || !strings.Contains(err.Error(), "plugin pyfake (") ||
+		!strings.HasSuffix(err.Error(), "takes no batches (its Describe does not offer them): set batch: false") {
+		t.Errorf("batch support: %v", err)
+	}
+	if _, err := c.SubmitBatch(context.Background(), "k", "", batchItems("a")); !permanent(err) {
+		t.Errorf("submit: %v", err)
+	}
+	// Asked anyway, the plugin answers UNIMPLEMENTED: permanent.
+	if _, _, _, err := c.FindBatch(context.Background(), "k", 1, time.Now()); !permanent(err) ||
+		err.Error() != "generator g: plugin pyfake: find batch k: this provider takes no batches" {
+		t.Errorf("find: %v", err)
+	}
+}
+
+// TestPySDKProtocol1: a Python plugin that offers only protocol version 1
+// (as every plugin looks to an older agora) completes synchronously,
+// offers no batches although it defines them, and has no batch calls.
+func TestPySDKProtocol1(t *testing.T) {
+	h, log, cfg := pyBatchHost(t, "1")
+	c, err := h.Client(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, log.String())
+	}
+	p := c.Plugin()
+	if p.Version() != 1 || p.Description().Batches || p.Description().BatchLimits != (host.BatchLimits{}) {
+		t.Errorf("version %d, description %+v", p.Version(), p.Description())
+	}
+	if err := c.BatchSupport(); err == nil || !strings.Contains(err.Error(), "speaks provider protocol version 1, which has no batch calls") {
+		t.Errorf("batch support: %v", err)
+	}
+	if r, err := c.Complete(context.Background(), user("sync")); err != nil || r.Text != "echo: sync" {
+		t.Errorf("complete: %+v %v", r, err)
+	}
+	if _, err := c.SubmitBatch(context.Background(), "k", "", batchItems("a")); !permanent(err) {
+		t.Errorf("submit: %v", err)
+	}
+	// Version 1 has no batch calls: gRPC itself answers UNIMPLEMENTED.
+	if _, err := c.GetBatch(context.Background(), "pyb_1"); !permanent(err) || err.Error() != "generator g: plugin pybatch: get batch pyb_1: Method not found!" {
+		t.Errorf("get: %v", err)
+	}
+	if !strings.Contains(log.String(), "protocol=1") {
+		t.Errorf("the plugin did not log protocol 1:\n%s", log.String())
+	}
 }

@@ -375,7 +375,7 @@ class Batches(unittest.TestCase):
 
         def endless(id):
             n = 0
-            while True:
+            while n < 1000:
                 made.append(n)
                 yield ap.BatchResult(f"c-{n}", completion=ap.Completion(str(n)))
                 n += 1
