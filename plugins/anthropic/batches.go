@@ -274,8 +274,14 @@ func (p *Provider) madeWith(ctx context.Context, o batchObject, key string) (boo
 	}
 	errFound := errors.New("found")
 	mine := false
-	err := p.results(ctx, *o.ResultsURL, o.total(), func(l resultLine) error {
-		mine = l.key == key
+	err := p.results(ctx, *o.ResultsURL, o.total(), func(_ int, raw []byte) error {
+		// Another program's batch may have custom_ids of any form.
+		var l struct {
+			CustomID string `json:"custom_id"`
+		}
+		json.Unmarshal(raw, &l)
+		m := resultIDRE.FindStringSubmatch(l.CustomID)
+		mine = m != nil && m[1] == key
 		return errFound
 	})
 	if err != nil && !errors.Is(err, errFound) {
@@ -298,7 +304,17 @@ func (p *Provider) BatchResults(ctx context.Context, id string, fn func(sdk.Batc
 		return fmt.Errorf("batch %s has ended but has no results_url (archived results are gone)", id)
 	}
 	key := ""
-	return p.results(ctx, *o.ResultsURL, o.total(), func(l resultLine) error {
+	seen := map[string]bool{}
+	return p.results(ctx, *o.ResultsURL, o.total(), func(n int, raw []byte) error {
+		l, err := parseResult(raw)
+		if err != nil {
+			return fmt.Errorf("results line %d: %v", n, err)
+		}
+		cid := l.key + "_" + l.result.CustomID
+		if seen[cid] {
+			return fmt.Errorf("results line %d: custom_id %s came twice", n, cid)
+		}
+		seen[cid] = true
 		if key == "" {
 			key = l.key
 		} else if l.key != key {
@@ -314,9 +330,9 @@ type resultLine struct {
 	result sdk.BatchResult
 }
 
-// results streams the JSONL at u, at most max lines, each checked and
-// mapped, to fn.
-func (p *Provider) results(ctx context.Context, u string, max int, fn func(resultLine) error) error {
+// results streams the lines of the JSONL at u, at most max of them and
+// each bounded, to fn with their line numbers.
+func (p *Provider) results(ctx context.Context, u string, max int, fn func(n int, line []byte) error) error {
 	if err := p.sameOrigin(u); err != nil {
 		return err
 	}
@@ -334,7 +350,6 @@ func (p *Provider) results(ctx context.Context, u string, max int, fn func(resul
 	}
 	body := &capped{r: res.Body, left: maxBytes}
 	rd := bufio.NewReaderSize(body, 64<<10)
-	seen := map[string]bool{}
 	count := 0
 	for n := 1; ; n++ {
 		line, err := readLine(rd, maxLine)
@@ -355,16 +370,7 @@ func (p *Provider) results(ctx context.Context, u string, max int, fn func(resul
 		if count++; count > max {
 			return fmt.Errorf("the results have more lines than the batch's %d requests", max)
 		}
-		l, perr := parseResult(line)
-		if perr != nil {
-			return fmt.Errorf("results line %d: %v", n, perr)
-		}
-		id := l.key + "_" + l.result.CustomID
-		if seen[id] {
-			return fmt.Errorf("results line %d: custom_id %s came twice", n, id)
-		}
-		seen[id] = true
-		if err := fn(l); err != nil {
+		if err := fn(n, line); err != nil {
 			return err
 		}
 	}

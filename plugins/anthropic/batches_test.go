@@ -303,6 +303,19 @@ func TestFindBatch(t *testing.T) {
 	if _, found, _, err = p.FindBatch(ctx, "lost", 2, since); err != nil || found != sdk.Absent {
 		t.Errorf("their batch ended: %v %v", found, err)
 	}
+	// Another program's batch of that size, with custom_ids of its own
+	// form: not ours, and no error.
+	body := `{"requests":[{"custom_id":"Request-1","params":{}},{"custom_id":"x","params":{}}]}`
+	req, _ := http.NewRequest("POST", s.URL()+"/v1/messages/batches", strings.NewReader(body))
+	req.Header.Set("x-api-key", s.APIKey())
+	req.Header.Set("anthropic-version", anthropic.Version)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
+		t.Fatalf("foreign batch: %v %v", res, err)
+	}
+	s.EndBatches()
+	if _, found, _, err = p.FindBatch(ctx, "lost", 2, since); err != nil || found != sdk.Absent {
+		t.Errorf("a foreign batch ended: %v %v", found, err)
+	}
 	// A list that cannot be read is an error, never Absent.
 	s.EnqueueBatch(anthropictest.OpList, anthropictest.FaultServerError)
 	if _, _, _, err := p.FindBatch(ctx, "lost", 2, since); !isRetryable(err) {
