@@ -57,7 +57,9 @@ type Options struct {
 	Models []string
 	// Responder plays the model: the completion text for a system prompt
 	// and the messages' texts. The default echoes the last message as
-	// "echo: TEXT". It is called concurrently.
+	// "echo: TEXT". It is called concurrently; for a batch's requests,
+	// with the server's lock held, as the batch ends (it must not call
+	// the Server).
 	Responder func(system string, texts []string) string
 	// RetryAfter is what 429 and 529 ask for (1s when zero), sent as
 	// retry-after in whole seconds.
