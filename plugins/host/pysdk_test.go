@@ -572,6 +572,28 @@ func TestPySDKBatches(t *testing.T) {
 	}
 }
 
+// TestPySDKDocBatches: docs/plugins.md shows pybatch's batch methods
+// (which TestPySDKBatches drives) as they are.
+func TestPySDKDocBatches(t *testing.T) {
+	code, err := os.ReadFile(filepath.Join("..", "plugintest", "python", "agora-provider-pybatch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/plugins.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(code)
+	i, j := strings.Index(s, "    def batch_limits(self):"), strings.Index(s, "        yield from results\n")
+	if i < 0 || j < i || !strings.Contains(s, "\nclass MemBatches(ap.Provider):\n") {
+		t.Fatal("pybatch has no MemBatches with batch_limits … batch_results")
+	}
+	want := "```python\nclass MemBatches(ap.Provider):  # __init__, describe, complete and batch(id) left out\n" + s[i:j] + "        yield from results\n```\n"
+	if !strings.Contains(string(doc), want) {
+		t.Errorf("docs/plugins.md does not show pybatch's batch methods as they are:\n%s", want)
+	}
+}
+
 // TestPySDKNoBatches: a Python plugin that defines no batch methods
 // speaks protocol 2 but offers no batches, and says so.
 func TestPySDKNoBatches(t *testing.T) {
