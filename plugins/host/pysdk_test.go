@@ -650,3 +650,49 @@ func TestPySDKProtocol1(t *testing.T) {
 		t.Errorf("the plugin did not log protocol 1:\n%s", log.String())
 	}
 }
+
+// BenchmarkPySDKBatch measures one batch of 10,000 requests through a
+// Python plugin (pybatch, which answers at once): the submission streamed
+// to it, one poll, and its results streamed back.
+func BenchmarkPySDKBatch(b *testing.B) {
+	sdk := pySDK(b)
+	dir := b.TempDir()
+	if err := sdk.Install(filepath.Join("..", "plugintest", "python", "agora-provider-pybatch"), dir); err != nil {
+		b.Fatal(err)
+	}
+	b.Setenv("PYBATCH_STEP", "1000000")
+	log := &syncbuf.Buffer{}
+	h := host.New(host.Options{Dirs: []string{dir}, Logger: hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Info})})
+	defer h.Close()
+	ctx := context.Background()
+	c, err := h.Client(ctx, host.Config{Generator: "g", Plugin: "pybatch", Model: "batch-py", Sampling: spec.Sampling{MaxTokens: 100}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 10000
+	items := make([]host.BatchItem, n)
+	for i := range items {
+		items[i] = host.BatchItem{CustomID: fmt.Sprintf("r-%d", i), Messages: user(fmt.Sprintf("request %d: what is %d + %d?", i, i, i))}
+	}
+	var submit, results time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		st, err := c.SubmitBatch(ctx, fmt.Sprintf("bench-%d", i), "", items)
+		if err != nil {
+			b.Fatal(err)
+		}
+		submit += time.Since(start)
+		if st, err = c.GetBatch(ctx, st.ID); err != nil || !st.Ended {
+			b.Fatalf("%+v %v", st, err)
+		}
+		start = time.Now()
+		got := 0
+		if err := c.BatchResults(ctx, st.ID, func(host.BatchResult) error { got++; return nil }); err != nil || got != n {
+			b.Fatalf("%d results: %v", got, err)
+		}
+		results += time.Since(start)
+	}
+	b.ReportMetric(float64(submit.Milliseconds())/float64(b.N), "ms-submit")
+	b.ReportMetric(float64(results.Milliseconds())/float64(b.N), "ms-results")
+}
