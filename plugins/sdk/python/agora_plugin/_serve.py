@@ -398,7 +398,7 @@ class _ProviderService:
 
     def find_batch(self, r: pb.FindBatchRequest, ctx: grpc.ServicerContext) -> pb.FindBatchResponse:
         fn = self._batch_method("find_batch", ctx)
-        since = datetime.datetime.fromtimestamp(r.since_unix_ms / 1000, tz=datetime.timezone.utc)
+        since = _utc(r.since_unix_ms)
         try:
             res = fn(r.key, int(r.count), since)
             if not isinstance(res, FindResult) or not isinstance(res.found, Found):
@@ -439,6 +439,17 @@ class _ProviderService:
             failed = _wire_error(e, ctx, "batch_results")
         if failed is not None:
             _abort(ctx, failed)
+
+
+def _utc(unix_ms: int) -> datetime.datetime:
+    """A time in Unix milliseconds as a UTC datetime; one before the year 1
+    (Go's zero time, say) is the earliest datetime."""
+    try:
+        return datetime.datetime.fromtimestamp(unix_ms / 1000, tz=datetime.timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        if unix_ms > 0:
+            return datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
+        return datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 
 
 _BATCH_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")

@@ -333,6 +333,11 @@ class Batches(unittest.TestCase):
         r = self.s.find_batch(pb.FindBatchRequest(key="made", count=3, since_unix_ms=1_700_000_000_123), Ctx())
         self.assertEqual((r.found, r.batch.id, r.batch.ended, r.batch.total), (pb.FindBatchResponse.FOUND, "b1", True, 3))
         self.assertEqual(self.p.since, datetime.datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=datetime.timezone.utc))
+        # Go's zero time less an hour, and its far end.
+        self.s.find_batch(pb.FindBatchRequest(key="made", since_unix_ms=-62135600400000), Ctx())
+        self.assertEqual(self.p.since, datetime.datetime.min.replace(tzinfo=datetime.timezone.utc))
+        self.s.find_batch(pb.FindBatchRequest(key="made", since_unix_ms=2**63 - 1), Ctx())
+        self.assertEqual(self.p.since, datetime.datetime.max.replace(tzinfo=datetime.timezone.utc))
         r = self.s.find_batch(pb.FindBatchRequest(key="later"), Ctx())
         self.assertEqual((r.found, r.why, r.HasField("batch")), (pb.FindBatchResponse.UNKNOWN, "the list lags", False))
         r = self.s.find_batch(pb.FindBatchRequest(key="other"), Ctx())
