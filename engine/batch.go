@@ -108,6 +108,11 @@ type BatchConfig struct {
 	// CancelWait bounds the wait for a cancelled batch to end (2 minutes
 	// when zero); one that takes longer is collected by the next apply.
 	CancelWait time.Duration
+	// EnqueuedPool names what MaxEnqueuedTokens limits: the provider
+	// counts enqueued tokens per account and model, so generators of the
+	// same endpoint and model share one count. Empty: the generator's
+	// own.
+	EnqueuedPool string
 }
 
 // BatchInfo is a provider-side batch as last seen.
@@ -316,8 +321,11 @@ func (r *generateRunner) runBatches(ctx context.Context, s plan.Step, g *spec.Ge
 			stopping, noSend = true, nil
 		default:
 		}
-		var budgetWait <-chan struct{}
+		var budgetWait, enqueuedWait <-chan struct{}
 		for len(pending) > 0 && !stopping && firstErr == nil {
+			// Taken before the submission looks: a change meanwhile
+			// is not missed.
+			changed, freed := e.ledger.Changed(), e.enqueuedChanged()
 			n, err := b.submit(ctx, pending)
 			if err != nil {
 				fail(err)
@@ -325,8 +333,9 @@ func (r *generateRunner) runBatches(ctx context.Context, s plan.Step, g *spec.Ge
 			}
 			if n == 0 {
 				// Nothing fits the budget (or the enqueued tokens) now:
-				// wait for a settlement.
-				budgetWait = e.ledger.Changed()
+				// wait for a settlement, or for a batch of the same
+				// pool to end.
+				budgetWait, enqueuedWait = changed, freed
 				break
 			}
 			pending = pending[n:]
@@ -368,7 +377,7 @@ func (r *generateRunner) runBatches(ctx context.Context, s plan.Step, g *spec.Ge
 		case ev := <-b.events:
 			inflight--
 			b.sp.batchDone(ev.key)
-			e.releaseEnqueued(g.Name, ev.key)
+			e.releaseEnqueued(b.pool(), ev.key)
 			if ev.err != nil {
 				fail(ev.err)
 			}
@@ -400,6 +409,7 @@ func (r *generateRunner) runBatches(ctx context.Context, s plan.Step, g *spec.Ge
 				stopping = true
 			}
 		case <-budgetWait:
+		case <-enqueuedWait:
 		case <-crossed:
 			// A budget crossed (by this step or another): cancel the
 			// batches at the provider and record what they completed.
@@ -459,7 +469,15 @@ func (b *batchRun) submit(ctx context.Context, pending []state.BatchLine) (int, 
 		jsonl   []byte
 		tokens  int64
 	)
-	room := e.enqueuedRoom(b.g.Name, b.cfg.MaxEnqueuedTokens)
+	if b.cfg.MaxEnqueuedTokens > 0 {
+		// One submission of the pool at a time, from its look at the
+		// room to its hold: two steps sharing the pool must not both
+		// take the same room.
+		mu := e.poolLock(b.pool())
+		mu.Lock()
+		defer mu.Unlock()
+	}
+	room := e.enqueuedRoom(b.pool(), b.cfg.MaxEnqueuedTokens)
 	for _, l := range pending {
 		if len(lines) == b.cfg.MaxRequests {
 			break
@@ -520,7 +538,7 @@ func (b *batchRun) submit(ctx context.Context, pending []state.BatchLine) (int, 
 		}
 		return 0, fmt.Errorf("record batch: %w", err)
 	}
-	e.holdEnqueued(b.g.Name, rec.Key, tokens)
+	e.holdEnqueued(b.pool(), rec.Key, tokens)
 	go b.follow(ctx, rec, byID, false, jsonl)
 	return len(lines), nil
 }
@@ -939,7 +957,15 @@ func (b *batchRun) syncRetry(ctx context.Context, lines []state.BatchLine) (exha
 // what they completed before Apply returns.
 func (e *Engine) BatchesInFlight() int { return int(e.batchFlight.Load()) }
 
-// enqueuedRoom is how many prompt tokens generator gen may still enqueue
+// pool is what the step's enqueued tokens count against.
+func (b *batchRun) pool() string {
+	if b.cfg.EnqueuedPool != "" {
+		return b.cfg.EnqueuedPool
+	}
+	return "generator:" + b.g.Name
+}
+
+// enqueuedRoom is how many prompt tokens pool gen may still enqueue
 // under limit (-1: no limit).
 func (e *Engine) enqueuedRoom(gen string, limit int64) int64 {
 	if limit <= 0 {
@@ -970,4 +996,32 @@ func (e *Engine) releaseEnqueued(gen, key string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(e.enqueued[gen], key)
+	if e.enqueuedFreed != nil {
+		close(e.enqueuedFreed)
+		e.enqueuedFreed = nil
+	}
+}
+
+// poolLock is the lock of enqueued-token pool pool's submissions.
+func (e *Engine) poolLock(pool string) *sync.Mutex {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.poolLocks == nil {
+		e.poolLocks = map[string]*sync.Mutex{}
+	}
+	if e.poolLocks[pool] == nil {
+		e.poolLocks[pool] = &sync.Mutex{}
+	}
+	return e.poolLocks[pool]
+}
+
+// enqueuedChanged is closed when a batch next releases its enqueued
+// tokens.
+func (e *Engine) enqueuedChanged() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.enqueuedFreed == nil {
+		e.enqueuedFreed = make(chan struct{})
+	}
+	return e.enqueuedFreed
 }

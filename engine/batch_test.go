@@ -312,6 +312,35 @@ func TestBatchLimits(t *testing.T) {
 	}
 }
 
+// TestBatchEnqueuedShared: the provider counts enqueued tokens per
+// account and model, so two generators of the same endpoint and model
+// share one max_enqueued_tokens: their batches never run together when
+// one batch takes most of it.
+func TestBatchEnqueuedShared(t *testing.T) {
+	f := newFixture(t, fixtureOpts{instances: 20, concurrency: 8, extra: `generators: h: {
+	provider: openai: {base_url: generators.g.provider.openai.base_url, api_key_env: generators.g.provider.openai.api_key_env}
+	model: generators.g.model
+	price: {input: 2, output: 8}
+	limits: concurrency: 8
+	sampling: {max_tokens: 600, temperature: 0.5}
+}`})
+	for _, n := range []string{"g", "h"} {
+		g := f.exp.Generators[n]
+		g.Provider.OpenAI.Batch = spec.Batch{On: true, Window: "24h", MaxEnqueuedTokens: 12000}
+		g.Price.BatchDiscount = 0.5
+	}
+	f.srv.SetBatch(apitest.BatchOptions{Validation: 20 * time.Millisecond})
+	res, _ := f.applyBatch(context.Background(), nil)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	st := f.srv.BatchStats()
+	t.Logf("two generators sharing 12000 enqueued tokens: %d batches, at most %d at once", st.Batches, st.MaxRunning)
+	if st.MaxRunning != 1 || st.Batches < 4 {
+		t.Errorf("two generators sharing 12000 enqueued tokens: %d batches, at most %d at once", st.Batches, st.MaxRunning)
+	}
+}
+
 // TestBatchUsageAnomaly: a provider reporting more prompt tokens than a
 // request can have: every line of the batch is booked as reported (it was
 // billed), recorded as rejected, the budget crossed stops the run, and no

@@ -248,9 +248,15 @@ type Engine struct {
 	poller    *poller // Slurm jobs; created on first use
 	sched     *scheduler
 	gpuHeld   float64 // GPU-hours reserved by jobs in flight
-	// enqueued holds the prompt tokens of each generator's batches in
-	// flight, by batch key (batch.go).
+	// enqueued holds the prompt tokens of the batches in flight, by
+	// enqueued-token pool (an endpoint and model) and batch key
+	// (batch.go).
 	enqueued map[string]map[string]int64
+	// enqueuedFreed is closed (and replaced) when a batch releases its
+	// enqueued tokens: a step of another generator in the same pool may
+	// wait for it.
+	enqueuedFreed chan struct{}
+	poolLocks     map[string]*sync.Mutex
 	// batchFlight counts the batches followed at a provider.
 	batchFlight atomic.Int64
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/agorabench/agora/engine"
@@ -33,7 +34,8 @@ var (
 func newAPIBatchProvider(c *api.Client, g *spec.Generator, t Tuning) apiBatchProvider {
 	b := g.Provider.OpenAI.Batch
 	cfg := engine.BatchConfig{Window: b.Window, MaxRequests: b.MaxRequests, MaxBytes: b.MaxBytes,
-		MaxEnqueuedTokens: b.MaxEnqueuedTokens, Poll: b.PollInterval(), SyncAfter: b.SyncAfterDuration(), CancelWait: t.BatchCancelWait}
+		MaxEnqueuedTokens: b.MaxEnqueuedTokens, Poll: b.PollInterval(), SyncAfter: b.SyncAfterDuration(), CancelWait: t.BatchCancelWait,
+		EnqueuedPool: "openai:" + strings.TrimRight(g.Provider.OpenAI.BaseURL, "/") + " " + g.Model}
 	if t.BatchPoll > 0 {
 		cfg.Poll = t.BatchPoll
 	}

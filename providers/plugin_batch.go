@@ -34,7 +34,8 @@ func newPluginBatchProvider(c *host.Client, g *spec.Generator, t Tuning) (plugin
 	}
 	b := g.Provider.Batch
 	cfg := engine.BatchConfig{Window: b.Window, MaxRequests: b.MaxRequests, MaxBytes: b.MaxBytes,
-		MaxEnqueuedTokens: b.MaxEnqueuedTokens, Poll: b.PollInterval(), SyncAfter: b.SyncAfterDuration(), CancelWait: t.BatchCancelWait}
+		MaxEnqueuedTokens: b.MaxEnqueuedTokens, Poll: b.PollInterval(), SyncAfter: b.SyncAfterDuration(), CancelWait: t.BatchCancelWait,
+		EnqueuedPool: "plugin:" + g.Provider.Plugin + " " + g.Model}
 	// The plugin's own bounds on a batch (the plan bounded the spec's by
 	// them already; a plugin rebuilt since may have lowered them).
 	if l := c.BatchLimits(); l.MaxRequests > 0 && cfg.MaxRequests > l.MaxRequests {

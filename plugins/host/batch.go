@@ -134,12 +134,22 @@ func (c *Client) SubmitBatch(ctx context.Context, key, window string, items []Ba
 	}
 	st, err := submit(ctx, inst, reqs)
 	if err != nil {
-		if inst.exited() {
+		if mayHaveCrashed(err) && inst.exited() {
 			c.plugin.crashed(inst)
 		}
 		return BatchStatus{}, c.batchErr("submit batch", err)
 	}
 	return batchStatus(st), nil
+}
+
+// mayHaveCrashed says whether a failed call may be the plugin's death
+// (what rpcFailure checks too): only then is the process waited for.
+func mayHaveCrashed(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Canceled, codes.Internal, codes.Unknown:
+		return true
+	}
+	return false
 }
 
 func submit(ctx context.Context, inst *instance, reqs []*pb.SubmitBatchRequest) (*pb.BatchStatus, error) {
@@ -194,7 +204,7 @@ func (c *Client) control(ctx context.Context, what string, call func(ctx context
 		last = c.batchErr(what, err)
 		switch status.Code(err) {
 		case codes.Unavailable, codes.ResourceExhausted, codes.DeadlineExceeded, codes.Aborted, codes.Canceled, codes.Internal, codes.Unknown:
-			if inst.exited() {
+			if mayHaveCrashed(err) && inst.exited() {
 				if final := c.plugin.crashed(inst); final != nil {
 					return final
 				}
