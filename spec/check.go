@@ -201,10 +201,14 @@ func (l *loader) checkBatch(b Batch, bp []cue.Selector, who string) {
 		l.at(at("window"), "window %q is not a number of hours such as \"24h\" (OpenAI and Anthropic take 24h)", b.Window)
 	}
 	if b.MaxRequests < 1 || b.MaxRequests > maxReq {
-		l.at(at("max_requests"), "max_requests %d is not between 1 and %d, the most requests %s takes in one batch", b.MaxRequests, maxReq, who)
+		l.at(at("max_requests"), "max_requests %d is not between 1 and %d, the requests %s takes in one batch", b.MaxRequests, maxReq, who)
 	}
 	if b.MaxBytes < 1024 || b.MaxBytes > maxBytes {
-		l.at(at("max_bytes"), "max_bytes %d is not between 1024 and %d, the most bytes %s takes in one batch", b.MaxBytes, maxBytes, who)
+		if who == "OpenAI" {
+			l.at(at("max_bytes"), "max_bytes %d is not between 1024 and %d, the size of a batch's input file OpenAI takes (200 MB)", b.MaxBytes, maxBytes)
+		} else {
+			l.at(at("max_bytes"), "max_bytes %d is not between 1024 and %d, the size of a batch a plugin may take (Anthropic: 256 MB)", b.MaxBytes, maxBytes)
+		}
 	}
 	if b.MaxEnqueuedTokens < 0 {
 		l.at(at("max_enqueued_tokens"), "max_enqueued_tokens %d is not a positive number of tokens", b.MaxEnqueuedTokens)
