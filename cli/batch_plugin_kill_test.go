@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +28,8 @@ import (
 // plugin protocol: the real agora binary runs a generator in batch mode
 // through the real agora-provider-anthropic plugin against the stand-in
 // Message Batches API, and is killed with SIGKILL during the batch's
-// submission (whether the server made the batch or not), while the
+// submission (the server made the batch; agora has not seen its id: the
+// next apply cannot tell whose it is until it ends, and waits), while the
 // batch is in progress, and while its results are read. The final apply
 // also loses the answer of its first submission (the connection dropped
 // after the server made the batch): the plugin cannot tell whose batch
@@ -62,13 +65,19 @@ func TestPluginBatchSurvivesKill9(t *testing.T) {
 			k := answered[q]
 			answered[q]++
 			mu.Unlock()
-			if k == 0 && len(q)%5 == 0 {
+			if k < rejections(q) {
 				return "This needs more thought than I can give it." // no [RESULT]: rejected, asked again
 			}
 			return "Adding the two numbers step by step gives the sum.\n[RESULT] 7 [/RESULT]"
 		},
-		// A batch runs a second: long enough to be found in progress.
-		BatchDuration: time.Second,
+		// A batch runs three seconds: long enough to be found in
+		// progress after a lost answer (agora first waits up to two
+		// seconds to see whether the plugin died).
+		BatchDuration: 3 * time.Second,
+		// A creation's answer comes a while after the batch is made:
+		// the kill during the submission lands after the server made
+		// the batch, before agora knows its id.
+		BatchCreateDelay: 2 * time.Second,
 		BatchHook: func(ctx context.Context, op anthropictest.BatchOp, id string) {
 			if h := hook.Load(); h != nil {
 				(*h)(ctx, op, id)
@@ -124,6 +133,20 @@ budgets: usd: 100
 			if op != phase {
 				return
 			}
+			if op == anthropictest.OpCreate {
+				// Killed once the server has made the batch, during
+				// the delay of its answer.
+				go func() {
+					for len(srv.Batches()) == 0 {
+						time.Sleep(5 * time.Millisecond)
+					}
+					once.Do(func() { close(hit) })
+				}()
+				return
+			}
+			if op == anthropictest.OpRetrieve && !inProgress(srv, id) {
+				return // killed while a batch runs, not after
+			}
 			fired := false
 			once.Do(func() { fired = true; close(hit) })
 			if fired {
@@ -171,8 +194,11 @@ budgets: usd: 100
 			seen = append(seen, fmt.Sprintf("%s file=%q batch=%q %s", b.Key, b.FileID, b.BatchID, b.Status))
 		}
 		t.Logf("killed at op %d: state %v; server %+v", phase, seen, srv.Batches())
-		if phase == anthropictest.OpCreate && (len(bs) != 1 || bs[0].Status != state.BatchSubmitting) {
-			t.Fatalf("killed during the submission: want one batch recorded as submitting, have %v", seen)
+		if phase == anthropictest.OpRetrieve && (len(bs) != 2 || bs[1].BatchID == "" || bs[1].Done) {
+			t.Fatalf("killed while a batch ran: want its id in the state and its results not recorded, have %v", seen)
+		}
+		if phase == anthropictest.OpCreate && (len(bs) != 1 || bs[0].Status != state.BatchSubmitting || len(srv.Batches()) != 1) {
+			t.Fatalf("killed during the submission: want one batch the server made and the state records as submitting, have %v", seen)
 		}
 		code, stdout, stderr := runIn(t, command, "status", "agora.cue")
 		if code != 0 || !strings.Contains(stdout, "Batches") {
@@ -203,8 +229,11 @@ budgets: usd: 100
 			t.Errorf("the server made batch %s (%d requests), which the state does not know: paid for and not recorded", b.ID, b.Requests)
 		}
 	}
-	if len(made) != len(ids) || len(made) < 2 {
-		t.Errorf("the server made %d batches, the state knows %d (want one each, and a second batch for the rejected)", len(made), len(ids))
+	if len(made) != len(ids) || len(made) < 3 {
+		t.Errorf("the server made %d batches, the state knows %d (want one each, and two more batches for the rejected)", len(made), len(ids))
+	}
+	if !strings.Contains(stderr, "cannot tell yet whether the batch was made") {
+		t.Errorf("the final apply never waited for a batch whose submission's answer was lost:\n%s\n%s", stdout, stderr)
 	}
 	st, err := state.Open(context.Background(), filepath.Join(dir, ".agora"))
 	if err != nil {
@@ -239,10 +268,7 @@ budgets: usd: 100
 	}
 	runs := int64(0)
 	for q, k := range answered {
-		want := 1
-		if len(q)%5 == 0 {
-			want = 2
-		}
+		want := 1 + rejections(q)
 		if k != want {
 			t.Errorf("prompt %q answered %d times, want %d", q, k, want)
 		}
@@ -251,4 +277,34 @@ budgets: usd: 100
 	if tally.Succeeded != runs {
 		t.Errorf("the server billed %d requests, its model answered %d", tally.Succeeded, runs)
 	}
+}
+
+// rejections is how many first answers to prompt q the stand-in's model
+// gets wrong: one for every fifth instance, two for every tenth (a third
+// batch, which the final apply submits).
+func rejections(q string) int {
+	m := whatIsRE.FindStringSubmatch(q)
+	if m == nil {
+		return 0
+	}
+	i, _ := strconv.Atoi(m[1])
+	switch {
+	case i%10 == 0:
+		return 2
+	case i%5 == 0:
+		return 1
+	}
+	return 0
+}
+
+var whatIsRE = regexp.MustCompile(`What is (\d+) \+`)
+
+// inProgress says whether the stand-in's batch id is still running.
+func inProgress(srv *anthropictest.Server, id string) bool {
+	for _, b := range srv.Batches() {
+		if b.ID == id {
+			return b.ProcessingStatus == "in_progress"
+		}
+	}
+	return false
 }
