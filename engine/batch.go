@@ -52,9 +52,10 @@ type BatchProvider interface {
 	// the sampling s (nil: the generator's).
 	BatchLine(id string, msgs []Message, s *spec.Sampling) ([]byte, error)
 	// FindBatch finds batch key, of count requests, among those created
-	// since: one whose creation's answer was lost. An *UndeterminedError
+	// since: one whose creation's answer was lost; known are the ids of
+	// the batches the state knows (not this one). An *UndeterminedError
 	// says the provider cannot tell yet.
-	FindBatch(ctx context.Context, key string, count int, since time.Time) (BatchInfo, bool, error)
+	FindBatch(ctx context.Context, key string, count int, since time.Time, known ...string) (BatchInfo, bool, error)
 	GetBatch(ctx context.Context, id string) (BatchInfo, error)
 	CancelBatch(ctx context.Context, id string) (BatchInfo, error)
 	// BatchResults downloads an ended batch's output and error files into
@@ -143,6 +144,9 @@ type BatchStore interface {
 	UpdateBatch(ctx context.Context, key, status string, total, completed, failed int, message string) error
 	EndBatch(ctx context.Context, key string) error
 	OpenBatches(ctx context.Context, stepID string) ([]state.Batch, error)
+	// BatchIDs are the provider's ids of the batches the state knows,
+	// recorded since.
+	BatchIDs(ctx context.Context, since time.Time) ([]string, error)
 }
 
 // maxLineFailures bounds the times one slot's request may fail in
@@ -806,7 +810,13 @@ func (b *batchRun) create(ctx context.Context, rec state.Batch, data []byte) (Ba
 func (b *batchRun) lookup(ctx context.Context, rec state.Batch) (BatchInfo, bool, error) {
 	bg := context.WithoutCancel(ctx)
 	for {
-		info, found, err := b.bp.FindBatch(bg, rec.Key, len(rec.Lines), rec.CreatedAt.Add(-time.Hour))
+		// The batches made since a while before this one (the provider
+		// looks back that far, with some slack for its clock).
+		known, err := b.e.batchStore.BatchIDs(bg, rec.CreatedAt.Add(-2*time.Hour))
+		if err != nil {
+			return BatchInfo{}, false, fmt.Errorf("read state: %w", err)
+		}
+		info, found, err := b.bp.FindBatch(bg, rec.Key, len(rec.Lines), rec.CreatedAt.Add(-time.Hour), known...)
 		var u *UndeterminedError
 		if !errors.As(err, &u) {
 			return info, found, err

@@ -65,7 +65,7 @@ func (p apiBatchProvider) CreateBatch(ctx context.Context, key, fileID string) (
 	return info(b), err
 }
 
-func (p apiBatchProvider) FindBatch(ctx context.Context, key string, _ int, since time.Time) (engine.BatchInfo, bool, error) {
+func (p apiBatchProvider) FindBatch(ctx context.Context, key string, _ int, since time.Time, _ ...string) (engine.BatchInfo, bool, error) {
 	b, ok, err := p.c.FindBatch(ctx, batchMetaKey, key, since)
 	return info(b), ok, err
 }

@@ -91,8 +91,8 @@ func (p pluginBatchProvider) SubmitBatch(ctx context.Context, key string, jsonl 
 	return pluginInfo(st), err
 }
 
-func (p pluginBatchProvider) FindBatch(ctx context.Context, key string, count int, since time.Time) (engine.BatchInfo, bool, error) {
-	st, found, why, err := p.c.FindBatch(ctx, key, count, since)
+func (p pluginBatchProvider) FindBatch(ctx context.Context, key string, count int, since time.Time, known ...string) (engine.BatchInfo, bool, error) {
+	st, found, why, err := p.c.FindBatch(ctx, key, count, since, known...)
 	switch {
 	case err != nil:
 		return engine.BatchInfo{}, false, err

@@ -180,3 +180,25 @@ func (s *Store) OpenBatches(ctx context.Context, stepID string) ([]Batch, error)
 func (s *Store) Batches(ctx context.Context) ([]Batch, error) {
 	return s.queryBatches(ctx, "")
 }
+
+// BatchIDs returns the provider's id of every batch recorded since that
+// has one.
+func (s *Store) BatchIDs(ctx context.Context, since time.Time) ([]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, "SELECT batch_id FROM batches WHERE batch_id != '' AND created_at >= ? ORDER BY created_at", since.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("read batches: %w", s.closedErr(err))
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("read batches: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read batches: %w", err)
+	}
+	return ids, nil
+}

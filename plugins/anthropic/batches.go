@@ -199,8 +199,13 @@ func (p *Provider) CancelBatch(ctx context.Context, id string) (sdk.BatchStatus,
 // batches newest first back to since, and takes those of count requests.
 // An ended one is the batch if its results' custom_ids start with
 // "KEY_". When none is, but one of count requests is still in progress,
-// it cannot tell (its results are not there yet): Unknown.
-func (p *Provider) FindBatch(ctx context.Context, key string, count int, since time.Time) (sdk.BatchStatus, sdk.Found, string, error) {
+// it cannot tell (its results are not there yet): Unknown. The batches
+// agora knows (known) are skipped: they are not the one it asks for.
+func (p *Provider) FindBatch(ctx context.Context, key string, count int, since time.Time, known ...string) (sdk.BatchStatus, sdk.Found, string, error) {
+	skip := make(map[string]bool, len(known))
+	for _, id := range known {
+		skip[id] = true
+	}
 	if p.Key == "" {
 		return sdk.BatchStatus{}, sdk.Absent, "", errors.New(noKey)
 	}
@@ -235,8 +240,8 @@ func (p *Provider) FindBatch(ctx context.Context, key string, count int, since t
 				done = true // newest first: the rest are older
 				break
 			}
-			if o.total() != count {
-				continue
+			if o.total() != count || skip[o.ID] {
+				continue // not it, or agora's own batch under another key
 			}
 			if !o.ended() {
 				if pending == nil {

@@ -293,6 +293,11 @@ func TestFindBatch(t *testing.T) {
 	if err != nil || found != sdk.Unknown || why != "batch "+other.ID+" of 2 requests is still in progress; its results will say whether it is this one" {
 		t.Errorf("their batch in progress: %v %q %v", found, why, err)
 	}
+	// The same batch, but one agora knows (its own, under another key):
+	// skipped, so the answer needs no wait.
+	if _, found, _, err := p.FindBatch(ctx, "lost", 2, since, "msgbatch_unrelated", other.ID); err != nil || found != sdk.Absent {
+		t.Errorf("agora's own batch in progress: %v %v, want absent", found, err)
+	}
 	if _, err := p.CancelBatch(ctx, other.ID); err != nil {
 		t.Fatal(err)
 	}

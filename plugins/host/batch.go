@@ -217,12 +217,13 @@ func (c *Client) control(ctx context.Context, what string, call func(ctx context
 }
 
 // FindBatch asks the plugin for the batch key of count requests made
-// since: one whose SubmitBatch answer was lost.
-func (c *Client) FindBatch(ctx context.Context, key string, count int, since time.Time) (BatchStatus, BatchFound, string, error) {
+// since: one whose SubmitBatch answer was lost; known are the batches
+// agora knows (not this one), which the plugin may skip.
+func (c *Client) FindBatch(ctx context.Context, key string, count int, since time.Time, known ...string) (BatchStatus, BatchFound, string, error) {
 	var res *pb.FindBatchResponse
 	err := c.control(ctx, "find batch "+key, func(actx context.Context, rpc pb.ProviderClient) error {
 		var err error
-		res, err = rpc.FindBatch(actx, &pb.FindBatchRequest{Key: key, Count: int32(count), SinceUnixMs: since.UnixMilli()})
+		res, err = rpc.FindBatch(actx, &pb.FindBatchRequest{Key: key, Count: int32(count), SinceUnixMs: since.UnixMilli(), KnownIds: known})
 		return err
 	})
 	if err != nil {

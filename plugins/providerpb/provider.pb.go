@@ -1545,7 +1545,11 @@ type FindBatchRequest struct {
 	// count is the number of requests the batch was submitted with.
 	Count int32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
 	// since_unix_ms: the batch was made after this time.
-	SinceUnixMs   int64 `protobuf:"varint,3,opt,name=since_unix_ms,json=sinceUnixMs,proto3" json:"since_unix_ms,omitempty"`
+	SinceUnixMs int64 `protobuf:"varint,3,opt,name=since_unix_ms,json=sinceUnixMs,proto3" json:"since_unix_ms,omitempty"`
+	// known_ids are the batches agora made and knows (under other keys):
+	// not the one asked for. A plugin that recognises its batch only by
+	// its results skips them rather than answer UNKNOWN while they run.
+	KnownIds      []string `protobuf:"bytes,4,rep,name=known_ids,json=knownIds,proto3" json:"known_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1599,6 +1603,13 @@ func (x *FindBatchRequest) GetSinceUnixMs() int64 {
 		return x.SinceUnixMs
 	}
 	return 0
+}
+
+func (x *FindBatchRequest) GetKnownIds() []string {
+	if x != nil {
+		return x.KnownIds
+	}
+	return nil
 }
 
 type FindBatchResponse struct {
@@ -1961,11 +1972,12 @@ const file_provider_proto_rawDesc = "" +
 	"\tcustom_id\x18\x01 \x01(\tR\bcustomId\x12<\n" +
 	"\arequest\x18\x02 \x01(\v2\".agora.provider.v1.CompleteRequestR\arequest\"\x1a\n" +
 	"\bBatchRef\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"^\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"{\n" +
 	"\x10FindBatchRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12\"\n" +
-	"\rsince_unix_ms\x18\x03 \x01(\x03R\vsinceUnixMs\"\xca\x01\n" +
+	"\rsince_unix_ms\x18\x03 \x01(\x03R\vsinceUnixMs\x12\x1b\n" +
+	"\tknown_ids\x18\x04 \x03(\tR\bknownIds\"\xca\x01\n" +
 	"\x11FindBatchResponse\x12@\n" +
 	"\x05found\x18\x01 \x01(\x0e2*.agora.provider.v1.FindBatchResponse.FoundR\x05found\x124\n" +
 	"\x05batch\x18\x02 \x01(\v2\x1e.agora.provider.v1.BatchStatusR\x05batch\x12\x10\n" +

@@ -29,10 +29,12 @@ type Batcher interface {
 	// and none was made.
 	SubmitBatch(ctx context.Context, b BatchSubmission) (BatchStatus, error)
 	// FindBatch finds the batch an earlier SubmitBatch with key made, of
-	// count requests, created after since. It answers Found with the
-	// batch, Absent when there is none, or Unknown (with why) when it
-	// cannot tell yet: agora then asks again later and submits nothing.
-	FindBatch(ctx context.Context, key string, count int, since time.Time) (BatchStatus, Found, string, error)
+	// count requests, created after since; known are the ids of batches
+	// agora made and knows (under other keys), never the one asked for.
+	// It answers Present with the batch, Absent when there is none, or
+	// Unknown (with why) when it cannot tell yet: agora then asks again
+	// later and submits nothing.
+	FindBatch(ctx context.Context, key string, count int, since time.Time, known ...string) (BatchStatus, Found, string, error)
 	GetBatch(ctx context.Context, id string) (BatchStatus, error)
 	// CancelBatch asks the provider to stop a batch; what it completed
 	// is still read with BatchResults.
@@ -161,7 +163,7 @@ func (s *server) FindBatch(ctx context.Context, r *pb.FindBatchRequest) (*pb.Fin
 	if err != nil {
 		return nil, err
 	}
-	st, found, why, err := b.FindBatch(ctx, r.GetKey(), int(r.GetCount()), time.UnixMilli(r.GetSinceUnixMs()))
+	st, found, why, err := b.FindBatch(ctx, r.GetKey(), int(r.GetCount()), time.UnixMilli(r.GetSinceUnixMs()), r.GetKnownIds()...)
 	if err != nil {
 		return nil, statusError(ctx, err)
 	}

@@ -377,7 +377,10 @@ class Provider:
       may or may not have been made.
     - ``find_batch(key: str, count: int, since: datetime) -> FindResult``
       finds the batch a ``submit_batch`` with key made, of count requests,
-      created after since (UTC).
+      created after since (UTC). Declared with a keyword parameter
+      ``known_ids``, it also gets the ids of the batches agora already
+      knows (a frozenset): never the one asked for, so a provider that
+      recognises its batch only by its results can skip them.
     - ``get_batch(id: str) -> BatchStatus``;
       ``cancel_batch(id: str) -> BatchStatus`` asks the provider to stop
       it (what it completed is still read with ``batch_results``).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime
 import faulthandler
+import inspect
 import json
 import os
 import re
@@ -400,7 +401,10 @@ class _ProviderService:
         fn = self._batch_method("find_batch", ctx)
         since = _utc(r.since_unix_ms)
         try:
-            res = fn(r.key, int(r.count), since)
+            if _takes_known_ids(fn):
+                res = fn(r.key, int(r.count), since, known_ids=frozenset(r.known_ids))
+            else:
+                res = fn(r.key, int(r.count), since)
             if not isinstance(res, FindResult) or not isinstance(res.found, Found):
                 raise TypeError(f"find_batch returned {type(res).__name__}, not an agora_plugin.FindResult")
             if res.found is Found.FOUND:
@@ -554,3 +558,14 @@ def _abort(ctx: grpc.ServicerContext, e: pb.Error) -> None:
     if e.retryable:
         ctx.abort(grpc.StatusCode.UNAVAILABLE, e.message)
     ctx.abort(grpc.StatusCode.FAILED_PRECONDITION, e.message)
+
+
+def _takes_known_ids(fn) -> bool:
+    """Whether a provider's find_batch takes the keyword known_ids (the
+    batches agora already knows, to skip); one written without it is
+    called with key, count and since alone."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "known_ids" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

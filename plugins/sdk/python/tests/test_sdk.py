@@ -345,6 +345,19 @@ class Batches(unittest.TestCase):
         self.assertEqual(self.aborts(grpc.StatusCode.FAILED_PRECONDITION, self.s.find_batch, pb.FindBatchRequest(key="broken"), Ctx()),
                          "TypeError: find_batch's FindResult.batch returned NoneType, not an agora_plugin.BatchStatus")
 
+    def test_find_known_ids(self):
+        # find_batch declared with known_ids gets agora's known batches;
+        # one without it (test_find's) is called with three arguments.
+        seen = []
+
+        def find(key, count, since, known_ids=frozenset()):
+            seen.append(known_ids)
+            return ap.FindResult(ap.Found.ABSENT)
+        self.p.find_batch = find
+        self.s.find_batch(pb.FindBatchRequest(key="k", count=1, known_ids=["b1", "b2"]), Ctx())
+        self.s.find_batch(pb.FindBatchRequest(key="k", count=1), Ctx())
+        self.assertEqual(seen, [frozenset({"b1", "b2"}), frozenset()])
+
     def test_get_cancel(self):
         st = self.s.get_batch(pb.BatchRef(id="b1"), Ctx())
         self.assertEqual((st.id, st.status, st.total, st.completed), ("b1", "in_progress", 3, 1))
