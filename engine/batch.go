@@ -81,6 +81,12 @@ type InlineBatcher interface {
 	SubmitBatch(ctx context.Context, key string, jsonl []byte) (BatchInfo, error)
 }
 
+// BatchCleaner deletes what a batch left at the provider (its input,
+// output and error files) once its lines are all recorded.
+type BatchCleaner interface {
+	CleanBatch(ctx context.Context, b BatchInfo, fileID string) error
+}
+
 // UndeterminedError is FindBatch's answer when the provider cannot tell
 // yet whether the batch exists (a plugin that can only recognise its
 // batch by its results, say): agora asks again every poll and submits
@@ -742,8 +748,15 @@ func (b *batchRun) followBatch(ctx context.Context, rec state.Batch, res map[str
 	if err := st.EndBatch(bg, rec.Key); err != nil {
 		return batchEvent{err: err, left: true}
 	}
-	// Every line is in the state: the downloaded files are not needed.
+	// Every line is in the state: the downloaded files are not needed,
+	// here or at the provider (a failed deletion is only noted: the
+	// files cost nothing but the provider's storage).
 	os.RemoveAll(filepath.Join(b.dir, rec.Key))
+	if c, ok := bp.(BatchCleaner); ok {
+		if err := c.CleanBatch(bg, info, rec.FileID); err != nil {
+			e.prog.note(fmt.Sprintf("%s: batch %s: its files stay at the provider: %v", b.s.Address, info.ID, err))
+		}
+	}
 	if info.Status == "failed" && info.Message != "" && ev.err == nil && len(ev.rejected) == 0 {
 		ev.why = "batch failed: " + info.Message
 	}

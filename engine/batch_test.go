@@ -117,6 +117,10 @@ func TestBatchApply(t *testing.T) {
 	if left, _ := os.ReadDir(filepath.Join(f.dir, ".agora", "batches")); len(left) != 0 {
 		t.Errorf("%d batch directories left in .agora/batches", len(left))
 	}
+	// And at the provider: inputs, outputs and error files deleted.
+	if bst := f.srv.BatchStats(); bst.Stored != 0 || bst.Deleted < bst.Files {
+		t.Errorf("%d files left at the provider, %d deleted of %d uploaded", bst.Stored, bst.Deleted, bst.Files)
+	}
 	if !strings.Contains(progress.String(), "batches: ") {
 		t.Errorf("progress never showed the batches:\n%s", progress.String())
 	}

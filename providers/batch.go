@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,7 +30,23 @@ type apiBatchProvider struct {
 var (
 	_ engine.BatchProvider = apiBatchProvider{}
 	_ engine.FileBatcher   = apiBatchProvider{}
+	_ engine.BatchCleaner  = apiBatchProvider{}
 )
+
+// CleanBatch deletes an ended batch's input, output and error files at
+// the provider: its lines are in the state, and OpenAI keeps a file until
+// it is deleted.
+func (p apiBatchProvider) CleanBatch(ctx context.Context, b engine.BatchInfo, fileID string) error {
+	var errs []error
+	for _, id := range []string{fileID, b.OutputFileID, b.ErrorFileID} {
+		if id != "" {
+			if err := p.c.DeleteFile(ctx, id); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
 
 func newAPIBatchProvider(c *api.Client, g *spec.Generator, t Tuning) apiBatchProvider {
 	b := g.Provider.OpenAI.Batch

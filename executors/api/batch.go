@@ -295,6 +295,18 @@ func (c *Client) DownloadFile(ctx context.Context, id, path string, limit int64)
 	})
 }
 
+// DeleteFile deletes file id at the provider (its batch's lines are all
+// recorded: agora needs it no more). A file already gone is no error.
+func (c *Client) DeleteFile(ctx context.Context, id string) error {
+	return c.control(ctx, "delete file "+id, func(actx context.Context, hres **http.Response) error {
+		_, err := c.files.Delete(actx, id, option.WithResponseInto(hres))
+		if err != nil && *hres != nil && (*hres).StatusCode == http.StatusNotFound {
+			return nil
+		}
+		return err
+	})
+}
+
 // permanentError is a local failure (the disk) that retrying cannot help.
 type permanentError struct{ err error }
 

@@ -132,6 +132,16 @@ func TestBatchRoundTrip(t *testing.T) {
 	if failed != 2 || st.Served != 6 || st.Downloads != 2+2 {
 		t.Errorf("failed %d, stats %+v", failed, st)
 	}
+	// Deleted: the input, the output and the error file; a second
+	// deletion of a file already gone is no error.
+	for _, id := range []string{file, b.OutputFileID, b.ErrorFileID, file} {
+		if err := c.DeleteFile(context.Background(), id); err != nil {
+			t.Errorf("delete %s: %v", id, err)
+		}
+	}
+	if st := s.BatchStats(); st.Stored != 0 || st.Deleted != 3 {
+		t.Errorf("after deleting: %d files stored, %d deleted", st.Stored, st.Deleted)
+	}
 }
 
 // TestBatchExpiryAndCancel: lines past the window are retryable errors;

@@ -83,6 +83,9 @@ type BatchStats struct {
 	// at once; MaxFileBytes the largest input file of a batch.
 	MaxRunning   int
 	MaxFileBytes int
+	// Deleted counts files deleted; Stored those still held (inputs,
+	// outputs and error files).
+	Deleted, Stored int
 }
 
 type batchFile struct {
@@ -125,6 +128,7 @@ func (s *Server) BatchStats() BatchStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := b.stats
+	out.Stored = len(b.files)
 	out.PerCustomID = map[string]int{}
 	for k, v := range b.stats.PerCustomID {
 		out.PerCustomID[k] = v
@@ -154,6 +158,7 @@ func (s *Server) batchRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/files", s.uploadFile)
 	mux.HandleFunc("GET /v1/files", s.listFiles)
 	mux.HandleFunc("GET /v1/files/{id}/content", s.fileContent)
+	mux.HandleFunc("DELETE /v1/files/{id}", s.deleteFile)
 	mux.HandleFunc("POST /v1/batches", s.createBatch)
 	mux.HandleFunc("GET /v1/batches", s.listBatches)
 	mux.HandleFunc("GET /v1/batches/{id}", s.getBatch)
@@ -625,4 +630,27 @@ func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request) {
 	snap := copyObj(job.obj)
 	b.mu.Unlock()
 	writeJSON(w, http.StatusOK, snap)
+}
+
+// deleteFile is DELETE /v1/files/{id}: the file is gone, as OpenAI
+// deletes it (its batches keep naming it).
+func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(r) {
+		s.unauthorized(w, r)
+		return
+	}
+	id := r.PathValue("id")
+	b := &s.batch
+	b.mu.Lock()
+	_, ok := b.files[id]
+	if ok {
+		delete(b.files, id)
+		b.stats.Deleted++
+	}
+	b.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "invalid_request_error", "file_not_found", "No such File object: "+id)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "file", "deleted": true})
 }
