@@ -181,6 +181,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, msg)
 		return ExitError
 	}
+	warnOrphanBatches(ctx, store, p, stderr)
 	if p.ToRun() == 0 {
 		fmt.Fprintln(stdout, "Nothing to do: every step is done.")
 		return ExitOK
@@ -496,4 +497,36 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "agora export: %s is incomplete: %d of %d instances\n", m.Address, m.Accepted, m.Target)
 	}
 	return ExitOK
+}
+
+// warnOrphanBatches says, before approval, which batches of steps no
+// longer in the plan may hold paid requests not recorded: the apply holds
+// their worst case against the budgets, and only an apply of the spec
+// they were made with records them.
+func warnOrphanBatches(ctx context.Context, store *state.Store, p *plan.Plan, stderr io.Writer) {
+	steps := make(map[string]bool, len(p.Steps))
+	for _, s := range p.Steps {
+		steps[s.ID] = true
+	}
+	orphans, err := engine.OrphanBatches(ctx, store, steps)
+	if err != nil || len(orphans) == 0 {
+		return
+	}
+	total := 0.0
+	for _, b := range orphans {
+		total += b.ReservedUSD
+	}
+	es := "es"
+	if len(orphans) == 1 {
+		es = ""
+	}
+	fmt.Fprintf(stderr, "Warning: %d batch%s of steps not in this plan may hold paid requests that are not recorded (worst case %s, held against the budgets); apply the spec they were made with to record them:\n",
+		len(orphans), es, plan.Dollars(total))
+	for _, b := range orphans {
+		id := b.BatchID
+		if id == "" {
+			id = "(no id seen) " + b.Key
+		}
+		fmt.Fprintf(stderr, "  %s  generator %s  %d requests  %s  step %s\n", id, b.Generator, len(b.Lines), b.Status, b.StepID)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -331,5 +332,98 @@ func TestBatchInterruptTwice(t *testing.T) {
 	tally = (float64(bst.PromptTokens)*2 + float64(bst.CompletionTokens)*8) / 2 / 1e6
 	if math.Abs(spent-tally) > 1e-9 {
 		t.Errorf("recorded %.9f, tally %.9f", spent, tally)
+	}
+}
+
+// TestBatchOrphanedBySpecChange: a batch at the provider whose step a
+// spec change removed from the plan is not forgotten. status marks it
+// "to collect: step not in this spec's plan"; apply warns before approval
+// and holds its worst case against the budgets (here all of it, so the
+// new step cannot spend); applying the spec it was made with records it,
+// with nothing bought twice.
+func TestBatchOrphanedBySpecChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds agora and runs it as a subprocess")
+	}
+	bin := buildAgora(t)
+	const n = 20
+	srv, dir, command := batchHarness(t, bin, n)
+	hit := make(chan struct{})
+	var once sync.Once
+	srv.SetBatch(apitest.BatchOptions{LineDelay: 5 * time.Millisecond, Hook: func(ctx context.Context, p apitest.BatchPhase, id string) {
+		if p != apitest.PhasePoll {
+			return
+		}
+		fired := false
+		once.Do(func() { fired = true; close(hit) })
+		if fired {
+			<-ctx.Done()
+		}
+	}})
+	cmd, out := command("apply", "-auto-approve", "agora.cue")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-hit:
+		cmd.Process.Signal(syscall.SIGKILL)
+	case err := <-exited:
+		t.Fatalf("agora exited first (%v)\n%s", err, out.stderr.String())
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("no poll in 60s\n%s", out.stderr.String())
+	}
+	<-exited
+	srv.SetBatch(apitest.BatchOptions{})
+
+	// The spec changes: 21 instances is another step; the budget is
+	// what the first step's batch may still cost.
+	orig, err := os.ReadFile(filepath.Join(dir, "agora.cue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(orig), fmt.Sprintf("instances: %d", n), fmt.Sprintf("instances: %d", n+1), 1)
+	st, err := state.Open(context.Background(), filepath.Join(dir, ".agora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, _ := st.Batches(context.Background())
+	st.Close()
+	if len(bs) != 1 || bs[0].BatchID == "" || bs[0].Done {
+		t.Fatalf("state after the kill: %+v", bs)
+	}
+	changed = strings.Replace(changed, "budgets: usd: 100", fmt.Sprintf("budgets: usd: %.6f", bs[0].ReservedUSD+1e-6), 1)
+	if err := os.WriteFile(filepath.Join(dir, "changed.cue"), []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	code, stdout, stderr := runIn(t, command, "status", "changed.cue")
+	if code != 0 || !regexp.MustCompile(`batch_apitest_\d+\s+\w+\s+20\s+\d+\s+\d+\s+\$0\.\d+\s+to collect: step not in this spec's plan`).MatchString(stdout) {
+		t.Fatalf("status with the changed spec: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runIn(t, command, "apply", "-auto-approve", "changed.cue")
+	if !strings.Contains(stderr, "Warning: 1 batch of steps not in this plan may hold paid requests that are not recorded") ||
+		!strings.Contains(stderr, bs[0].BatchID+"  generator g  20 requests") {
+		t.Errorf("no warning before approval:\n%s", stderr)
+	}
+	t.Logf("apply of the changed spec:\n%s", stderr)
+	if code != 5 {
+		t.Errorf("apply with the batch's worst case holding the budget: exit %d, want 5 (budget)\n%s\n%s", code, stdout, stderr)
+	}
+	if served := srv.Stats().Served; int(served) != srv.BatchStats().Served {
+		t.Errorf("the new step spent beyond the budget the orphan holds: %d served, %d in batches", served, srv.BatchStats().Served)
+	}
+
+	// The spec it was made with collects it.
+	code, stdout, stderr = runIn(t, command, "apply", "-auto-approve", "agora.cue")
+	if code != 4 || !strings.Contains(stdout, "Apply finished: 1 step done in this run.") {
+		t.Fatalf("apply of the original spec: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for id, k := range srv.BatchStats().PerCustomID {
+		if k != 1 {
+			t.Errorf("request %s run %d times", id, k)
+		}
 	}
 }

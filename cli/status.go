@@ -70,8 +70,11 @@ type batchStatus struct {
 	// ReservedUSD is the worst case of its requests at the batch price.
 	ReservedUSD float64 `json:"reserved_usd"`
 	// Recorded: every line's result is in the state.
-	Recorded bool   `json:"recorded"`
-	Message  string `json:"message,omitempty"`
+	Recorded bool `json:"recorded"`
+	// NotInPlan: not recorded, and its step is not in the spec's plan
+	// any more: only an apply of the spec it was made with collects it.
+	NotInPlan bool   `json:"not_in_plan,omitempty"`
+	Message   string `json:"message,omitempty"`
 }
 
 // statusReport is agora status -json.
@@ -168,7 +171,10 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				id = "(not created) " + b.Key
 			}
 			results := "recorded"
-			if !b.Recorded {
+			switch {
+			case b.NotInPlan:
+				results = "to collect: step not in this spec's plan"
+			case !b.Recorded:
 				results = "to collect"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", b.Step, id, b.State, b.Requests, b.Completed, b.Failed, plan.Dollars(b.ReservedUSD), results)
@@ -256,7 +262,16 @@ func readStatus(ctx context.Context, exp *spec.Experiment, store *state.Store) (
 	if err != nil {
 		return nil, nil, err
 	}
+	var current map[string]bool // the plan's steps, when a batch is open
 	for _, b := range batches {
+		if !b.Done && current == nil {
+			current = map[string]bool{}
+			if p, err := compiler.Compile(ctx, exp, compiler.Options{}); err == nil {
+				for _, s := range p.Steps {
+					current[s.ID] = true
+				}
+			}
+		}
 		a := address[b.StepID]
 		if a == "" {
 			a = b.StepID
@@ -266,7 +281,8 @@ func readStatus(ctx context.Context, exp *spec.Experiment, store *state.Store) (
 			file = "" // a plugin's batch has no input file
 		}
 		rep.Batches = append(rep.Batches, batchStatus{Step: a, Key: b.Key, ID: b.BatchID, File: file, State: b.Status,
-			Requests: len(b.Lines), Completed: b.Completed, Failed: b.Failed, ReservedUSD: b.ReservedUSD, Recorded: b.Done, Message: b.Message})
+			Requests: len(b.Lines), Completed: b.Completed, Failed: b.Failed, ReservedUSD: b.ReservedUSD, Recorded: b.Done, Message: b.Message,
+			NotInPlan: !b.Done && len(current) > 0 && !current[b.StepID]})
 	}
 	rep.ETASeconds = statusETA(ctx, exp, store, steps, jobs)
 	return rep, steps, nil

@@ -153,6 +153,48 @@ type BatchStore interface {
 	// BatchIDs are the provider's ids of the batches the state knows,
 	// recorded since.
 	BatchIDs(ctx context.Context, since time.Time) ([]string, error)
+	// Batches are every batch the state knows.
+	Batches(ctx context.Context) ([]state.Batch, error)
+}
+
+// OrphanBatches are the batches of steps not in steps that may be at the
+// provider (submitted, or perhaps submitted) with lines not recorded:
+// paid for, and collected only by an apply of a plan with their step.
+func OrphanBatches(ctx context.Context, st BatchStore, steps map[string]bool) ([]state.Batch, error) {
+	all, err := st.Batches(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []state.Batch
+	for _, b := range all {
+		if !b.Done && !steps[b.StepID] && (b.BatchID != "" || b.FileID != "") {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// holdOrphans holds, for this run, the worst case of the batches of
+// steps not in the plan: their requests are paid for (or may be) and no
+// step of this plan settles them, so the budgets count them.
+func (e *Engine) holdOrphans(ctx context.Context, steps map[string]bool) error {
+	if e.batchStore == nil {
+		return nil
+	}
+	orphans, err := OrphanBatches(ctx, e.batchStore, steps)
+	if err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	total := 0.0
+	for _, b := range orphans {
+		e.ledger.HoldFixed(b.Generator, b.ReservedUSD)
+		total += b.ReservedUSD
+	}
+	if len(orphans) > 0 {
+		e.prog.note(fmt.Sprintf("%d batch%s of steps not in this plan may hold paid requests not recorded: their worst case, %s, is held against the budgets (agora status lists them)",
+			len(orphans), pluralES(len(orphans)), plan.Dollars(total)))
+	}
+	return nil
 }
 
 // maxLineFailures bounds the times one slot's request may fail in

@@ -325,6 +325,13 @@ func (e *Engine) Apply(ctx context.Context) (*Result, error) {
 	if _, err := e.steps.InterruptRunning(ctx, errKilled); err != nil {
 		return nil, err
 	}
+	inPlan := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		inPlan[id] = true
+	}
+	if err := e.holdOrphans(ctx, inPlan); err != nil {
+		return nil, err
+	}
 	done, err := e.steps.Completed(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)

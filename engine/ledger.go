@@ -41,7 +41,12 @@ type Ledger struct {
 	spentBy  map[string]int64
 	reserved int64
 	resBy    map[string]int64
-	changed  chan struct{} // closed and replaced when a reservation settles
+	// fixed holds, for the whole run, what no step of it settles: the
+	// worst case of batches of steps not in the plan (HoldFixed). It
+	// counts like spend when a request is fitted.
+	fixed   int64
+	fixedBy map[string]int64
+	changed chan struct{} // closed and replaced when a reservation settles
 	over     *BudgetError  // the first settlement that crossed a limit
 	crossed  chan struct{} // closed by that settlement
 }
@@ -71,7 +76,7 @@ func fits(used, amount, limit int64) bool { return used+amount <= limit }
 // NewLedger starts a ledger with the spend already recorded in the state.
 func NewLedger(limit float64, perGenerator map[string]float64, spent float64, spentBy map[string]float64) *Ledger {
 	l := &Ledger{limit: toNano(limit), perGen: map[string]int64{}, spent: toNano(spent), spentBy: map[string]int64{},
-		resBy: map[string]int64{}, changed: make(chan struct{}), crossed: make(chan struct{})}
+		resBy: map[string]int64{}, fixedBy: map[string]int64{}, changed: make(chan struct{}), crossed: make(chan struct{})}
 	for k, v := range perGenerator {
 		l.perGen[k] = toNano(v)
 	}
@@ -88,6 +93,8 @@ type BudgetError struct {
 	Limit     float64
 	Spent     float64
 	Requested float64
+	// Held is what batches of steps not in the plan hold (HoldFixed).
+	Held float64
 	// Overshoot is the spend beyond the limit when a provider's reported
 	// usage exceeded what was reserved; Why says what it reported.
 	Overshoot float64
@@ -106,6 +113,10 @@ func (e *BudgetError) Error() string {
 	if e.Budget == budgetGPUHours {
 		return fmt.Sprintf("budget gpu_hours exhausted: %.2f of %.2f GPU-hours used, and the next job is estimated at %.2f",
 			e.Spent, e.Limit, e.Requested)
+	}
+	if e.Held > 0 {
+		return fmt.Sprintf("budget %s exhausted: $%.4f of $%.2f spent and $%.4f held by batches of steps not in the plan (apply the spec they were made with to record them), and the next request may cost up to $%.4f",
+			e.Budget, e.Spent, e.Limit, e.Held, e.Requested)
 	}
 	return fmt.Sprintf("budget %s exhausted: $%.4f of $%.2f spent, and the next request may cost up to $%.4f",
 		e.Budget, e.Spent, e.Limit, e.Requested)
@@ -128,9 +139,9 @@ func (l *Ledger) Reserve(ctx context.Context, gen string, amount float64) (*Rese
 	n := toNanoUp(amount)
 	for {
 		l.mu.Lock()
-		totalOK := l.limit == 0 || fits(l.spent+l.reserved, n, l.limit)
+		totalOK := l.limit == 0 || fits(l.spent+l.fixed+l.reserved, n, l.limit)
 		lim, hasGen := l.perGen[gen]
-		genOK := !hasGen || fits(l.spentBy[gen]+l.resBy[gen], n, lim)
+		genOK := !hasGen || fits(l.spentBy[gen]+l.fixedBy[gen]+l.resBy[gen], n, lim)
 		if totalOK && genOK {
 			l.reserved += n
 			l.resBy[gen] += n
@@ -139,10 +150,10 @@ func (l *Ledger) Reserve(ctx context.Context, gen string, amount float64) (*Rese
 		}
 		var err *BudgetError
 		switch {
-		case !totalOK && !fits(l.spent, n, l.limit):
-			err = &BudgetError{Budget: "usd", Limit: fromNano(l.limit), Spent: fromNano(l.spent), Requested: amount}
-		case !genOK && !fits(l.spentBy[gen], n, lim):
-			err = &BudgetError{Budget: "usd:" + gen, Limit: fromNano(lim), Spent: fromNano(l.spentBy[gen]), Requested: amount}
+		case !totalOK && !fits(l.spent+l.fixed, n, l.limit):
+			err = &BudgetError{Budget: "usd", Limit: fromNano(l.limit), Spent: fromNano(l.spent), Held: fromNano(l.fixed), Requested: amount}
+		case !genOK && !fits(l.spentBy[gen]+l.fixedBy[gen], n, lim):
+			err = &BudgetError{Budget: "usd:" + gen, Limit: fromNano(lim), Spent: fromNano(l.spentBy[gen]), Held: fromNano(l.fixedBy[gen]), Requested: amount}
 		}
 		ch := l.changed
 		l.mu.Unlock()
@@ -366,7 +377,7 @@ func (l *Ledger) ReservePrefix(gen string, amounts []float64) ([]*Reservation, e
 	lim, hasGen := l.perGen[gen]
 	for _, a := range amounts {
 		n := toNanoUp(a)
-		if (l.limit > 0 && !fits(l.spent+l.reserved, n, l.limit)) || (hasGen && !fits(l.spentBy[gen]+l.resBy[gen], n, lim)) {
+		if (l.limit > 0 && !fits(l.spent+l.fixed+l.reserved, n, l.limit)) || (hasGen && !fits(l.spentBy[gen]+l.fixedBy[gen]+l.resBy[gen], n, lim)) {
 			break
 		}
 		l.reserved += n
@@ -377,10 +388,10 @@ func (l *Ledger) ReservePrefix(gen string, amounts []float64) ([]*Reservation, e
 		return out, nil
 	}
 	a := amounts[0]
-	if l.limit > 0 && !fits(l.spent, toNanoUp(a), l.limit) {
-		return nil, &BudgetError{Budget: "usd", Limit: fromNano(l.limit), Spent: fromNano(l.spent), Requested: a}
+	if l.limit > 0 && !fits(l.spent+l.fixed, toNanoUp(a), l.limit) {
+		return nil, &BudgetError{Budget: "usd", Limit: fromNano(l.limit), Spent: fromNano(l.spent), Held: fromNano(l.fixed), Requested: a}
 	}
-	return nil, &BudgetError{Budget: "usd:" + gen, Limit: fromNano(lim), Spent: fromNano(l.spentBy[gen]), Requested: a}
+	return nil, &BudgetError{Budget: "usd:" + gen, Limit: fromNano(lim), Spent: fromNano(l.spentBy[gen]), Held: fromNano(l.fixedBy[gen]), Requested: a}
 }
 
 // Hold reserves amount for gen whether or not it fits: requests already
@@ -393,6 +404,17 @@ func (l *Ledger) Hold(gen string, amount float64) *Reservation {
 	l.reserved += n
 	l.resBy[gen] += n
 	return &Reservation{l: l, gen: gen, amount: n}
+}
+
+// HoldFixed holds amount for gen for the rest of the run: requests that
+// may be paid for and that no step of this run settles (a batch of a step
+// not in the plan). Unlike Hold's, nothing waits for it to settle.
+func (l *Ledger) HoldFixed(gen string, amount float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := toNanoUp(amount)
+	l.fixed = min(l.fixed+n, maxNano)
+	l.fixedBy[gen] = min(l.fixedBy[gen]+n, maxNano)
 }
 
 // Changed is closed at the next settlement.
