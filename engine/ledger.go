@@ -47,8 +47,8 @@ type Ledger struct {
 	fixed   int64
 	fixedBy map[string]int64
 	changed chan struct{} // closed and replaced when a reservation settles
-	over     *BudgetError  // the first settlement that crossed a limit
-	crossed  chan struct{} // closed by that settlement
+	over    *BudgetError  // the first settlement that crossed a limit
+	crossed chan struct{} // closed by that settlement
 }
 
 const nano = 1e9
