@@ -44,32 +44,7 @@ func TestPluginBatchSurvivesKill9(t *testing.T) {
 	}
 	bin := buildAgora(t)
 	const n = 30
-	dir := t.TempDir()
-	plugintest.Build(t, filepath.Join(dir, ".agora", "plugins"), "anthropic")
-	var seeds strings.Builder
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&seeds, `{"instruction": "What is %d + %d?", "response": "%d"}`+"\n", i, i+7, 2*i+7)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "seed.jsonl"), []byte(seeds.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu       sync.Mutex
-		answered = map[string]int{}
-		hook     atomic.Pointer[func(context.Context, anthropictest.BatchOp, string)]
-	)
-	srv := anthropictest.New(anthropictest.Options{
-		Responder: func(system string, texts []string) string {
-			q := texts[len(texts)-1]
-			mu.Lock()
-			k := answered[q]
-			answered[q]++
-			mu.Unlock()
-			if k < rejections(q) {
-				return "This needs more thought than I can give it." // no [RESULT]: rejected, asked again
-			}
-			return "Adding the two numbers step by step gives the sum.\n[RESULT] 7 [/RESULT]"
-		},
+	r := newPluginBatchRig(t, bin, n, anthropictest.Options{
 		// A batch runs three seconds: long enough to be found in
 		// progress after a lost answer (agora first waits up to two
 		// seconds to see whether the plugin died).
@@ -78,53 +53,9 @@ func TestPluginBatchSurvivesKill9(t *testing.T) {
 		// the kill during the submission lands after the server made
 		// the batch, before agora knows its id.
 		BatchCreateDelay: 2 * time.Second,
-		BatchHook: func(ctx context.Context, op anthropictest.BatchOp, id string) {
-			if h := hook.Load(); h != nil {
-				(*h)(ctx, op, id)
-			}
-		},
 	})
-	t.Cleanup(srv.Close)
-	src := fmt.Sprintf(`
-generators: g: {
-	provider: {plugin: "anthropic", batch: {poll: "20ms"}}
-	model: %q
-	price: {input: 3, output: 15, batch_discount: 0.5}
-	sampling: max_tokens: 300
-}
-settings: s: {
-	domain: "math"
-	method: "response_generation"
-	seed_data: path: "seed.jsonl"
-	instances: %d
-	benchmarks: ["gsm8k"]
-}
-budgets: usd: 100
-`, anthropictest.DefaultModel, n)
-	if err := os.WriteFile(filepath.Join(dir, "agora.cue"), []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	command := func(args ...string) (*exec.Cmd, *crashOutput) {
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "ANTHROPIC_BASE_URL="+srv.URL(), "ANTHROPIC_API_KEY="+srv.APIKey())
-		out := &crashOutput{}
-		cmd.Stdout, cmd.Stderr = &out.stdout, &out.stderr
-		return cmd, out
-	}
-	readState := func() ([]state.Batch, float64) {
-		st, err := state.Open(context.Background(), filepath.Join(dir, ".agora"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		bs, err := st.Batches(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		spent, _, _ := st.Spend(context.Background())
-		return bs, spent
-	}
+	srv, dir, command, readState, hook := r.srv, r.dir, r.command, r.readState, &r.hook
+	mu, answered := &r.mu, r.answered
 
 	for _, phase := range []anthropictest.BatchOp{anthropictest.OpCreate, anthropictest.OpRetrieve, anthropictest.OpResults} {
 		hit := make(chan struct{})
@@ -307,4 +238,194 @@ func inProgress(srv *anthropictest.Server, id string) bool {
 		}
 	}
 	return false
+}
+
+// pluginBatchRig is a spec of n instances whose generator is in batch mode
+// through the real agora-provider-anthropic plugin, against the stand-in
+// Message Batches API (opts, with the rig's model and hook); its model
+// gets some first answers wrong (rejections). command runs the real agora
+// in its directory.
+type pluginBatchRig struct {
+	t        *testing.T
+	dir      string
+	srv      *anthropictest.Server
+	mu       sync.Mutex
+	answered map[string]int
+	hook     atomic.Pointer[func(context.Context, anthropictest.BatchOp, string)]
+	bin      string
+}
+
+func newPluginBatchRig(t *testing.T, bin string, n int, opts anthropictest.Options) *pluginBatchRig {
+	t.Helper()
+	r := &pluginBatchRig{t: t, dir: t.TempDir(), answered: map[string]int{}, bin: bin}
+	plugintest.Build(t, filepath.Join(r.dir, ".agora", "plugins"), "anthropic")
+	var seeds strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&seeds, `{"instruction": "What is %d + %d?", "response": "%d"}`+"\n", i, i+7, 2*i+7)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "seed.jsonl"), []byte(seeds.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts.Responder = func(system string, texts []string) string {
+		q := texts[len(texts)-1]
+		r.mu.Lock()
+		k := r.answered[q]
+		r.answered[q]++
+		r.mu.Unlock()
+		if k < rejections(q) {
+			return "This needs more thought than I can give it." // no [RESULT]: rejected, asked again
+		}
+		return "Adding the two numbers step by step gives the sum.\n[RESULT] 7 [/RESULT]"
+	}
+	opts.BatchHook = func(ctx context.Context, op anthropictest.BatchOp, id string) {
+		if h := r.hook.Load(); h != nil {
+			(*h)(ctx, op, id)
+		}
+	}
+	r.srv = anthropictest.New(opts)
+	t.Cleanup(r.srv.Close)
+	src := fmt.Sprintf(`
+generators: g: {
+	provider: {plugin: "anthropic", batch: {poll: "20ms"}}
+	model: %q
+	price: {input: 3, output: 15, batch_discount: 0.5}
+	sampling: max_tokens: 300
+}
+settings: s: {
+	domain: "math"
+	method: "response_generation"
+	seed_data: path: "seed.jsonl"
+	instances: %d
+	benchmarks: ["gsm8k"]
+}
+budgets: usd: 100
+`, anthropictest.DefaultModel, n)
+	if err := os.WriteFile(filepath.Join(r.dir, "agora.cue"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *pluginBatchRig) command(args ...string) (*exec.Cmd, *crashOutput) {
+	cmd := exec.Command(r.bin, args...)
+	cmd.Dir = r.dir
+	cmd.Env = append(os.Environ(), "ANTHROPIC_BASE_URL="+r.srv.URL(), "ANTHROPIC_API_KEY="+r.srv.APIKey())
+	out := &crashOutput{}
+	cmd.Stdout, cmd.Stderr = &out.stdout, &out.stderr
+	return cmd, out
+}
+
+// readState returns the state's batches and recorded spend.
+func (r *pluginBatchRig) readState() ([]state.Batch, float64) {
+	st, err := state.Open(context.Background(), filepath.Join(r.dir, ".agora"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer st.Close()
+	bs, err := st.Batches(context.Background())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	spent, _, _ := st.Spend(context.Background())
+	return bs, spent
+}
+
+// cost is what the stand-in billed, at the batch price.
+func (r *pluginBatchRig) cost() float64 {
+	tally := r.srv.BatchTally()
+	return (float64(tally.InputTokens)*3 + float64(tally.OutputTokens)*15) * 0.5 / 1e6
+}
+
+// TestPluginBatchInterruptTwice is TestBatchInterruptTwice through the
+// Anthropic plugin: the first interrupt sends no new batch and waits for
+// the one at the provider; the second cancels it there (the stand-in
+// completes ten of its requests anyway) and records what it completed
+// before agora exits 130. The next apply completes without paying for
+// anything twice, and the spend is the stand-in's tally at the batch
+// price.
+func TestPluginBatchInterruptTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds agora and the plugin and runs them as subprocesses")
+	}
+	bin := buildAgora(t)
+	const n = 30
+	r := newPluginBatchRig(t, bin, n, anthropictest.Options{BatchDuration: time.Hour, CancelCompletes: 10})
+	polled := make(chan struct{})
+	var once sync.Once
+	h := func(ctx context.Context, op anthropictest.BatchOp, id string) {
+		if op == anthropictest.OpRetrieve {
+			once.Do(func() { close(polled) })
+		}
+	}
+	r.hook.Store(&h)
+	cmd, out := r.command("apply", "-auto-approve", "agora.cue")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-polled:
+	case err := <-exited:
+		t.Fatalf("agora exited first (%v)\n%s", err, out.stderr.String())
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the batch was never polled\n%s", out.stderr.String())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if !out.stderr.WaitFor("Stopping: no new requests", 10*time.Second) {
+		t.Fatalf("no stop message:\n%s", out.stderr.String())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	var err error
+	select {
+	case err = <-exited:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("agora did not exit after the second interrupt\n%s", out.stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v, want 130\nstderr:\n%s", err, out.stderr.String())
+	}
+	if !strings.Contains(out.stderr.String(), "Cancelling 1 batch at the provider") {
+		t.Errorf("stderr:\n%s", out.stderr.String())
+	}
+	tally := r.srv.BatchTally()
+	if tally.Batches != 1 || tally.Succeeded != 10 || tally.Canceled != n-10 {
+		t.Fatalf("the stand-in: %+v, want one batch cancelled with 10 completed", tally)
+	}
+	bs, spent := r.readState()
+	if len(bs) != 1 || !bs[0].Done || bs[0].Status != "ended" || math.Abs(spent-r.cost()) > 1e-9 || spent == 0 {
+		t.Fatalf("state: %+v, spent %.9f, tally at the batch price %.9f", bs, spent, r.cost())
+	}
+
+	// The next apply: the batches it sends end at once.
+	r.hook.Store(nil)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				r.srv.EndBatches()
+			}
+		}
+	}()
+	code, stdout, stderr := runIn(t, r.command, "apply", "-auto-approve", "agora.cue")
+	close(stop)
+	if code != 4 || !strings.Contains(stdout, "1 step done") {
+		t.Fatalf("resume: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for q, k := range r.answered {
+		if want := 1 + rejections(q); k != want {
+			t.Errorf("prompt %q answered %d times, want %d", q, k, want)
+		}
+	}
+	if _, spent = r.readState(); math.Abs(spent-r.cost()) > 1e-9 {
+		t.Errorf("recorded %.9f, tally at the batch price %.9f", spent, r.cost())
+	}
 }
