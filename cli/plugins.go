@@ -124,6 +124,9 @@ func runPlugins(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			line := m.ID
 			if m.InputPrice > 0 || m.OutputPrice > 0 {
 				line = fmt.Sprintf("%-*s  $%g in / $%g out per 1M tokens", width, m.ID, m.InputPrice, m.OutputPrice)
+				if m.BatchDiscount > 0 {
+					line += fmt.Sprintf(", %g%% off in batches", m.BatchDiscount*100)
+				}
 			}
 			fmt.Fprintf(stdout, "  %-8s  %s\n", label, line)
 		}
