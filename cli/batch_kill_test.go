@@ -59,26 +59,7 @@ func TestBatchSurvivesKill9(t *testing.T) {
 				}
 			}
 		}})
-		cmd, out := command("apply", "-auto-approve", "agora.cue")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		select {
-		case <-hit:
-			cmd.Process.Signal(syscall.SIGKILL)
-		case err := <-exited:
-			t.Fatalf("kill at %s: agora exited first (%v)\nstdout:\n%s\nstderr:\n%s", phase, err, out.stdout.String(), out.stderr.String())
-		case <-time.After(60 * time.Second):
-			cmd.Process.Kill()
-			t.Fatalf("kill at %s: not reached in 60s\nstderr:\n%s", phase, out.stderr.String())
-		}
-		err := <-exited
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("kill at %s: agora did not die of SIGKILL: %v", phase, err)
-		}
+		applyUntil(t, command, hit, fmt.Sprintf("kill at %s", phase)).kill9()
 		st, err := state.Open(context.Background(), filepath.Join(dir, ".agora"))
 		if err != nil {
 			t.Fatal(err)
@@ -264,39 +245,7 @@ func TestBatchInterruptTwice(t *testing.T) {
 			once.Do(func() { close(polled) })
 		}
 	}})
-	cmd, out := command("apply", "-auto-approve", "agora.cue")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case <-polled:
-	case err := <-exited:
-		t.Fatalf("agora exited first (%v)\n%s", err, out.stderr.String())
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("the batch never ran\n%s", out.stderr.String())
-	}
-	cmd.Process.Signal(os.Interrupt)
-	if !out.stderr.WaitFor("Stopping: no new requests", 10*time.Second) {
-		t.Fatalf("no stop message:\n%s", out.stderr.String())
-	}
-	cmd.Process.Signal(os.Interrupt)
-	var err error
-	select {
-	case err = <-exited:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("agora did not exit after the second interrupt\n%s", out.stderr.String())
-	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-		t.Fatalf("exit %v, want 130\nstderr:\n%s", err, out.stderr.String())
-	}
-	if !strings.Contains(out.stderr.String(), "Cancelling 1 batch at the provider") {
-		t.Errorf("stderr:\n%s", out.stderr.String())
-	}
+	applyUntil(t, command, polled, "interrupt while the batch runs").interruptTwice()
 	bst := srv.BatchStats()
 	if bst.Cancels != 1 || bst.Served >= n {
 		t.Fatalf("server: %+v", bst)
@@ -360,22 +309,7 @@ func TestBatchOrphanedBySpecChange(t *testing.T) {
 			<-ctx.Done()
 		}
 	}})
-	cmd, out := command("apply", "-auto-approve", "agora.cue")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case <-hit:
-		cmd.Process.Signal(syscall.SIGKILL)
-	case err := <-exited:
-		t.Fatalf("agora exited first (%v)\n%s", err, out.stderr.String())
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("no poll in 60s\n%s", out.stderr.String())
-	}
-	<-exited
+	applyUntil(t, command, hit, "kill while the batch runs").kill9()
 	srv.SetBatch(apitest.BatchOptions{})
 
 	// The spec changes: 21 instances is another step; the budget is
@@ -425,5 +359,73 @@ func TestBatchOrphanedBySpecChange(t *testing.T) {
 		if k != 1 {
 			t.Errorf("request %s run %d times", id, k)
 		}
+	}
+}
+
+// runningApply is an agora apply started by applyUntil.
+type runningApply struct {
+	t      *testing.T
+	what   string
+	cmd    *exec.Cmd
+	out    *crashOutput
+	exited chan error
+}
+
+// applyUntil starts agora apply -auto-approve agora.cue through command
+// and returns once hit is closed; the test fails if agora exits first or
+// hit does not close in 60 s. what names the point, for messages.
+func applyUntil(t *testing.T, command func(...string) (*exec.Cmd, *crashOutput), hit <-chan struct{}, what string) *runningApply {
+	t.Helper()
+	cmd, out := command("apply", "-auto-approve", "agora.cue")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &runningApply{t: t, what: what, cmd: cmd, out: out, exited: make(chan error, 1)}
+	go func() { r.exited <- cmd.Wait() }()
+	select {
+	case <-hit:
+	case err := <-r.exited:
+		t.Fatalf("%s: agora exited first (%v)\nstdout:\n%s\nstderr:\n%s", what, err, out.stdout.String(), out.stderr.String())
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("%s: not reached in 60s\nstderr:\n%s", what, out.stderr.String())
+	}
+	return r
+}
+
+// kill9 kills agora with SIGKILL and checks it died of it.
+func (r *runningApply) kill9() {
+	r.t.Helper()
+	r.cmd.Process.Signal(syscall.SIGKILL)
+	err := <-r.exited
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		r.t.Fatalf("%s: agora did not die of SIGKILL: %v", r.what, err)
+	}
+}
+
+// interruptTwice sends the first interrupt, waits for the stop message,
+// sends the second and checks that agora exits 130 after cancelling one
+// batch at the provider.
+func (r *runningApply) interruptTwice() {
+	r.t.Helper()
+	r.cmd.Process.Signal(os.Interrupt)
+	if !r.out.stderr.WaitFor("Stopping: no new requests", 10*time.Second) {
+		r.t.Fatalf("%s: no stop message:\n%s", r.what, r.out.stderr.String())
+	}
+	r.cmd.Process.Signal(os.Interrupt)
+	var err error
+	select {
+	case err = <-r.exited:
+	case <-time.After(60 * time.Second):
+		r.cmd.Process.Kill()
+		r.t.Fatalf("%s: agora did not exit after the second interrupt\n%s", r.what, r.out.stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		r.t.Fatalf("%s: exit %v, want 130\nstderr:\n%s", r.what, err, r.out.stderr.String())
+	}
+	if !strings.Contains(r.out.stderr.String(), "Cancelling 1 batch at the provider") {
+		r.t.Errorf("%s: stderr:\n%s", r.what, r.out.stderr.String())
 	}
 }

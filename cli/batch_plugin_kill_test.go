@@ -4,7 +4,6 @@ package cli_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -90,26 +88,7 @@ func TestPluginBatchSurvivesKill9(t *testing.T) {
 			}
 		}
 		hook.Store(&h)
-		cmd, out := command("apply", "-auto-approve", "agora.cue")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		select {
-		case <-hit:
-			cmd.Process.Signal(syscall.SIGKILL)
-		case err := <-exited:
-			t.Fatalf("kill at op %d: agora exited first (%v)\nstdout:\n%s\nstderr:\n%s", phase, err, out.stdout.String(), out.stderr.String())
-		case <-time.After(60 * time.Second):
-			cmd.Process.Kill()
-			t.Fatalf("kill at op %d: not reached in 60s\nstderr:\n%s", phase, out.stderr.String())
-		}
-		err := <-exited
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("kill at op %d: agora did not die of SIGKILL: %v", phase, err)
-		}
+		applyUntil(t, command, hit, fmt.Sprintf("kill at op %d", phase)).kill9()
 		hook.Store(nil)
 		// The plugin dies with agora (it watches its parent).
 		deadline := time.Now().Add(10 * time.Second)
@@ -358,39 +337,7 @@ func TestPluginBatchInterruptTwice(t *testing.T) {
 		}
 	}
 	r.hook.Store(&h)
-	cmd, out := r.command("apply", "-auto-approve", "agora.cue")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case <-polled:
-	case err := <-exited:
-		t.Fatalf("agora exited first (%v)\n%s", err, out.stderr.String())
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("the batch was never polled\n%s", out.stderr.String())
-	}
-	cmd.Process.Signal(os.Interrupt)
-	if !out.stderr.WaitFor("Stopping: no new requests", 10*time.Second) {
-		t.Fatalf("no stop message:\n%s", out.stderr.String())
-	}
-	cmd.Process.Signal(os.Interrupt)
-	var err error
-	select {
-	case err = <-exited:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("agora did not exit after the second interrupt\n%s", out.stderr.String())
-	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-		t.Fatalf("exit %v, want 130\nstderr:\n%s", err, out.stderr.String())
-	}
-	if !strings.Contains(out.stderr.String(), "Cancelling 1 batch at the provider") {
-		t.Errorf("stderr:\n%s", out.stderr.String())
-	}
+	applyUntil(t, r.command, polled, "interrupt while the batch runs").interruptTwice()
 	tally := r.srv.BatchTally()
 	if tally.Batches != 1 || tally.Succeeded != 10 || tally.Canceled != n-10 {
 		t.Fatalf("the stand-in: %+v, want one batch cancelled with 10 completed", tally)
