@@ -48,14 +48,20 @@ func (p apiBatchProvider) CleanBatch(ctx context.Context, b engine.BatchInfo, fi
 	return errors.Join(errs...)
 }
 
-func newAPIBatchProvider(c *api.Client, g *spec.Generator, t Tuning) apiBatchProvider {
-	b := g.Provider.OpenAI.Batch
+// batchConfig is the engine's batch mode of spec block b; pool names what
+// its enqueued tokens count against (the endpoint and the model).
+func batchConfig(b spec.Batch, t Tuning, pool string) engine.BatchConfig {
 	cfg := engine.BatchConfig{Window: b.Window, MaxRequests: b.MaxRequests, MaxBytes: b.MaxBytes,
-		MaxEnqueuedTokens: b.MaxEnqueuedTokens, Poll: b.PollInterval(), SyncAfter: b.SyncAfterDuration(), CancelWait: t.BatchCancelWait,
-		EnqueuedPool: "openai:" + strings.TrimRight(g.Provider.OpenAI.BaseURL, "/") + " " + g.Model}
+		MaxEnqueuedTokens: b.MaxEnqueuedTokens, Poll: b.PollInterval(), SyncAfter: b.SyncAfterDuration(),
+		CancelWait: t.BatchCancelWait, EnqueuedPool: pool}
 	if t.BatchPoll > 0 {
 		cfg.Poll = t.BatchPoll
 	}
+	return cfg
+}
+
+func newAPIBatchProvider(c *api.Client, g *spec.Generator, t Tuning) apiBatchProvider {
+	cfg := batchConfig(g.Provider.OpenAI.Batch, t, "openai:"+strings.TrimRight(g.Provider.OpenAI.BaseURL, "/")+" "+g.Model)
 	return apiBatchProvider{apiProvider: apiProvider{c}, g: g, cfg: cfg}
 }
 

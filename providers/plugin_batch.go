@@ -32,10 +32,7 @@ func newPluginBatchProvider(c *host.Client, g *spec.Generator, t Tuning) (plugin
 	if err := c.BatchSupport(); err != nil {
 		return pluginBatchProvider{}, fmt.Errorf("generator %s: %w", g.Name, err)
 	}
-	b := g.Provider.Batch
-	cfg := engine.BatchConfig{Window: b.Window, MaxRequests: b.MaxRequests, MaxBytes: b.MaxBytes,
-		MaxEnqueuedTokens: b.MaxEnqueuedTokens, Poll: b.PollInterval(), SyncAfter: b.SyncAfterDuration(), CancelWait: t.BatchCancelWait,
-		EnqueuedPool: "plugin:" + g.Provider.Plugin + " " + g.Model}
+	cfg := batchConfig(g.Provider.Batch, t, "plugin:"+g.Provider.Plugin+" "+g.Model)
 	// The plugin's own bounds on a batch (the plan bounded the spec's by
 	// them already; a plugin rebuilt since may have lowered them).
 	if l := c.BatchLimits(); l.MaxRequests > 0 && cfg.MaxRequests > l.MaxRequests {
@@ -43,9 +40,6 @@ func newPluginBatchProvider(c *host.Client, g *spec.Generator, t Tuning) (plugin
 	}
 	if l := c.BatchLimits(); l.MaxBytes > 0 && cfg.MaxBytes > l.MaxBytes {
 		cfg.MaxBytes = l.MaxBytes
-	}
-	if t.BatchPoll > 0 {
-		cfg.Poll = t.BatchPoll
 	}
 	return pluginBatchProvider{pluginProvider: pluginProvider{c}, g: g, cfg: cfg}, nil
 }
