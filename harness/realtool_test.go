@@ -452,6 +452,68 @@ func TestEvalPlusLocalProblems(t *testing.T) {
 	}
 }
 
+// TestEvalPlusLocalMBPP is TestEvalPlusLocalProblems for the mbpp set:
+// the real evalplus, through agora's API command, on three MBPP+-shaped
+// problems ("Mbpp/N" ids, a docstring prompt with its assertion) of a
+// local file (MBPP_OVERRIDE_PATH, the variable evalplus 0.3.1 reads in
+// evalplus/data/mbpp.py) answered by a stand-in model: add right on every
+// test, mul wrong, ident right on the base tests only. Parse reads the
+// result file evalplus wrote under mbpp/: pass@1 2/3 on the base tests,
+// 1/3 with the extra ones.
+func TestEvalPlusLocalMBPP(t *testing.T) {
+	toolchaintest.Offline(t)
+	api := newChatStandIn(t, func(prompt string) string {
+		code := "def add(a, b):\n    return a + b\n"
+		switch {
+		case strings.Contains(prompt, "product"):
+			code = "def mul(a, b):\n    return a + b\n"
+		case strings.Contains(prompt, "same number"):
+			code = "def ident(x):\n    return abs(x)\n"
+		}
+		return "Here it is:\n```python\n" + code + "```\n"
+	})
+	work := t.TempDir()
+	problems := filepath.Join(work, "MbppPlus.jsonl")
+	var b strings.Builder
+	// Task ids evalplus deserializes as given (not among those whose
+	// inputs it turns into tuples or sets).
+	for _, p := range []struct {
+		id                     int
+		name, args, doc, check string
+		body, base, plus       string
+	}{
+		{11, "add", "a, b", "Write a function to return the sum of two numbers.", "add(1, 2) == 3", "return a + b", "[[1, 2], [3, 4]]", "[[-1, 1], [1000000, 1]]"},
+		{12, "mul", "a, b", "Write a function to return the product of two numbers.", "mul(2, 3) == 6", "return a * b", "[[2, 3], [4, 5]]", "[[0, 7]]"},
+		{14, "ident", "x", "Write a function that returns the same number it is given.", "ident(1) == 1", "return x", "[[1], [2]]", "[[-3]]"},
+	} {
+		fmt.Fprintf(&b, `{"task_id": "Mbpp/%d", "prompt": "\"\"\"\n%s\nassert %s\n\"\"\"\n", "entry_point": %q, `+
+			`"canonical_solution": "def %s(%s):\n    %s\n", "contract": "", "base_input": %s, "plus_input": %s, "atol": 0, "assertion": "assert %s"}`+"\n",
+			p.id, p.doc, p.check, p.name, p.name, p.args, p.body, p.base, p.plus, p.check)
+	}
+	writeFile(t, problems, b.String())
+	out := filepath.Join(work, "results")
+	cmd, err := APICommand(EvalPlus, "mbpp", APIParams{BaseURL: api.URL + "/v1", Model: "stand-in", KeyEnv: "STANDIN_KEY", OutputDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := runShell(t, work, cmd, "STANDIN_KEY=k", "MBPP_OVERRIDE_PATH="+problems, "XDG_CACHE_HOME="+t.TempDir())
+	t.Logf("evalplus on 3 local MBPP problems: %v", took.Round(time.Second))
+	files, _ := filepath.Glob(filepath.Join(out, "mbpp", "*eval_results.json"))
+	t.Logf("evalplus wrote %v", files)
+	s, err := Parse(EvalPlus, "mbpp", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(s.Value, 200.0/3) {
+		t.Errorf("mbpp = %v, want %v (detail %v)", s.Value, 200.0/3, s.Detail)
+	}
+	o := DefaultOptions()
+	o.EvalPlusTests = EvalPlusPlus
+	if s, err = ParseWith(EvalPlus, "mbpp", out, o); err != nil || !near(s.Value, 100.0/3) {
+		t.Errorf("mbpp+ = %v, %v; want %v", s.Value, err, 100.0/3)
+	}
+}
+
 // judgeChoice answers an alpaca_eval weighted_alpaca_eval_gpt4_turbo
 // annotation as gpt-4-1106-preview does: one token, "m" or "M" (the
 // identifier of the better output), with its top log-probabilities, which
