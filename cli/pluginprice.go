@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"time"
 
@@ -30,50 +29,65 @@ func loadSpec(ctx context.Context, path string, stderr io.Writer) (*spec.Experim
 	return exp, true
 }
 
-// pluginPrices fills in the price of each plugin generator whose spec
-// gives none with the price its plugin advertises for the generator's
-// model (docs/plugins.md): the plan and the budgets then use it exactly as
+// pluginPrices fills in the price of each plugin generator, and of each
+// metric's plugin model declared in place, whose spec gives none with the
+// price its plugin advertises for the model (docs/plugins.md): the plan and the budgets then use it exactly as
 // a spec's price. For a plugin generator in batch mode it checks that the
 // plugin takes batches (protocol version 2 and the capability), bounds
 // the spec's batch limits by the plugin's, and takes the plugin's batch
 // discount when the spec's price gives none. It starts those plugins
 // alone (their pins checked), asks each for its description once, and
 // ends them before returning. It returns one positioned message per
-// generator it cannot settle.
+// generator or model it cannot settle.
 func pluginPrices(ctx context.Context, exp *spec.Experiment) []string {
-	var names []string
-	for n, g := range exp.Generators {
-		if g.Provider.Plugin != "" && (g.Price == nil || g.Provider.Batch.On) {
-			names = append(names, n)
+	// The plugin generators, then the metrics' plugin models declared in
+	// place, that need their plugin asked.
+	type use struct {
+		name, label string // "g", "generators.g" or "metrics.judge"
+		pos         string
+		g           *spec.Generator
+	}
+	var uses []use
+	for _, u := range pluginUses(exp) {
+		g := u.g
+		if g.Price != nil && !(g.Provider.Batch.On && strings.HasPrefix(u.label, "generator ")) {
+			continue
+		}
+		if n, ok := strings.CutPrefix(u.label, "generator "); ok {
+			uses = append(uses, use{name: n, label: "generators." + n, pos: exp.Source.Locate("generators", n), g: g})
+		} else {
+			metric := strings.TrimPrefix(u.label, "metrics.")
+			uses = append(uses, use{name: metric, label: u.label, pos: exp.Source.Locate("metrics", metric), g: g})
 		}
 	}
-	if len(names) == 0 {
+	if len(uses) == 0 {
 		return nil
 	}
-	sort.Strings(names)
 	h := host.New(host.Options{Dirs: host.SearchPath(exp.Source.Dir), StartTimeout: 30 * time.Second})
 	defer h.Close()
 	var problems []string
-	for _, n := range names {
-		g := exp.Generators[n]
-		pos := exp.Source.Locate("generators", n)
+	for _, u := range uses {
+		g, pos, n := u.g, u.pos, u.name
 		p, err := h.Open(ctx, g.Provider.Plugin, g.Provider.SHA256)
 		if err != nil {
 			msg, _, _ := strings.Cut(err.Error(), "\n")
 			if g.Price == nil {
-				problems = append(problems, fmt.Sprintf("%s: generators.%s: missing price, and its plugin could not be asked for one: %s; set price: {input: …, output: …}", pos, n, msg))
+				problems = append(problems, fmt.Sprintf("%s: %s: missing price, and its plugin could not be asked for one: %s; set price: {input: …, output: …}", pos, u.label, msg))
 			} else {
-				problems = append(problems, fmt.Sprintf("%s: generators.%s: batch is on, and its plugin could not be asked whether it takes batches: %s", pos, n, msg))
+				problems = append(problems, fmt.Sprintf("%s: %s: batch is on, and its plugin could not be asked whether it takes batches: %s", pos, u.label, msg))
 			}
 			continue
 		}
 		m, ok := p.Description().Model(g.Model)
 		if g.Price == nil {
 			if !ok || (m.InputPrice == 0 && m.OutputPrice == 0) {
-				problems = append(problems, fmt.Sprintf("%s: generators.%s: missing price: plugin %s advertises no price for model %s; set price: {input: …, output: …} in dollars per 1M tokens", pos, n, g.Provider.Plugin, g.Model))
+				problems = append(problems, fmt.Sprintf("%s: %s: missing price: plugin %s advertises no price for model %s; set price: {input: …, output: …} in dollars per 1M tokens", pos, u.label, g.Provider.Plugin, g.Model))
 				continue
 			}
 			g.Price = &spec.Price{Input: m.InputPrice, Output: m.OutputPrice}
+		}
+		if !strings.HasPrefix(u.label, "generators.") {
+			continue // metrics call their models synchronously
 		}
 		b := &g.Provider.Batch
 		if !b.On {

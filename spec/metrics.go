@@ -323,7 +323,9 @@ func (l *loader) metricModel(exp *Experiment, at []cue.Selector, name, gen strin
 		l.at(at, "missing model: the model id sent to the provider")
 		return nil
 	}
-	if priced && prov.VLLM == nil && price == nil {
+	// A plugin's model without a price takes the one its plugin
+	// advertises (cli's pluginPrices), or fails there.
+	if priced && prov.VLLM == nil && prov.Plugin == "" && price == nil {
 		l.at(at, "missing price: a model reached through an API needs price: {input: …, output: …} in dollars per 1M tokens so the plan can be costed (use 0 for a free endpoint)")
 	}
 	return g
