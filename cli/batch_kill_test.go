@@ -286,10 +286,10 @@ func TestBatchInterruptTwice(t *testing.T) {
 
 // TestBatchOrphanedBySpecChange: a batch at the provider whose step a
 // spec change removed from the plan is not forgotten. status marks it
-// "to collect: step not in this spec's plan"; apply warns before approval
-// and holds its worst case against the budgets (here all of it, so the
-// new step cannot spend); applying the spec it was made with records it,
-// with nothing bought twice.
+// "to collect: step not in this spec's plan"; plan warns; apply warns
+// before approval and holds its worst case against the budgets (here all
+// of it, so the new step cannot spend); applying the spec it was made
+// with records it, with nothing bought twice.
 func TestBatchOrphanedBySpecChange(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds agora and runs it as a subprocess")
@@ -336,6 +336,10 @@ func TestBatchOrphanedBySpecChange(t *testing.T) {
 	code, stdout, stderr := runIn(t, command, "status", "changed.cue")
 	if code != 0 || !regexp.MustCompile(`batch_apitest_\d+\s+\w+\s+20\s+\d+\s+\d+\s+\$0\.\d+\s+to collect: step not in this spec's plan`).MatchString(stdout) {
 		t.Fatalf("status with the changed spec: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, _, stderr = runIn(t, command, "plan", "changed.cue")
+	if code != 0 || !strings.Contains(stderr, "Warning: 1 batch of steps not in this plan may hold paid requests that are not recorded") {
+		t.Errorf("plan of the changed spec: exit %d, no warning:\n%s", code, stderr)
 	}
 	code, stdout, stderr = runIn(t, command, "apply", "-auto-approve", "changed.cue")
 	if !strings.Contains(stderr, "Warning: 1 batch of steps not in this plan may hold paid requests that are not recorded") ||

@@ -295,6 +295,9 @@ func compile(ctx context.Context, path string, pluginTokens bool, stderr io.Writ
 		return nil, ExitError
 	}
 	p.StateSerial = serial
+	if store, ok := opts.Recorded.(*state.Store); ok {
+		warnOrphanBatches(ctx, store, p, stderr)
+	}
 	return p, ExitOK
 }
 
