@@ -142,6 +142,9 @@ func TestPluginBatchSurvivesKill9(t *testing.T) {
 	if len(made) != len(ids) || len(made) < 3 {
 		t.Errorf("the server made %d batches, the state knows %d (want one each, and two more batches for the rejected)", len(made), len(ids))
 	}
+	if n := strings.Count(stderr, "cannot tell yet whether the batch was made"); n > 1 {
+		t.Errorf("the wait for the lost batch was shown %d times, want once while its reason stays the same:\n%s", n, stderr)
+	}
 	if !strings.Contains(stderr, "cannot tell yet whether the batch was made") {
 		t.Errorf("the final apply never waited for a batch whose submission's answer was lost:\n%s\n%s", stdout, stderr)
 	}

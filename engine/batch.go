@@ -864,6 +864,7 @@ func (b *batchRun) create(ctx context.Context, rec state.Batch, data []byte) (Ba
 // shows why; an abort or a cancel leaves the batch to the next apply.
 func (b *batchRun) lookup(ctx context.Context, rec state.Batch) (BatchInfo, bool, error) {
 	bg := context.WithoutCancel(ctx)
+	said := "" // the last reason shown: a wait of hours says it once
 	for {
 		// The batches made since a while before this one (the provider
 		// looks back that far, with some slack for its clock).
@@ -877,7 +878,10 @@ func (b *batchRun) lookup(ctx context.Context, rec state.Batch) (BatchInfo, bool
 			return info, found, err
 		}
 		b.sp.batchState(rec.Key, "", "looking", len(rec.Lines), 0, 0)
-		b.e.prog.note(fmt.Sprintf("%s: batch %s: %v; looking again in %s", b.s.Address, rec.Key, u, b.cfg.Poll))
+		if u.Why != said {
+			said = u.Why
+			b.e.prog.note(fmt.Sprintf("%s: batch %s: %v; looking again every %s, submitting nothing meanwhile", b.s.Address, rec.Key, u, b.cfg.Poll))
+		}
 		t := time.NewTimer(b.cfg.Poll)
 		select {
 		case <-t.C:
