@@ -19,7 +19,7 @@ func loadSpec(ctx context.Context, path string, stderr io.Writer) (*spec.Experim
 		printLoadError(stderr, path, err)
 		return nil, false
 	}
-	if problems := pluginPrices(ctx, exp); len(problems) > 0 {
+	if problems := pluginPrices(ctx, exp, true); len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(stderr, p)
 		}
@@ -38,8 +38,10 @@ func loadSpec(ctx context.Context, path string, stderr io.Writer) (*spec.Experim
 // discount when the spec's price gives none. It starts those plugins
 // alone (their pins checked), asks each for its description once, and
 // ends them before returning. It returns one positioned message per
-// generator or model it cannot settle.
-func pluginPrices(ctx context.Context, exp *spec.Experiment) []string {
+// generator or model it cannot settle. Without batches (a report, which
+// spends nothing), only the prices are settled: a priced generator's
+// plugin is not started.
+func pluginPrices(ctx context.Context, exp *spec.Experiment, batches bool) []string {
 	// The plugin generators, then the metrics' plugin models declared in
 	// place, that need their plugin asked.
 	type use struct {
@@ -50,7 +52,7 @@ func pluginPrices(ctx context.Context, exp *spec.Experiment) []string {
 	var uses []use
 	for _, u := range pluginUses(exp) {
 		g := u.g
-		if g.Price != nil && !(g.Provider.Batch.On && strings.HasPrefix(u.label, "generator ")) {
+		if g.Price != nil && !(batches && g.Provider.Batch.On && strings.HasPrefix(u.label, "generator ")) {
 			continue
 		}
 		if n, ok := strings.CutPrefix(u.label, "generator "); ok {
@@ -86,20 +88,20 @@ func pluginPrices(ctx context.Context, exp *spec.Experiment) []string {
 			}
 			g.Price = &spec.Price{Input: m.InputPrice, Output: m.OutputPrice}
 		}
-		if !strings.HasPrefix(u.label, "generators.") {
+		b := &g.Provider.Batch
+		if !strings.HasPrefix(u.label, "generators.") || !b.On {
 			continue // metrics call their models synchronously
 		}
-		b := &g.Provider.Batch
-		if !b.On {
+		if g.Price.BatchDiscount == 0 && ok {
+			g.Price.BatchDiscount = m.BatchDiscount
+		}
+		if !batches {
 			continue
 		}
 		bpos := exp.Source.Locate("generators", n, "provider", "batch")
 		if err := p.BatchSupport(); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: generators.%s.provider.batch: %v", bpos, n, err))
 			continue
-		}
-		if g.Price.BatchDiscount == 0 && ok {
-			g.Price.BatchDiscount = m.BatchDiscount
 		}
 		l := p.Description().BatchLimits
 		if l.MaxRequests > 0 && b.MaxRequests > l.MaxRequests {

@@ -172,7 +172,7 @@ func gatherReport(ctx context.Context, specPath string, specGiven bool, files []
 		}
 		// Plugin generators priced by their plugins: the report shows
 		// the price when the plugin can tell it, and goes on without.
-		pluginPrices(ctx, e)
+		pluginPrices(ctx, e, false)
 		exp = e
 		dir := stateDir(exp)
 		if err := state.Check(dir); err != nil {
