@@ -176,7 +176,8 @@ func OrphanBatches(ctx context.Context, st BatchStore, steps map[string]bool) ([
 
 // holdOrphans holds, for this run, the worst case of the batches of
 // steps not in the plan: their requests are paid for (or may be) and no
-// step of this plan settles them, so the budgets count them.
+// step of this plan settles them, so the budgets count them. (plan and
+// apply list them before approval: cli's warnOrphanBatches.)
 func (e *Engine) holdOrphans(ctx context.Context, steps map[string]bool) error {
 	if e.batchStore == nil {
 		return nil
@@ -185,14 +186,8 @@ func (e *Engine) holdOrphans(ctx context.Context, steps map[string]bool) error {
 	if err != nil {
 		return fmt.Errorf("read state: %w", err)
 	}
-	total := 0.0
 	for _, b := range orphans {
 		e.ledger.HoldFixed(b.Generator, b.ReservedUSD)
-		total += b.ReservedUSD
-	}
-	if len(orphans) > 0 {
-		e.prog.note(fmt.Sprintf("%d batch%s of steps not in this plan may hold paid requests not recorded: their worst case, %s, is held against the budgets (agora status lists them)",
-			len(orphans), pluralES(len(orphans)), plan.Dollars(total)))
 	}
 	return nil
 }
