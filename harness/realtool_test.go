@@ -429,26 +429,35 @@ func TestEvalPlusLocalProblems(t *testing.T) {
 			i, p.name, map[bool]string{true: "x", false: "a, b"}[p.name == "ident"], p.doc, p.name, p.body, p.base, p.plus)
 	}
 	writeFile(t, problems, b.String())
+	checkEvalPlusLocal(t, api.URL, work, "humaneval", "HUMANEVAL_OVERRIDE_PATH="+problems)
+}
+
+// checkEvalPlusLocal runs agora's evalplus API command for benchmark in
+// work against the stand-in model at apiURL, with env naming the local
+// problem file, and checks what Parse reads of the result file: pass@1
+// 2/3 on the base tests, 1/3 with the extra ones.
+func checkEvalPlusLocal(t *testing.T, apiURL, work, benchmark, env string) {
+	t.Helper()
 	out := filepath.Join(work, "results")
-	cmd, err := APICommand(EvalPlus, "humaneval", APIParams{BaseURL: api.URL + "/v1", Model: "stand-in", KeyEnv: "STANDIN_KEY", OutputDir: out})
+	cmd, err := APICommand(EvalPlus, benchmark, APIParams{BaseURL: apiURL + "/v1", Model: "stand-in", KeyEnv: "STANDIN_KEY", OutputDir: out})
 	if err != nil {
 		t.Fatal(err)
 	}
-	took := runShell(t, work, cmd, "STANDIN_KEY=k", "HUMANEVAL_OVERRIDE_PATH="+problems, "XDG_CACHE_HOME="+t.TempDir())
-	t.Logf("evalplus on 3 local problems: %v", took.Round(time.Second))
-	files, _ := filepath.Glob(filepath.Join(out, "humaneval", "*eval_results.json"))
+	took := runShell(t, work, cmd, "STANDIN_KEY=k", env, "XDG_CACHE_HOME="+t.TempDir())
+	t.Logf("evalplus on 3 local %s problems: %v", benchmark, took.Round(time.Second))
+	files, _ := filepath.Glob(filepath.Join(out, benchmark, "*eval_results.json"))
 	t.Logf("evalplus wrote %v", files)
-	s, err := Parse(EvalPlus, "humaneval", out)
+	s, err := Parse(EvalPlus, benchmark, out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !near(s.Value, 200.0/3) {
-		t.Errorf("humaneval = %v, want %v (detail %v)", s.Value, 200.0/3, s.Detail)
+		t.Errorf("%s = %v, want %v (detail %v)", benchmark, s.Value, 200.0/3, s.Detail)
 	}
 	o := DefaultOptions()
 	o.EvalPlusTests = EvalPlusPlus
-	if s, err = ParseWith(EvalPlus, "humaneval", out, o); err != nil || !near(s.Value, 100.0/3) {
-		t.Errorf("humaneval+ = %v, %v; want %v", s.Value, err, 100.0/3)
+	if s, err = ParseWith(EvalPlus, benchmark, out, o); err != nil || !near(s.Value, 100.0/3) {
+		t.Errorf("%s+ = %v, %v; want %v", benchmark, s.Value, err, 100.0/3)
 	}
 }
 
@@ -491,27 +500,7 @@ func TestEvalPlusLocalMBPP(t *testing.T) {
 			p.id, p.doc, p.check, p.name, p.name, p.args, p.body, p.base, p.plus, p.check)
 	}
 	writeFile(t, problems, b.String())
-	out := filepath.Join(work, "results")
-	cmd, err := APICommand(EvalPlus, "mbpp", APIParams{BaseURL: api.URL + "/v1", Model: "stand-in", KeyEnv: "STANDIN_KEY", OutputDir: out})
-	if err != nil {
-		t.Fatal(err)
-	}
-	took := runShell(t, work, cmd, "STANDIN_KEY=k", "MBPP_OVERRIDE_PATH="+problems, "XDG_CACHE_HOME="+t.TempDir())
-	t.Logf("evalplus on 3 local MBPP problems: %v", took.Round(time.Second))
-	files, _ := filepath.Glob(filepath.Join(out, "mbpp", "*eval_results.json"))
-	t.Logf("evalplus wrote %v", files)
-	s, err := Parse(EvalPlus, "mbpp", out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !near(s.Value, 200.0/3) {
-		t.Errorf("mbpp = %v, want %v (detail %v)", s.Value, 200.0/3, s.Detail)
-	}
-	o := DefaultOptions()
-	o.EvalPlusTests = EvalPlusPlus
-	if s, err = ParseWith(EvalPlus, "mbpp", out, o); err != nil || !near(s.Value, 100.0/3) {
-		t.Errorf("mbpp+ = %v, %v; want %v", s.Value, err, 100.0/3)
-	}
+	checkEvalPlusLocal(t, api.URL, work, "mbpp", "MBPP_OVERRIDE_PATH="+problems)
 }
 
 // judgeChoice answers an alpaca_eval weighted_alpaca_eval_gpt4_turbo
