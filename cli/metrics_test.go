@@ -72,10 +72,6 @@ metrics: {
 	}
 	store.Close()
 
-	var out, errb bytes.Buffer
-	if code := cli.Main([]string{"report", "-format", "json", path}, &out, &errb); code != 0 {
-		t.Fatalf("agora report: exit %d\n%s", code, errb.String())
-	}
 	var rep struct {
 		PCA struct {
 			PCA struct {
@@ -86,12 +82,10 @@ metrics: {
 			Error        string   `json:"error"`
 		} `json:"pca"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatal(err)
-	}
+	reportJSON(t, path, &rep)
 	want := []string{"instruction_difficulty", "response_quality", "instruction_diversity"}
 	if !reflect.DeepEqual(rep.PCA.PCA.Features, want) || len(rep.PCA.Observations) != 3 {
-		t.Fatalf("pca %+v\n%s", rep.PCA, out.String())
+		t.Fatalf("pca %+v", rep.PCA)
 	}
 	for i, m := range []float64{3, 11.5 / 3, 1.1 / 3} {
 		if math.Abs(rep.PCA.PCA.Means[i]-m) > 1e-9 {
@@ -186,10 +180,6 @@ metrics: {
 	}
 	store.Close()
 
-	var out, errb bytes.Buffer
-	if code := cli.Main([]string{"report", "-format", "json", path}, &out, &errb); code != 0 {
-		t.Fatalf("agora report: exit %d\n%s", code, errb.String())
-	}
 	var rep struct {
 		PCA struct {
 			PCA struct {
@@ -202,14 +192,25 @@ metrics: {
 			Left         []string `json:"left_out"`
 		} `json:"pca"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatal(err)
-	}
+	reportJSON(t, path, &rep)
 	want := []string{"instruction_difficulty", "instruction_difficulty_2", "response_quality", "response_quality_2", "response_reward",
 		"response_perplexity", "instruction_diversity", "response_diversity", "problem_solving"}
 	if !reflect.DeepEqual(rep.PCA.PCA.Features, want) || len(rep.PCA.Observations) != 8 || rep.PCA.K != 5 || rep.PCA.Choice != "agorabench" {
 		t.Fatalf("pca: features %v, %d observations, k %d (%s); error %q, left %q", rep.PCA.PCA.Features, len(rep.PCA.Observations),
 			rep.PCA.K, rep.PCA.Choice, rep.PCA.Error, rep.PCA.Left)
+	}
+}
+
+// reportJSON runs agora report -format json on the spec at path and
+// decodes its output into v.
+func reportJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := cli.Main([]string{"report", "-format", "json", path}, &out, &errb); code != 0 {
+		t.Fatalf("agora report: exit %d\n%s", code, errb.String())
+	}
+	if err := json.Unmarshal(out.Bytes(), v); err != nil {
+		t.Fatal(err)
 	}
 }
 

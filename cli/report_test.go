@@ -10,9 +10,7 @@ import (
 	"testing"
 
 	"github.com/agorabench/agora/cli"
-	"github.com/agorabench/agora/compiler"
 	"github.com/agorabench/agora/plan"
-	"github.com/agorabench/agora/spec"
 	"github.com/agorabench/agora/state"
 )
 
@@ -33,22 +31,8 @@ settings: "math-rg": {instances: 10}
 func TestReportPGR(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "agora.cue")
-	if err := os.WriteFile(path, []byte(reportSpec), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	exp, err := spec.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := compiler.Compile(ctx, exp, compiler.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.Open(ctx, filepath.Join(dir, ".agora"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, store := plannedState(t, path, reportSpec)
 	want := map[[3]string]float64{
 		{"base", "", "gsm8k"}: 40, {"reference", "", "gsm8k"}: 80, {"student", "a", "gsm8k"}: 60, {"student", "b", "gsm8k"}: 70,
 		{"base", "", "math"}: 20, {"reference", "", "math"}: 40, {"student", "a", "math"}: 25,
