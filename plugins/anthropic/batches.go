@@ -21,7 +21,10 @@ import (
 // header under anthropic-version 2023-06-01).
 
 // Batch limits of the API: requests per batch, and bytes of a creation's
-// body.
+// body. Anthropic's batch-processing guide ("Batch limitations",
+// docs.anthropic.com/en/docs/build-with-claude/batch-processing): a batch
+// holds 100,000 requests or 256 MB, whichever comes first; 256 MB is read
+// as 256,000,000 bytes, the smaller of its two readings.
 const (
 	MaxBatchRequests = 100_000
 	MaxBatchBytes    = 256_000_000
