@@ -227,7 +227,20 @@ func readStatus(ctx context.Context, exp *spec.Experiment, store *state.Store) (
 	}
 	rep := &statusReport{Steps: []stepStatus{}, Jobs: []jobStatus{}, LiveApply: locked && live,
 		BudgetUSD: exp.Budgets.USD, BudgetGPUHours: exp.Budgets.GPUHours}
-	superseded := supersededSteps(ctx, exp, steps)
+	// The spec's plan, compiled once for what status compares with it:
+	// superseded steps, batches not in it, the ETA. nil when the spec does
+	// not compile (those parts are then left out).
+	p, err := compiler.Compile(ctx, exp, compiler.Options{Recorded: store})
+	if err != nil {
+		p = nil
+	}
+	current := map[string]bool{}
+	if p != nil {
+		for _, s := range p.Steps {
+			current[s.ID] = true
+		}
+	}
+	superseded := supersededSteps(steps, current)
 	address := map[string]string{}
 	for i, s := range steps {
 		if superseded[s.ID] {
@@ -262,16 +275,7 @@ func readStatus(ctx context.Context, exp *spec.Experiment, store *state.Store) (
 	if err != nil {
 		return nil, nil, err
 	}
-	var current map[string]bool // the plan's steps, when a batch is open
 	for _, b := range batches {
-		if !b.Done && current == nil {
-			current = map[string]bool{}
-			if p, err := compiler.Compile(ctx, exp, compiler.Options{}); err == nil {
-				for _, s := range p.Steps {
-					current[s.ID] = true
-				}
-			}
-		}
 		a := address[b.StepID]
 		if a == "" {
 			a = b.StepID
@@ -284,17 +288,16 @@ func readStatus(ctx context.Context, exp *spec.Experiment, store *state.Store) (
 			Requests: len(b.Lines), Completed: b.Completed, Failed: b.Failed, ReservedUSD: b.ReservedUSD, Recorded: b.Done, Message: b.Message,
 			NotInPlan: !b.Done && len(current) > 0 && !current[b.StepID]})
 	}
-	rep.ETASeconds = statusETA(ctx, exp, store, steps, jobs)
+	rep.ETASeconds = statusETA(exp, p, steps, jobs)
 	return rep, steps, nil
 }
 
 // statusETA estimates the wall-clock the steps of the spec's plan that
 // are not done still take (package eta): a generate or solve step has the
 // share of its instances not accepted left, a job running the share of
-// its estimate not elapsed. 0 when the plan does not compile.
-func statusETA(ctx context.Context, exp *spec.Experiment, store *state.Store, steps []state.StepState, jobs []state.Job) float64 {
-	p, err := compiler.Compile(ctx, exp, compiler.Options{Recorded: store})
-	if err != nil {
+// its estimate not elapsed. 0 without a plan (the spec does not compile).
+func statusETA(exp *spec.Experiment, p *plan.Plan, steps []state.StepState, jobs []state.Job) float64 {
+	if p == nil {
 		return 0
 	}
 	byID := map[string]plan.Step{}
@@ -334,7 +337,7 @@ const supersededMark = " (superseded: an earlier spec)"
 // another recorded step and are not in the spec's current plan (a changed
 // judge, generator or setting made a new step at the same address); nil
 // when the plan cannot be compiled.
-func supersededSteps(ctx context.Context, exp *spec.Experiment, steps []state.StepState) map[string]bool {
+func supersededSteps(steps []state.StepState, current map[string]bool) map[string]bool {
 	n := map[string]int{}
 	for _, s := range steps {
 		n[s.Address]++
@@ -343,16 +346,8 @@ func supersededSteps(ctx context.Context, exp *spec.Experiment, steps []state.St
 	for _, c := range n {
 		dup = dup || c > 1
 	}
-	if !dup {
+	if !dup || len(current) == 0 {
 		return nil
-	}
-	p, err := compiler.Compile(ctx, exp, compiler.Options{})
-	if err != nil {
-		return nil
-	}
-	current := map[string]bool{}
-	for _, s := range p.Steps {
-		current[s.ID] = true
 	}
 	out := map[string]bool{}
 	for _, s := range steps {
