@@ -633,7 +633,9 @@ func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 // deleteFile is DELETE /v1/files/{id}: the file is gone, as OpenAI
-// deletes it (its batches keep naming it).
+// deletes it (its batches keep naming it). The answer is openai-go
+// v1.12.0's FileDeleted (id, object "file", deleted), what its
+// FileService.Delete decodes.
 func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(r) {
 		s.unauthorized(w, r)
